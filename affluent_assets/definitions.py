@@ -1,0 +1,27 @@
+"""The code location: assets, checks, jobs and resources of the affluent-customer platform."""
+
+import dagster as dg
+
+from affluent_assets.defs.features import assets as features
+from affluent_assets.defs.ingest import assets as ingest
+from affluent_assets.defs.model import assets as model
+from affluent_assets.defs.resources import default_resources
+from affluent_assets.defs.scoring import assets as scoring
+
+MAIN_ASSETS = dg.load_assets_from_modules([ingest, features, model, scoring])
+
+affluent_job = dg.define_asset_job(
+    "affluent_job",
+    selection=dg.AssetSelection.assets(*MAIN_ASSETS),
+    description="Extract -> features -> model -> evaluation -> scores -> candidates -> segments.",
+    # One process: steps share a warm interpreter (xgboost, mlflow imports) and DuckDB writes
+    # are serialized anyway.
+    executor_def=dg.in_process_executor,
+)
+
+defs = dg.Definitions(
+    assets=MAIN_ASSETS,
+    asset_checks=dg.load_asset_checks_from_modules([ingest, features, model, scoring]),
+    jobs=[affluent_job],
+    resources=default_resources(),
+)

@@ -1,0 +1,95 @@
+"""Resources: where the extract comes from, the DuckDB warehouse, and the MLflow store."""
+
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+from affluent_assets import settings
+from affluent_assets.lib import registry, warehouse
+from affluent_assets.lib.contract import REAL_EXTRACT_ROWS
+from affluent_assets.lib.extract_io import find_extract, read_extract
+
+
+class ExtractSource(dg.ConfigurableResource):
+    """The ETB extract: a file, or a folder whose newest .xlsx/.csv/.parquet is read. When
+    nothing is there, a seeded demo extract of `demo_rows` rows stands in for it."""
+
+    location: str = settings.extract_location()
+    demo_rows: int = REAL_EXTRACT_ROWS
+    demo_seed: int = 42
+
+    def load(self) -> tuple[pd.DataFrame, str]:
+        """The table as read, and a name for where it came from."""
+        path = find_extract(self.location)
+        if path is not None:
+            return read_extract(path), str(path)
+        from affluent_assets.lib.demo_data import generate_customers
+
+        frame = generate_customers(self.demo_rows, seed=self.demo_seed)
+        return frame, f"demo:rows={self.demo_rows},seed={self.demo_seed}"
+
+
+class MlflowModels(dg.ConfigurableResource):
+    """MLflow tracking store and model registry (SQLite file by default, or a server URI).
+
+    A plain configuration holder: runs are opened and closed inside the training asset (see
+    docs/architecture.md for why dagster-mlflow's run-scoped resource is not used)."""
+
+    tracking_uri: str = settings.mlflow_tracking_uri()
+    artifact_root: str = settings.mlflow_artifact_root()
+    experiment: str = "affluent_assets"
+    model_name: str = "affluent_classifier"
+
+    def describe(self, version_or_alias: str) -> registry.RegisteredModel:
+        return registry.describe_version(self.tracking_uri, self.model_name, version_or_alias)
+
+    def load(self, model: registry.RegisteredModel):
+        return registry.load_pipeline(self.tracking_uri, model)
+
+
+class DuckDBTableIOManager(dg.ConfigurableIOManager):
+    """Each asset's DataFrame is one DuckDB table named after the asset, replaced in one
+    transaction; a partitioned asset replaces only its partition's rows (column `batch_key`)."""
+
+    duckdb: DuckDBResource
+    partition_column: str = "batch_key"
+
+    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | None) -> None:
+        if obj is None:
+            return
+        table = context.asset_key.path[-1]
+        with self.duckdb.get_connection() as con:
+            if context.has_asset_partitions:
+                warehouse.replace_rows(
+                    con, table, self.partition_column, context.asset_partition_key, obj
+                )
+            else:
+                warehouse.replace_table(con, table, obj)
+
+    def load_input(self, context: dg.InputContext) -> pd.DataFrame:
+        table = context.upstream_output.asset_key.path[-1]
+        with self.duckdb.get_connection() as con:
+            if context.has_asset_partitions:
+                return warehouse.read_table(
+                    con,
+                    table,
+                    f"{warehouse.quote_identifier(self.partition_column)} = ?",
+                    [context.asset_partition_key],
+                )
+            return warehouse.read_table(con, table)
+
+
+def default_resources() -> dict:
+    """Resources for the configured locations; creates the data folder so DuckDB and the
+    MLflow SQLite store can open their files."""
+    settings.data_dir().mkdir(parents=True, exist_ok=True)
+    Path(settings.warehouse_path()).parent.mkdir(parents=True, exist_ok=True)
+    duckdb = DuckDBResource(database=settings.warehouse_path())
+    return {
+        "extract": ExtractSource(),
+        "mlflow_models": MlflowModels(),
+        "duckdb": duckdb,
+        "io_manager": DuckDBTableIOManager(duckdb=duckdb),
+    }

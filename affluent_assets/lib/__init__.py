@@ -1,0 +1,1 @@
+"""Plain Python (no Dagster): the data contract, demo data, schemas, features, training, scoring."""

@@ -1,0 +1,136 @@
+"""Read an ETB extract (Excel `Data` sheet, CSV or Parquet) exactly as the contract describes.
+
+Every failure raises ExtractError, whose message names the file and, where it applies, the
+column and the rows, so a person can fix the file without reading a stack trace.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+
+from affluent_assets.lib.contract import DATA_SHEET
+
+EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls")
+EXTRACT_SUFFIXES = (*EXCEL_SUFFIXES, ".csv", ".parquet")
+
+
+class ExtractError(ValueError):
+    """A file that cannot be read as an ETB extract; the message says why, for a person."""
+
+    def __init__(self, path: str | Path, problem: str):
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path.name}: {problem}")
+
+
+def find_extract(location: str | Path) -> Path | None:
+    """The extract at `location`: the file itself, or the newest extract file in a folder."""
+    location = Path(location)
+    if location.is_file():
+        return location
+    if not location.is_dir():
+        return None
+    candidates = [
+        p
+        for p in location.iterdir()
+        if p.is_file()
+        and p.suffix.lower() in EXTRACT_SUFFIXES
+        and not p.name.startswith((".", "~$"))
+    ]
+    return max(candidates, key=lambda p: (p.stat().st_mtime, p.name)) if candidates else None
+
+
+def read_extract(path: str | Path) -> pd.DataFrame:
+    """The table of one extract file, with pandas' own type inference (no coercion here)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in EXTRACT_SUFFIXES:
+        raise ExtractError(
+            path, f"unsupported file type {suffix!r}; expected one of {', '.join(EXTRACT_SUFFIXES)}"
+        )
+    if not path.exists():
+        raise ExtractError(path, "file not found")
+    if path.stat().st_size == 0:
+        raise ExtractError(path, "the file is empty (0 bytes)")
+    if suffix in EXCEL_SUFFIXES:
+        frame = _read_excel(path)
+    elif suffix == ".csv":
+        frame = _read_csv(path)
+    else:
+        frame = _read_parquet(path)
+    if frame.empty:
+        raise ExtractError(path, "the table has a header but no data rows")
+    return frame
+
+
+def source_row_numbers(frame: pd.DataFrame) -> pd.Series:
+    """1-based data-row numbers as a person sees them (row 1 is the first row under the header)."""
+    return pd.Series(range(1, len(frame) + 1), index=frame.index, dtype="int64")
+
+
+def _check_header(path: Path, columns: list[str]) -> None:
+    blank = [
+        i + 1
+        for i, c in enumerate(columns)
+        if str(c).strip() == "" or str(c).startswith("Unnamed:")
+    ]
+    if blank:
+        raise ExtractError(path, f"header has blank column names at positions {blank}")
+    repeated = sorted(name for name, count in Counter(map(str, columns)).items() if count > 1)
+    if repeated:
+        raise ExtractError(path, f"duplicated header: column(s) {repeated} appear more than once")
+
+
+def _read_excel(path: Path) -> pd.DataFrame:
+    try:
+        import python_calamine
+
+        workbook = python_calamine.CalamineWorkbook.from_path(str(path))
+        sheets = workbook.sheet_names
+    except Exception as exc:  # calamine raises several types for a corrupt workbook
+        raise ExtractError(path, f"unreadable workbook ({type(exc).__name__}: {exc})") from exc
+    if DATA_SHEET not in sheets:
+        raise ExtractError(path, f"workbook has no sheet named {DATA_SHEET!r} (sheets: {sheets})")
+    header = workbook.get_sheet_by_name(DATA_SHEET).to_python(nrows=1)
+    if not header:
+        raise ExtractError(path, f"sheet {DATA_SHEET!r} is empty")
+    _check_header(path, [str(c) for c in header[0]])
+    try:
+        return pd.read_excel(path, sheet_name=DATA_SHEET, engine="calamine")
+    except Exception as exc:
+        raise ExtractError(path, f"unreadable sheet {DATA_SHEET!r} ({exc})") from exc
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            header = next(csv.reader(handle), None)
+    except UnicodeDecodeError as exc:
+        raise ExtractError(path, f"not UTF-8 text (byte {exc.start} of the header)") from exc
+    if not header:
+        raise ExtractError(path, "the file has no header row")
+    _check_header(path, header)
+    try:
+        return pd.read_csv(path, encoding="utf-8-sig", encoding_errors="strict", low_memory=False)
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ExtractError(
+            path, f"not UTF-8 text (invalid byte on line {line} of the file)"
+        ) from exc
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise ExtractError(path, f"malformed CSV ({exc})") from exc
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        import pyarrow.parquet as pq
+
+        names = pq.read_schema(path).names
+    except Exception as exc:
+        raise ExtractError(path, f"unreadable Parquet file ({exc})") from exc
+    _check_header(path, names)
+    return pd.read_parquet(path)

@@ -1,0 +1,112 @@
+"""MLflow: log a training run, register the model version, load a version or alias to score.
+
+Plain functions over an explicit tracking URI; the Dagster resource only holds configuration.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+
+CHAMPION_ALIAS = "champion"
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    name: str
+    version: str
+    run_id: str
+    threshold: float
+    decile_edges: list[float]
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+def ensure_experiment(tracking_uri: str, experiment: str, artifact_root: str | None) -> str:
+    """The experiment id, creating it with artifacts under `artifact_root` if new."""
+    client = MlflowClient(tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is not None:
+        return found.experiment_id
+    location = Path(artifact_root).resolve().as_uri() if artifact_root else None
+    return client.create_experiment(experiment, artifact_location=location)
+
+
+def log_and_register(
+    *,
+    tracking_uri: str,
+    experiment: str,
+    artifact_root: str | None,
+    model_name: str,
+    pipeline,
+    input_example: pd.DataFrame,
+    params: dict,
+    metrics: dict[str, float],
+    threshold: float,
+    decile_edges: list[float],
+    tags: dict[str, str],
+    run_name: str,
+) -> RegisteredModel:
+    """One MLflow run: params, metrics and the model with its signature; a new registered
+    version carrying its threshold and decile edges as tags (scoring needs both)."""
+    mlflow.set_tracking_uri(tracking_uri)
+    experiment_id = ensure_experiment(tracking_uri, experiment, artifact_root)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
+        mlflow.log_params({k: v for k, v in params.items()})
+        mlflow.log_metrics(metrics)
+        signature = infer_signature(input_example, pipeline.predict_proba(input_example)[:, 1])
+        info = mlflow.sklearn.log_model(
+            pipeline,
+            name="model",
+            signature=signature,
+            input_example=input_example.head(5),
+            registered_model_name=model_name,
+            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+        )
+        version = str(info.registered_model_version)
+    client = MlflowClient(tracking_uri)
+    client.set_model_version_tag(model_name, version, "threshold", repr(threshold))
+    client.set_model_version_tag(model_name, version, "decile_edges", json.dumps(decile_edges))
+    return RegisteredModel(model_name, version, run.info.run_id, threshold, decile_edges)
+
+
+def describe_version(tracking_uri: str, model_name: str, version_or_alias: str) -> RegisteredModel:
+    """A registered version (by number, or by alias such as `champion`) with its scoring tags."""
+    client = MlflowClient(tracking_uri)
+    if version_or_alias.isdigit():
+        found = client.get_model_version(model_name, version_or_alias)
+    else:
+        found = client.get_model_version_by_alias(model_name, version_or_alias)
+    return RegisteredModel(
+        name=model_name,
+        version=str(found.version),
+        run_id=found.run_id,
+        threshold=float(found.tags["threshold"]),
+        decile_edges=json.loads(found.tags["decile_edges"]),
+    )
+
+
+def load_pipeline(tracking_uri: str, model: RegisteredModel):
+    mlflow.set_tracking_uri(tracking_uri)
+    return mlflow.sklearn.load_model(model.uri)
+
+
+def set_alias(
+    tracking_uri: str, model_name: str, version: str, alias: str = CHAMPION_ALIAS
+) -> None:
+    MlflowClient(tracking_uri).set_registered_model_alias(model_name, alias, version)
+
+
+def log_holdout_metrics(tracking_uri: str, run_id: str, metrics: dict[str, float]) -> None:
+    """Add holdout figures to the training run, prefixed `holdout_`, once they are measured."""
+    client = MlflowClient(tracking_uri)
+    for name, value in metrics.items():
+        client.log_metric(run_id, f"holdout_{name}", value)

@@ -1,0 +1,185 @@
+"""Scoring with a fitted pipeline: probabilities, deciles, the ranked candidate list with
+reasons per customer, and the segment profile marketing reads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+from sklearn.pipeline import Pipeline
+
+from affluent_assets.lib.contract import NEGATIVE, POSITIVE, RAW_COLUMNS
+from affluent_assets.lib.features import CATEGORICAL_FEATURES, MODEL_FEATURES, snake_case
+from affluent_assets.lib.training import assign_decile, predict_probability
+
+REASON_COUNT = 3
+# Feature names as the bank knows them (contract spelling) for reason texts.
+DISPLAY_NAMES = {snake_case(c): c for c in RAW_COLUMNS} | {"age": "C_AGE"}
+
+
+def score_features(
+    pipeline: Pipeline, features: pd.DataFrame, threshold: float, decile_edges: list[float]
+) -> pd.DataFrame:
+    """customer_key, probability, decile (1 = top) and predicted segment for each row."""
+    probability = predict_probability(pipeline, features)
+    return pd.DataFrame(
+        {
+            "customer_key": features["customer_key"].to_numpy(),
+            "affluent_probability": probability.to_numpy(),
+            "score_decile": assign_decile(probability, decile_edges).to_numpy(),
+            "predicted_segment": np.where(probability.to_numpy() >= threshold, POSITIVE, NEGATIVE),
+        }
+    )
+
+
+def feature_contributions(
+    pipeline: Pipeline, features: pd.DataFrame
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Per-row SHAP contributions (log-odds) of each model feature, one-hot columns summed back
+    to their source column, and the base value per row. Rows sum to the model's margin."""
+    preprocess = pipeline.named_steps["preprocess"]
+    booster = pipeline.named_steps["model"].get_booster()
+    transformed = preprocess.transform(features[MODEL_FEATURES])
+    contributions = booster.predict(xgb.DMatrix(transformed), pred_contribs=True)
+    names = preprocess.get_feature_names_out()
+    source = [_source_feature(name) for name in names]
+    per_column = pd.DataFrame(contributions[:, :-1], columns=source, index=features.index)
+    grouped = per_column.T.groupby(level=0, sort=False).sum().T
+    return grouped[[c for c in MODEL_FEATURES if c in grouped.columns]], contributions[:, -1]
+
+
+def _source_feature(transformed_name: str) -> str:
+    block, _, rest = transformed_name.partition("__")
+    if block == "categorical":
+        return next(c for c in CATEGORICAL_FEATURES if rest.startswith(c + "_"))
+    return rest
+
+
+def reason_codes(
+    pipeline: Pipeline, features: pd.DataFrame, count: int = REASON_COUNT
+) -> pd.DataFrame:
+    """The `count` features that push each customer's score up the most, as text a person can
+    read, e.g. `NUM_PRD = 4 (+0.81)` (contribution in log-odds)."""
+    contributions, _ = feature_contributions(pipeline, features)
+    values = contributions.to_numpy()
+    top = np.argsort(-values, axis=1, kind="stable")[:, :count]
+    columns = contributions.columns.to_numpy()
+    reasons = {f"reason_{i + 1}": [] for i in range(count)}
+    raw = features[MODEL_FEATURES].reset_index(drop=True)
+    for row, picks in enumerate(top):
+        for rank, column_index in enumerate(picks):
+            name = columns[column_index]
+            reasons[f"reason_{rank + 1}"].append(
+                f"{DISPLAY_NAMES.get(name, name)} = {_readable(raw.at[row, name])} "
+                f"({values[row, column_index]:+.2f})"
+            )
+    return pd.DataFrame(reasons, index=features.index)
+
+
+def _readable(value) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "blank"
+    if isinstance(value, (int, float, np.number)):
+        number = float(value)
+        return f"{number:,.0f}" if number.is_integer() else f"{number:,.2f}"
+    return str(value)
+
+
+def rank_candidates(scored: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """NORMAL customers scored at or above the threshold, best first, ranked 1..n."""
+    candidates = scored[
+        (scored["c_seg"] == NEGATIVE) & (scored["affluent_probability"] >= threshold)
+    ]
+    candidates = candidates.sort_values(
+        ["affluent_probability", "customer_key"], ascending=[False, True]
+    )
+    candidates = candidates.reset_index(drop=True)
+    candidates.insert(0, "candidate_rank", np.arange(1, len(candidates) + 1, dtype="int64"))
+    return candidates
+
+
+AGE_BANDS = [
+    (18, 30, "18-29"),
+    (30, 40, "30-39"),
+    (40, 50, "40-49"),
+    (50, 60, "50-59"),
+    (60, 70, "60-69"),
+    (70, 101, "70+"),
+]
+PROFILE_MEDIANS = [
+    "mthcasa",
+    "mthtd",
+    "asset_value",
+    "total_deposits",
+    "ut_ave",
+    "cc_lmt",
+    "ann_trn_amt",
+    "num_prd",
+]
+PROFILE_MIX = ["gn_occ", "c_hse", "c_edu", "age_band"]
+
+
+def age_band(age: pd.Series) -> pd.Series:
+    bands = pd.Series("unknown", index=age.index, dtype=object)
+    for low, high, name in AGE_BANDS:
+        bands[(age >= low) & (age < high)] = name
+    return bands
+
+
+def profile_segments(customers: pd.DataFrame, candidate_keys: pd.Series) -> pd.DataFrame:
+    """Candidates against AFFLUENT and against the NORMAL customers not flagged: median balances,
+    product counts, and the mix of occupation, housing, education and age band.
+
+    `customers` holds clean columns plus `age` (the cleaned age). Long format: one row per
+    segment, measure and level, so analysts can pivot it any way in SQL."""
+    is_candidate = customers["customer_key"].isin(set(candidate_keys))
+    groups = {
+        "hidden_affluent_candidates": customers[is_candidate],
+        "affluent": customers[customers["c_seg"] == POSITIVE],
+        "normal_not_flagged": customers[(customers["c_seg"] == NEGATIVE) & ~is_candidate],
+    }
+    rows = []
+    for segment, group in groups.items():
+        size = len(group)
+        rows.append((segment, "customers", "count", "", float(size), size))
+        rows.append(
+            (
+                segment,
+                "num_prd",
+                "mean",
+                "",
+                float(group["num_prd"].mean()) if size else np.nan,
+                size,
+            )
+        )
+        for column in PROFILE_MEDIANS:
+            rows.append(
+                (
+                    segment,
+                    column,
+                    "median",
+                    "",
+                    float(group[column].median()) if size else np.nan,
+                    size,
+                )
+            )
+            rows.append(
+                (
+                    segment,
+                    column,
+                    "share_present",
+                    "",
+                    float(group[column].notna().mean()) if size else np.nan,
+                    size,
+                )
+            )
+        mixes = group[PROFILE_MIX[:-1]].fillna("(blank)").assign(age_band=age_band(group["age"]))
+        for column in PROFILE_MIX:
+            shares = mixes[column].value_counts(normalize=True)
+            rows.extend(
+                (segment, column, "share", str(level), float(share), size)
+                for level, share in shares.items()
+            )
+    return pd.DataFrame(
+        rows, columns=["segment", "feature", "measure", "level", "value", "segment_customers"]
+    )

@@ -1,0 +1,62 @@
+"""DuckDB tables: whole-table replacement and per-batch replacement, each in one transaction,
+so a failed or killed write leaves the previous contents as they were."""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+
+def quote_identifier(name: str) -> str:
+    """A DuckDB identifier in double quotes (file-derived names can hold anything)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    found = con.execute(
+        "select count(*) from information_schema.tables where table_schema = 'main' and table_name = ?",
+        [table],
+    ).fetchone()
+    return bool(found and found[0])
+
+
+def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+    """The table becomes exactly `frame` (new columns allowed); readers see old or new, never half."""
+    con.register("incoming_frame", frame)
+    try:
+        con.execute("begin transaction")
+        con.execute(
+            f"create or replace table {quote_identifier(table)} as select * from incoming_frame"
+        )
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    finally:
+        con.unregister("incoming_frame")
+
+
+def replace_rows(
+    con: duckdb.DuckDBPyConnection, table: str, key_column: str, key: str, frame: pd.DataFrame
+) -> None:
+    """Rows whose `key_column` equals `key` become exactly `frame`; other rows stay untouched."""
+    con.register("incoming_frame", frame)
+    quoted = quote_identifier(table)
+    try:
+        con.execute("begin transaction")
+        con.execute(f"create table if not exists {quoted} as select * from incoming_frame limit 0")
+        con.execute(f"delete from {quoted} where {quote_identifier(key_column)} = ?", [key])
+        con.execute(f"insert into {quoted} by name select * from incoming_frame")
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    finally:
+        con.unregister("incoming_frame")
+
+
+def read_table(
+    con: duckdb.DuckDBPyConnection, table: str, where: str = "", params: list | None = None
+) -> pd.DataFrame:
+    sql = f"select * from {quote_identifier(table)}" + (f" where {where}" if where else "")
+    return con.execute(sql, params or []).df()

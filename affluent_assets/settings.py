@@ -1,0 +1,38 @@
+"""Where things live by default. Every path can be overridden by an environment variable, so
+the same code runs from a clone, in tests (temporary folders) and in the Docker image."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("AFFLUENT_DATA_DIR") or PROJECT_ROOT / "data")
+
+
+def extract_location() -> str:
+    """A file, or a folder whose newest extract is used; demo data when nothing is there."""
+    return os.environ.get("AFFLUENT_EXTRACT") or str(data_dir() / "raw")
+
+
+def warehouse_path() -> str:
+    return os.environ.get("AFFLUENT_WAREHOUSE") or str(data_dir() / "warehouse.duckdb")
+
+
+def mlflow_tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{data_dir() / 'mlflow.db'}"
+
+
+def mlflow_artifact_root() -> str:
+    return os.environ.get("AFFLUENT_MLFLOW_ARTIFACTS") or str(data_dir() / "mlartifacts")
+
+
+def landing_dir() -> str:
+    return os.environ.get("AFFLUENT_LANDING") or str(data_dir() / "landing")
+
+
+def quarantine_dir() -> str:
+    return os.environ.get("AFFLUENT_QUARANTINE") or str(data_dir() / "quarantine")
