@@ -57,7 +57,7 @@ class TrainedModel:
 def split_customers(
     customer_keys: pd.Series, labels: pd.Series, holdout_fraction: float, seed: int
 ) -> pd.DataFrame:
-    """Stratified, seeded train/holdout assignment, kept as data so every step uses the same rows."""
+    """Stratified, seeded train/holdout assignment, kept as data so all steps use the same rows."""
     train_keys, _ = train_test_split(
         customer_keys, test_size=holdout_fraction, stratify=labels, random_state=seed
     )

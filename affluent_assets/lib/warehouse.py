@@ -14,14 +14,15 @@ def quote_identifier(name: str) -> str:
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     found = con.execute(
-        "select count(*) from information_schema.tables where table_schema = 'main' and table_name = ?",
+        "select count(*) from information_schema.tables"
+        " where table_schema = 'main' and table_name = ?",
         [table],
     ).fetchone()
     return bool(found and found[0])
 
 
 def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
-    """The table becomes exactly `frame` (new columns allowed); readers see old or new, never half."""
+    """The table becomes exactly `frame` (columns may change); readers see old or new, not half."""
     con.register("incoming_frame", frame)
     try:
         con.execute("begin transaction")

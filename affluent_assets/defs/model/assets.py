@@ -166,6 +166,15 @@ def registered_model(affluent_model: pd.DataFrame) -> registry.RegisteredModel:
     )
 
 
+def confusion_markdown(metrics: dict[str, float]) -> str:
+    cell = {name: f"{metrics[name]:.0f}" for name in metrics}
+    return (
+        "| | predicted NORMAL | predicted AFFLUENT |\n|---|---|---|\n"
+        f"| actual NORMAL | {cell['true_negatives']} | {cell['false_positives']} |\n"
+        f"| actual AFFLUENT | {cell['false_negatives']} | {cell['true_positives']} |"
+    )
+
+
 @dg.asset(group_name="model", pool=DUCKDB_POOL)
 def model_evaluation(
     mlflow_models: MlflowModels,
@@ -199,11 +208,7 @@ def model_evaluation(
         table,
         metadata={
             **headline,
-            "confusion_matrix": dg.MetadataValue.md(
-                "| | predicted NORMAL | predicted AFFLUENT |\n|---|---|---|\n"
-                f"| actual NORMAL | {metrics['true_negatives']:.0f} | {metrics['false_positives']:.0f} |\n"
-                f"| actual AFFLUENT | {metrics['false_negatives']:.0f} | {metrics['true_positives']:.0f} |"
-            ),
+            "confusion_matrix": dg.MetadataValue.md(confusion_markdown(metrics)),
             "precision_recall_curve": dg.MetadataValue.md(
                 evaluation.precision_recall_plot(holdout_labels, probability, model.threshold)
             ),

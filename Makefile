@@ -1,0 +1,36 @@
+# Quick start: `make run` (whole graph on demo data) and `make test`. `make dev` opens the UI.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+
+.PHONY: run test dev lint format venv clean
+
+$(BIN)/dagster: pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(BIN)/dagster
+
+venv: $(BIN)/dagster
+
+run: venv
+	$(BIN)/python -m affluent_assets.run
+
+test: venv
+	$(BIN)/pytest
+
+dev: venv
+	$(BIN)/dagster dev -w workspace.yaml
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/hadolint Dockerfile
+
+format: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf data/warehouse.duckdb data/mlflow.db data/mlartifacts data/quarantine

@@ -1,0 +1,168 @@
+"""The whole main graph materialized in process on a small demo extract, into a temporary
+DuckDB file and MLflow store, with assertions on what analysts will query."""
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+from dagster_duckdb import DuckDBResource
+from mlflow.tracking import MlflowClient
+
+from affluent_assets.definitions import MAIN_ASSETS
+from affluent_assets.defs.resources import DuckDBTableIOManager, ExtractSource, MlflowModels
+from affluent_assets.lib.demo_data import generate_customers, write_extract
+
+ROWS = 2500
+FAST_MODEL = {"ops": {"affluent_model": {"config": {"n_estimators": 80, "cv_folds": 3}}}}
+
+
+def resources_for(tmp, extract_location):
+    duckdb_resource = DuckDBResource(database=str(tmp / "warehouse.duckdb"))
+    return {
+        "extract": ExtractSource(location=str(extract_location), demo_rows=ROWS, demo_seed=11),
+        "mlflow_models": MlflowModels(
+            tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}", artifact_root=str(tmp / "artifacts")
+        ),
+        "duckdb": duckdb_resource,
+        "io_manager": DuckDBTableIOManager(duckdb=duckdb_resource),
+    }
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("graph")
+    (tmp / "raw").mkdir()
+    result = dg.materialize(
+        MAIN_ASSETS, resources=resources_for(tmp, tmp / "raw"), run_config=FAST_MODEL
+    )
+    assert result.success
+    return tmp
+
+
+def query(stores, sql: str) -> pd.DataFrame:
+    with duckdb.connect(str(stores / "warehouse.duckdb"), read_only=True) as con:
+        return con.execute(sql).df()
+
+
+def test_every_table_exists_with_rows(stores):
+    tables = set(query(stores, "show tables")["name"])
+    assert {
+        "raw_customers",
+        "clean_customers",
+        "customer_features",
+        "customer_split",
+        "affluent_model",
+        "model_evaluation",
+        "scored_customers",
+        "hidden_affluent_candidates",
+        "candidate_segments",
+    } <= tables
+    counts = query(
+        stores,
+        "select (select count(*) from raw_customers) raw,"
+        " (select count(*) from scored_customers) scored",
+    )
+    assert counts.loc[0, "raw"] == ROWS and counts.loc[0, "scored"] == ROWS
+
+
+def test_raw_table_keeps_contract_names_and_types(stores):
+    raw = query(stores, "select * from raw_customers limit 5")
+    assert "Asset value" in raw.columns and "C_seg" in raw.columns
+    assert str(raw["C_ID"].dtype) == "int64" and str(raw["NUM_PRD"].dtype) == "int64"
+
+
+def test_split_is_disjoint_stratified_and_complete(stores):
+    split = query(
+        stores,
+        "select split, count(*) n, avg(is_affluent) share from customer_split group by split",
+    )
+    split = split.set_index("split")
+    assert split["n"].sum() == ROWS
+    assert abs(split.loc["holdout", "n"] / ROWS - 0.3) < 0.01
+    assert abs(split.loc["train", "share"] - split.loc["holdout", "share"]) < 0.01
+
+
+def test_model_is_registered_and_is_champion(stores):
+    model = query(stores, "select * from affluent_model")
+    assert len(model) == 1
+    client = MlflowClient(f"sqlite:///{stores / 'mlflow.db'}")
+    champion = client.get_model_version_by_alias(model.loc[0, "model_name"], "champion")
+    assert str(champion.version) == str(model.loc[0, "model_version"])
+    assert float(champion.tags["threshold"]) == pytest.approx(model.loc[0, "threshold"])
+    run = client.get_run(model.loc[0, "mlflow_run_id"])
+    assert "cv_roc_auc" in run.data.metrics and "holdout_roc_auc" in run.data.metrics
+    assert run.data.params["target_recall"] == "0.8"
+
+
+def test_threshold_reaches_target_recall_on_training_folds(stores):
+    model = query(stores, "select * from affluent_model").iloc[0]
+    assert model["cv_recall_at_threshold"] >= model["target_recall"]
+    assert 0 < model["threshold"] < 1
+
+
+def test_evaluation_is_on_holdout_rows_only(stores):
+    metrics = query(stores, "select metric, value from model_evaluation").set_index("metric")[
+        "value"
+    ]
+    holdout_rows = query(
+        stores, "select count(*) n from customer_split where split = 'holdout'"
+    ).loc[0, "n"]
+    assert metrics["rows"] == holdout_rows
+    assert (
+        metrics["true_positives"] + metrics["false_negatives"]
+        == query(
+            stores, "select sum(is_affluent) n from customer_split where split = 'holdout'"
+        ).loc[0, "n"]
+    )
+    # A demo set this small is noisier than the real 66k, but must be far from both chance and 0.99.
+    assert 0.7 < metrics["roc_auc"] < 0.97
+
+
+def test_candidates_are_normal_customers_above_threshold_ranked(stores):
+    candidates = query(stores, "select * from hidden_affluent_candidates order by candidate_rank")
+    scored = query(stores, "select * from scored_customers")
+    threshold = query(stores, "select threshold from affluent_model").loc[0, "threshold"]
+    expected = scored[(scored["c_seg"] == "NORMAL") & (scored["affluent_probability"] >= threshold)]
+    assert set(candidates["customer_key"]) == set(expected["customer_key"])
+    assert candidates["customer_key"].is_unique
+    assert list(candidates["candidate_rank"]) == list(range(1, len(candidates) + 1))
+    assert candidates["affluent_probability"].is_monotonic_decreasing
+    assert candidates["reason_1"].str.match(r".+ = .+ \([+-]\d+\.\d\d\)$").all()
+    assert candidates["expected_precision"].between(0, 1).all()
+
+
+def test_segments_compare_candidates_with_both_classes(stores):
+    segments = query(stores, "select * from candidate_segments")
+    assert set(segments["segment"]) == {
+        "hidden_affluent_candidates",
+        "affluent",
+        "normal_not_flagged",
+    }
+    shares = segments[segments["measure"] == "share"].groupby(["segment", "feature"])["value"].sum()
+    assert ((shares - 1).abs() < 1e-9).all()
+
+
+def test_bad_extract_stops_the_run_and_keeps_stored_tables(stores, tmp_path):
+    before = query(stores, "select count(*) n from raw_customers").loc[0, "n"]
+    bad = generate_customers(300, seed=3)
+    bad["MTHCASA"] = bad["MTHCASA"].astype(object)
+    bad.loc[[4, 9], "MTHCASA"] = "twelve"
+    path = write_extract(bad, tmp_path / "etb_bad.csv")
+    result = dg.materialize(
+        MAIN_ASSETS,
+        resources=resources_for(stores, path),
+        run_config=FAST_MODEL,
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    message = failure.step_failure_data.error.message
+    assert (
+        "etb_bad.csv" in message
+        and "MTHCASA" in message
+        and "5 ('twelve')" in message
+        and "10 ('twelve')" in message
+    )
+    checks = [c for c in result.get_asset_check_evaluations() if c.check_name == "matches_schema"]
+    assert checks and not checks[0].passed
+    assert query(stores, "select count(*) n from raw_customers").loc[0, "n"] == before
