@@ -13,7 +13,7 @@ from affluent_assets.defs.resources import DuckDBTableIOManager, ExtractSource, 
 from affluent_assets.lib.demo_data import generate_customers, write_extract
 
 ROWS = 2500
-FAST_MODEL = {"ops": {"affluent_model": {"config": {"n_estimators": 80, "cv_folds": 3}}}}
+FAST_MODEL = {"ops": {"model_training": {"config": {"tuning_budget_seconds": 0, "cv_folds": 3}}}}
 
 
 def resources_for(tmp, extract_location):

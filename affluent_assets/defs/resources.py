@@ -42,11 +42,13 @@ class MlflowModels(dg.ConfigurableResource):
     experiment: str = "affluent_assets"
     model_name: str = "affluent_classifier"
 
-    def describe(self, version_or_alias: str) -> registry.RegisteredModel:
+    def describe(self, version_or_alias: str) -> registry.RegisteredModel | None:
+        """A version by number or alias (`champion`); None if there is none yet."""
         return registry.describe_version(self.tracking_uri, self.model_name, version_or_alias)
 
     def load(self, model: registry.RegisteredModel):
-        return registry.load_pipeline(self.tracking_uri, model)
+        """The fitted model (calibrated pipeline) of a registered version."""
+        return registry.load_model(self.tracking_uri, model)
 
 
 class DuckDBTableIOManager(dg.ConfigurableIOManager):

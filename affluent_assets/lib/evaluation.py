@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import (
     average_precision_score,
+    brier_score_loss,
     confusion_matrix,
     f1_score,
     precision_recall_curve,
@@ -36,6 +37,7 @@ def holdout_metrics(
     metrics = {
         "roc_auc": roc_auc_score(y, p),
         "pr_auc": average_precision_score(y, p),
+        "brier_score": brier_score_loss(y, p),
         "threshold": threshold,
         "recall": recall_score(y, predicted, zero_division=0),
         "precision": precision_score(y, predicted, zero_division=0),
@@ -141,3 +143,72 @@ def lift_plot(lift: pd.DataFrame) -> str:
     twin.set(ylabel="cumulative recall", ylim=(0, 1.02))
     axes.set_xticks(lift["decile"])
     return _png_markdown(figure, "lift chart")
+
+
+def reliability_table(y_true: pd.Series, probability: pd.Series, bins: int = 10) -> pd.DataFrame:
+    """Calibration check: customers grouped by predicted probability (equal-width bins); for a
+    calibrated model the observed AFFLUENT rate matches the mean prediction in every bin."""
+    frame = pd.DataFrame({"y": np.asarray(y_true), "p": np.asarray(probability, dtype="float64")})
+    frame["bin"] = np.minimum((frame["p"] * bins).astype(int), bins - 1)
+    table = frame.groupby("bin").agg(
+        customers=("y", "size"), mean_predicted=("p", "mean"), observed_rate=("y", "mean")
+    )
+    table = table.reset_index()
+    table["bin_from"] = table["bin"] / bins
+    table["bin_to"] = (table["bin"] + 1) / bins
+    table["gap"] = table["observed_rate"] - table["mean_predicted"]
+    return table[["bin_from", "bin_to", "customers", "mean_predicted", "observed_rate", "gap"]]
+
+
+DEFAULT_THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.05, 0.96, 0.05))
+DEFAULT_CAPACITIES = ("100", "500", "1000", "5%", "10%")
+
+
+def capacity_count(capacity: str, normal_customers: int) -> int:
+    """'500' -> 500 customers; '5%' -> 5% of the NORMAL customers (at least 1)."""
+    text = str(capacity).strip()
+    if text.endswith("%"):
+        return max(1, int(round(float(text[:-1]) / 100 * normal_customers)))
+    count = int(text)
+    if count < 1:
+        raise ValueError(f"capacity must be at least 1 customer, got {capacity!r}")
+    return count
+
+
+def threshold_for_capacity(normal_scores: pd.Series, count: int) -> float:
+    """The score of the `count`-th best NORMAL customer: calling down to it reaches `count`."""
+    ordered = np.sort(np.asarray(normal_scores, dtype="float64"))[::-1]
+    if len(ordered) == 0:
+        return 1.0
+    return float(ordered[min(count, len(ordered)) - 1])
+
+
+def operating_points(
+    holdout_labels: pd.Series,
+    holdout_scores: pd.Series,
+    normal_scores: pd.Series,
+    thresholds=DEFAULT_THRESHOLDS,
+    capacities=DEFAULT_CAPACITIES,
+) -> pd.DataFrame:
+    """For score thresholds and contact capacities: the expected precision and recall (holdout
+    rows) and how many NORMAL customers of the scored population would be flagged."""
+    normal = np.asarray(normal_scores, dtype="float64")
+    rows = [("threshold", f"{t:.2f}", float(t)) for t in thresholds]
+    for capacity in capacities:
+        count = capacity_count(capacity, len(normal))
+        rows.append(("capacity", f"top {capacity}", threshold_for_capacity(normal, count)))
+    table = pd.DataFrame(rows, columns=["policy", "setting", "threshold"])
+    expected = precision_at_scores(holdout_labels, holdout_scores, table["threshold"])
+    table["expected_precision"] = expected["expected_precision"].to_numpy()
+    table["expected_recall"] = expected["expected_recall"].to_numpy()
+    table["normal_flagged"] = [int((normal >= t).sum()) for t in table["threshold"]]
+    return table
+
+
+def importance_plot(importance: pd.Series, top: int = 15) -> str:
+    """Markdown image of global feature importance (mean |contribution| per feature)."""
+    shown = importance.sort_values(ascending=True).tail(top)
+    figure, axes = plt.subplots(figsize=(6, 0.3 * len(shown) + 1))
+    axes.barh(shown.index, shown.to_numpy(), color="tab:blue")
+    axes.set(xlabel="mean |contribution| (training rows)", title="Global feature importance")
+    return _png_markdown(figure, "feature importance")

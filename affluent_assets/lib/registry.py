@@ -11,6 +11,7 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
@@ -46,7 +47,7 @@ def log_and_register(
     experiment: str,
     artifact_root: str | None,
     model_name: str,
-    pipeline,
+    model,
     input_example: pd.DataFrame,
     params: dict,
     metrics: dict[str, float],
@@ -54,17 +55,28 @@ def log_and_register(
     decile_edges: list[float],
     tags: dict[str, str],
     run_name: str,
+    comparison: pd.DataFrame | None = None,
+    tuning_trials: pd.DataFrame | None = None,
+    documents: dict[str, dict] | None = None,
 ) -> RegisteredModel:
-    """One MLflow run: params, metrics and the model with its signature; a new registered
-    version carrying its threshold and decile edges as tags (scoring needs both)."""
+    """One MLflow run per training: params, metrics, the model with its signature, and a new
+    registered version carrying its threshold and decile edges as tags (scoring needs both).
+    Each compared candidate becomes a nested child run with its per-fold figures; the tuning
+    trials and `documents` (JSON, e.g. feature importance) are artifacts of the parent run."""
     mlflow.set_tracking_uri(tracking_uri)
     experiment_id = ensure_experiment(tracking_uri, experiment, artifact_root)
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
-        mlflow.log_params({k: v for k, v in params.items()})
+        mlflow.log_params(params)
         mlflow.log_metrics(metrics)
-        signature = infer_signature(input_example, pipeline.predict_proba(input_example)[:, 1])
+        for row in [] if comparison is None else comparison.to_dict("records"):
+            _log_candidate(experiment_id, row)
+        if tuning_trials is not None and len(tuning_trials):
+            mlflow.log_table(tuning_trials, artifact_file="tuning_trials.json")
+        for name, document in (documents or {}).items():
+            mlflow.log_dict(document, f"{name}.json")
+        signature = infer_signature(input_example, model.predict_proba(input_example)[:, 1])
         info = mlflow.sklearn.log_model(
-            pipeline,
+            model,
             name="model",
             signature=signature,
             input_example=input_example.head(5),
@@ -78,13 +90,31 @@ def log_and_register(
     return RegisteredModel(model_name, version, run.info.run_id, threshold, decile_edges)
 
 
-def describe_version(tracking_uri: str, model_name: str, version_or_alias: str) -> RegisteredModel:
-    """A registered version (by number, or by alias such as `champion`) with its scoring tags."""
+def _log_candidate(experiment_id: str, row: dict) -> None:
+    name = row["model"]
+    with mlflow.start_run(experiment_id=experiment_id, run_name=name, nested=True):
+        mlflow.log_params({key: row[key] for key in ("family", "class_weighting", "rank")})
+        for metric in ("pr_auc", "roc_auc", "brier"):
+            for fold, value in enumerate(row[f"{metric}_by_fold"], start=1):
+                mlflow.log_metric(f"fold_{metric}", value, step=fold)
+            mlflow.log_metric(f"{metric}_mean", row[f"{metric}_mean"])
+            mlflow.log_metric(f"{metric}_std", row[f"{metric}_std"])
+        mlflow.log_metric("fit_seconds_mean", row["fit_seconds_mean"])
+
+
+def describe_version(
+    tracking_uri: str, model_name: str, version_or_alias: str
+) -> RegisteredModel | None:
+    """A registered version (by number, or by alias such as `champion`) with its scoring tags;
+    None when there is no such version or alias (e.g. before the first training)."""
     client = MlflowClient(tracking_uri)
-    if version_or_alias.isdigit():
-        found = client.get_model_version(model_name, version_or_alias)
-    else:
-        found = client.get_model_version_by_alias(model_name, version_or_alias)
+    try:
+        if version_or_alias.isdigit():
+            found = client.get_model_version(model_name, version_or_alias)
+        else:
+            found = client.get_model_version_by_alias(model_name, version_or_alias)
+    except MlflowException:
+        return None
     return RegisteredModel(
         name=model_name,
         version=str(found.version),
@@ -94,7 +124,7 @@ def describe_version(tracking_uri: str, model_name: str, version_or_alias: str) 
     )
 
 
-def load_pipeline(tracking_uri: str, model: RegisteredModel):
+def load_model(tracking_uri: str, model: RegisteredModel):
     mlflow.set_tracking_uri(tracking_uri)
     return mlflow.sklearn.load_model(model.uri)
 

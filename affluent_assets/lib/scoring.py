@@ -6,11 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import xgboost as xgb
-from sklearn.pipeline import Pipeline
+from sklearn.linear_model import LogisticRegression
+from xgboost import XGBClassifier
 
 from affluent_assets.lib.contract import NEGATIVE, POSITIVE, RAW_COLUMNS
 from affluent_assets.lib.features import CATEGORICAL_FEATURES, MODEL_FEATURES, snake_case
-from affluent_assets.lib.training import assign_decile, predict_probability
+from affluent_assets.lib.training import CalibratedModel, assign_decile, predict_probability
 
 REASON_COUNT = 3
 # Feature names as the bank knows them (contract spelling) for reason texts.
@@ -18,10 +19,10 @@ DISPLAY_NAMES = {snake_case(c): c for c in RAW_COLUMNS} | {"age": "C_AGE"}
 
 
 def score_features(
-    pipeline: Pipeline, features: pd.DataFrame, threshold: float, decile_edges: list[float]
+    model: CalibratedModel, features: pd.DataFrame, threshold: float, decile_edges: list[float]
 ) -> pd.DataFrame:
     """customer_key, probability, decile (1 = top) and predicted segment for each row."""
-    probability = predict_probability(pipeline, features)
+    probability = predict_probability(model, features)
     return pd.DataFrame(
         {
             "customer_key": features["customer_key"].to_numpy(),
@@ -33,19 +34,59 @@ def score_features(
 
 
 def feature_contributions(
-    pipeline: Pipeline, features: pd.DataFrame
+    model: CalibratedModel, features: pd.DataFrame
 ) -> tuple[pd.DataFrame, np.ndarray]:
-    """Per-row SHAP contributions (log-odds) of each model feature, one-hot columns summed back
-    to their source column, and the base value per row. Rows sum to the model's margin."""
-    preprocess = pipeline.named_steps["preprocess"]
-    booster = pipeline.named_steps["model"].get_booster()
-    transformed = preprocess.transform(features[MODEL_FEATURES])
-    contributions = booster.predict(xgb.DMatrix(transformed), pred_contribs=True)
-    names = preprocess.get_feature_names_out()
-    source = [_source_feature(name) for name in names]
-    per_column = pd.DataFrame(contributions[:, :-1], columns=source, index=features.index)
-    grouped = per_column.T.groupby(level=0, sort=False).sum().T
-    return grouped[[c for c in MODEL_FEATURES if c in grouped.columns]], contributions[:, -1]
+    """Per-row contribution of each model feature to the uncalibrated score, one-hot columns
+    summed back to their source column, and the base value per row; each row sums to the
+    model's raw output. XGBoost: exact tree SHAP in log-odds; logistic regression: coefficient
+    x standardized value, in log-odds; random forest: path contributions, in probability."""
+    preprocess = model.pipeline.named_steps["preprocess"]
+    estimator = model.pipeline.named_steps["model"]
+    transformed = np.asarray(preprocess.transform(features[MODEL_FEATURES]), dtype="float64")
+    if isinstance(estimator, XGBClassifier):
+        contributions = estimator.get_booster().predict(
+            xgb.DMatrix(transformed), pred_contribs=True
+        )
+        per_column, base = contributions[:, :-1], contributions[:, -1]
+    elif isinstance(estimator, LogisticRegression):
+        per_column = transformed * estimator.coef_[0]
+        base = np.full(len(transformed), float(estimator.intercept_[0]))
+    else:
+        per_column, base = _forest_contributions(estimator, transformed)
+    source = [_source_feature(name) for name in preprocess.get_feature_names_out()]
+    grouped = pd.DataFrame(per_column, columns=source, index=features.index)
+    grouped = grouped.T.groupby(level=0, sort=False).sum().T
+    return grouped[[c for c in MODEL_FEATURES if c in grouped.columns]], base
+
+
+def _forest_contributions(forest, transformed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each split's change in P(AFFLUENT) credited to its feature, averaged over trees."""
+    total = np.zeros_like(transformed)
+    base = 0.0
+    for tree_model in forest.estimators_:
+        tree = tree_model.tree_
+        value = tree.value[:, 0, :]
+        probability = value[:, 1] / value.sum(axis=1)
+        parent = np.full(tree.node_count, -1)
+        for children in (tree.children_left, tree.children_right):
+            internal = np.flatnonzero(children >= 0)
+            parent[children[internal]] = internal
+        child = np.flatnonzero(parent >= 0)
+        delta = np.zeros((tree.node_count, transformed.shape[1]))
+        delta[child, tree.feature[parent[child]]] = probability[child] - probability[parent[child]]
+        total += tree_model.decision_path(transformed.astype("float32")) @ delta
+        base += probability[0]
+    trees = len(forest.estimators_)
+    return total / trees, np.full(len(transformed), base / trees)
+
+
+def global_importance(model: CalibratedModel, features: pd.DataFrame) -> pd.Series:
+    """Mean absolute contribution of each feature over `features` (pass training rows),
+    labelled as the bank knows them."""
+    contributions, _ = feature_contributions(model, features)
+    importance = contributions.abs().mean()
+    importance.index = [DISPLAY_NAMES.get(name, name) for name in importance.index]
+    return importance.sort_values(ascending=False)
 
 
 def _source_feature(transformed_name: str) -> str:
@@ -56,15 +97,17 @@ def _source_feature(transformed_name: str) -> str:
 
 
 def reason_codes(
-    pipeline: Pipeline, features: pd.DataFrame, count: int = REASON_COUNT
+    model: CalibratedModel, features: pd.DataFrame, count: int = REASON_COUNT
 ) -> pd.DataFrame:
     """The `count` features that push each customer's score up the most, as text a person can
-    read, e.g. `NUM_PRD = 4 (+0.81)` (contribution in log-odds)."""
-    contributions, _ = feature_contributions(pipeline, features)
+    read, e.g. `NUM_PRD = 4 (+0.81)` (see `feature_contributions` for the units)."""
+    reasons = {f"reason_{i + 1}": [] for i in range(count)}
+    if features.empty:
+        return pd.DataFrame(reasons, index=features.index, dtype=object)
+    contributions, _ = feature_contributions(model, features)
     values = contributions.to_numpy()
     top = np.argsort(-values, axis=1, kind="stable")[:, :count]
     columns = contributions.columns.to_numpy()
-    reasons = {f"reason_{i + 1}": [] for i in range(count)}
     raw = features[MODEL_FEATURES].reset_index(drop=True)
     for row, picks in enumerate(top):
         for rank, column_index in enumerate(picks):

@@ -1,36 +1,70 @@
-"""Model training: one scikit-learn Pipeline (imputation + encoding + XGBoost) so that the
-fitted preprocessing travels with the model, and a threshold chosen on out-of-fold predictions
-of training rows only.
+"""Model training: candidate pipelines (imputation + encoding + estimator) so that fitted
+preprocessing travels with the model; cross-validation on training rows only; calibration
+and the threshold fitted on out-of-fold predictions of training rows.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.impute import SimpleImputer
-from sklearn.metrics import precision_recall_curve
-from sklearn.model_selection import StratifiedKFold, cross_val_predict, train_test_split
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import (
+    average_precision_score,
+    brier_score_loss,
+    precision_recall_curve,
+    roc_auc_score,
+)
+from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 from xgboost import XGBClassifier
 
-from affluent_assets.lib.features import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+from affluent_assets.lib.features import CATEGORICAL_FEATURES, MODEL_FEATURES, NUMERIC_FEATURES
 
 MISSING_LEVEL = "MISSING"
+FAMILIES = ("logistic_regression", "random_forest", "xgboost")
+CALIBRATION_METHODS = ("sigmoid", "isotonic", "none")
+
+DEFAULT_XGBOOST_PARAMS = {
+    "n_estimators": 400,
+    "max_depth": 4,
+    "learning_rate": 0.05,
+    "subsample": 0.8,
+    "colsample_bytree": 0.8,
+    "min_child_weight": 5.0,
+    "reg_lambda": 1.0,
+}
+RANDOM_FOREST_PARAMS = {
+    "n_estimators": 150,
+    "max_depth": 12,
+    "min_samples_leaf": 5,
+    "max_samples": 0.5,
+}
 
 
 @dataclass(frozen=True)
-class XGBoostParams:
-    n_estimators: int = 400
-    max_depth: int = 4
-    learning_rate: float = 0.05
-    subsample: float = 0.8
-    colsample_bytree: float = 0.8
-    min_child_weight: float = 5.0
-    reg_lambda: float = 1.0
+class ModelSpec:
+    """One candidate: a model family, whether the classes are weighted, and its parameters."""
+
+    family: str
+    class_weighting: bool = True
+    params: dict = field(default_factory=dict, hash=False)
+
+    def __post_init__(self):
+        if self.family not in FAMILIES:
+            raise ValueError(f"unknown model family {self.family!r}; expected one of {FAMILIES}")
+
+    @property
+    def name(self) -> str:
+        return f"{self.family}_{'weighted' if self.class_weighting else 'unweighted'}"
 
 
 @dataclass(frozen=True)
@@ -43,15 +77,6 @@ class ThresholdChoice:
     recall: float
     precision: float
     flagged_share: float
-
-
-@dataclass
-class TrainedModel:
-    pipeline: Pipeline
-    threshold: ThresholdChoice
-    oof_probability: pd.Series
-    decile_edges: list[float]
-    params: dict = field(default_factory=dict)
 
 
 def split_customers(
@@ -67,15 +92,24 @@ def split_customers(
     )
 
 
-def build_pipeline(
-    params: XGBoostParams, scale_pos_weight: float, seed: int, n_jobs: int = 2
-) -> Pipeline:
-    """Median imputation for numbers, a MISSING level plus one-hot for text, then XGBoost."""
+def _signed_log1p(values):
+    # Balances span six orders of magnitude and can be negative; a linear model needs them tamed.
+    return np.sign(values) * np.log1p(np.abs(values))
+
+
+def build_preprocess(family: str) -> ColumnTransformer:
+    """Median imputation for numbers (plus log and scaling for the linear model), a MISSING
+    level and one-hot for text. Rare levels (e.g. one OFFICE in 66k rows) share an
+    "infrequent" column; levels never seen in training are ignored at scoring time."""
+    numeric_steps = [("impute", SimpleImputer(strategy="median", keep_empty_features=True))]
+    if family == "logistic_regression":
+        numeric_steps += [
+            ("log", FunctionTransformer(_signed_log1p, feature_names_out="one-to-one")),
+            ("scale", StandardScaler()),
+        ]
     categorical = Pipeline(
         [
             ("impute", SimpleImputer(strategy="constant", fill_value=MISSING_LEVEL)),
-            # Rare levels (e.g. one OFFICE in 66k rows) share an "infrequent" column; levels
-            # never seen in training are ignored at scoring time instead of failing.
             (
                 "encode",
                 OneHotEncoder(
@@ -84,27 +118,134 @@ def build_pipeline(
             ),
         ]
     )
-    preprocess = ColumnTransformer(
+    return ColumnTransformer(
         [
-            (
-                "numeric",
-                SimpleImputer(strategy="median", keep_empty_features=True),
-                NUMERIC_FEATURES,
-            ),
+            ("numeric", Pipeline(numeric_steps), NUMERIC_FEATURES),
             ("categorical", categorical, CATEGORICAL_FEATURES),
-        ],
-        verbose_feature_names_out=True,
+        ]
     )
-    model = XGBClassifier(
-        **vars(params),
-        objective="binary:logistic",
-        eval_metric="aucpr",
-        tree_method="hist",
-        scale_pos_weight=scale_pos_weight,
-        random_state=seed,
-        n_jobs=n_jobs,
+
+
+def build_pipeline(
+    spec: ModelSpec, scale_pos_weight: float, seed: int, n_jobs: int = 2
+) -> Pipeline:
+    """Preprocessing and estimator of one candidate. Class weighting uses the NORMAL/AFFLUENT
+    ratio of the rows it is fitted on (passed in, so it comes from training rows only)."""
+    if spec.family == "xgboost":
+        estimator = XGBClassifier(
+            **{**DEFAULT_XGBOOST_PARAMS, **spec.params},
+            objective="binary:logistic",
+            tree_method="hist",
+            scale_pos_weight=scale_pos_weight if spec.class_weighting else 1.0,
+            random_state=seed,
+            n_jobs=n_jobs,
+        )
+    elif spec.family == "random_forest":
+        estimator = RandomForestClassifier(
+            **{**RANDOM_FOREST_PARAMS, **spec.params},
+            class_weight="balanced" if spec.class_weighting else None,
+            random_state=seed,
+            n_jobs=n_jobs,
+        )
+    else:
+        estimator = LogisticRegression(
+            **{"C": 1.0, "max_iter": 2000, **spec.params},
+            class_weight="balanced" if spec.class_weighting else None,
+        )
+    return Pipeline([("preprocess", build_preprocess(spec.family)), ("model", estimator)])
+
+
+def positive_weight(labels: pd.Series) -> float:
+    """NORMAL/AFFLUENT ratio; refuses a single-class sample, which no classifier can learn from."""
+    positives = int(labels.sum())
+    if positives == 0 or positives == len(labels):
+        raise ValueError("training rows hold only one class; cannot train a classifier")
+    return (len(labels) - positives) / positives
+
+
+@dataclass
+class CrossValidation:
+    """Per-fold figures and out-of-fold probabilities of one candidate on training rows."""
+
+    spec: ModelSpec
+    folds: pd.DataFrame
+    oof_probability: pd.Series
+
+
+def cross_validate(
+    spec: ModelSpec, X: pd.DataFrame, y: pd.Series, cv_folds: int, seed: int
+) -> CrossValidation:
+    """Stratified k-fold on the rows given; each fold's weighting and preprocessing are fitted
+    on that fold's training part only."""
+    splitter = StratifiedKFold(n_splits=cv_folds, shuffle=True, random_state=seed)
+    oof = np.zeros(len(y), dtype="float64")
+    rows = []
+    for fold, (fit_idx, val_idx) in enumerate(splitter.split(X, y), start=1):
+        started = time.perf_counter()
+        y_fit = y.iloc[fit_idx]
+        pipeline = build_pipeline(spec, positive_weight(y_fit), seed)
+        pipeline.fit(X.iloc[fit_idx], y_fit)
+        fit_seconds = time.perf_counter() - started
+        oof[val_idx] = pipeline.predict_proba(X.iloc[val_idx])[:, 1]
+        y_val = y.iloc[val_idx]
+        rows.append(
+            {
+                "fold": fold,
+                "pr_auc": average_precision_score(y_val, oof[val_idx]),
+                "roc_auc": roc_auc_score(y_val, oof[val_idx]),
+                "brier": brier_score_loss(y_val, oof[val_idx]),
+                "fit_seconds": fit_seconds,
+            }
+        )
+    return CrossValidation(spec, pd.DataFrame(rows), pd.Series(oof, index=X.index))
+
+
+class CalibratedModel(BaseEstimator, ClassifierMixin):
+    """A fitted pipeline whose probabilities pass through a calibrator fitted on out-of-fold
+    predictions of training rows, so that a score of 0.4 means about 40% are AFFLUENT."""
+
+    def __init__(self, pipeline: Pipeline, calibrator=None, method: str = "none"):
+        self.pipeline = pipeline
+        self.calibrator = calibrator
+        self.method = method
+        self.classes_ = np.array([0, 1])
+
+    def raw_probability(self, X: pd.DataFrame) -> np.ndarray:
+        return self.pipeline.predict_proba(X[MODEL_FEATURES])[:, 1].astype("float64")
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        calibrated = apply_calibrator(self.calibrator, self.method, self.raw_probability(X))
+        return np.column_stack([1 - calibrated, calibrated])
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return (self.predict_proba(X)[:, 1] >= 0.5).astype("int64")
+
+
+def _logit(probability: np.ndarray) -> np.ndarray:
+    clipped = np.clip(np.asarray(probability, dtype="float64"), 1e-6, 1 - 1e-6)
+    return np.log(clipped / (1 - clipped)).reshape(-1, 1)
+
+
+def fit_calibrator(raw_probability: pd.Series, y: pd.Series, method: str):
+    """Platt scaling on the log-odds (`sigmoid`, keeps the ranking strictly) or isotonic
+    regression; fit it on out-of-fold probabilities of training rows only."""
+    if method not in CALIBRATION_METHODS:
+        raise ValueError(f"unknown calibration {method!r}; expected one of {CALIBRATION_METHODS}")
+    if method == "none":
+        return None
+    if method == "sigmoid":
+        return LogisticRegression(C=1e6, max_iter=1000).fit(_logit(raw_probability), y)
+    return IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(
+        np.asarray(raw_probability, dtype="float64"), y
     )
-    return Pipeline([("preprocess", preprocess), ("model", model)])
+
+
+def apply_calibrator(calibrator, method: str, raw_probability: np.ndarray) -> np.ndarray:
+    if calibrator is None:
+        return np.asarray(raw_probability, dtype="float64")
+    if method == "sigmoid":
+        return calibrator.predict_proba(_logit(raw_probability))[:, 1]
+    return calibrator.predict(np.asarray(raw_probability, dtype="float64"))
 
 
 def choose_threshold(
@@ -119,7 +260,7 @@ def choose_threshold(
     reaching = np.flatnonzero(recall[:-1] >= target_recall)
     best = reaching.max() if reaching.size else 0
     threshold = float(thresholds[best])
-    flagged = probability >= threshold
+    flagged = np.asarray(probability) >= threshold
     return ThresholdChoice(
         threshold=threshold,
         policy="target_recall",
@@ -145,44 +286,53 @@ def assign_decile(probability: pd.Series, edges: list[float]) -> pd.Series:
     return pd.Series(above + 1, index=getattr(probability, "index", None), dtype="int64")
 
 
+@dataclass
+class TrainedModel:
+    model: CalibratedModel
+    threshold: ThresholdChoice
+    oof_probability: pd.Series  # calibrated, training rows only
+    decile_edges: list[float]
+    params: dict = field(default_factory=dict)
+
+
 def train_affluent_model(
     features: pd.DataFrame,
     labels: pd.Series,
-    params: XGBoostParams,
+    spec: ModelSpec,
     target_recall: float,
-    cv_folds: int,
     seed: int,
+    calibration: str = "sigmoid",
+    cv_folds: int = 5,
+    cross_validation: CrossValidation | None = None,
 ) -> TrainedModel:
-    """Fit on the rows given (training rows only) and choose the threshold on their out-of-fold
-    predictions, so the holdout stays unseen by every fitted step."""
-    X = features[NUMERIC_FEATURES + CATEGORICAL_FEATURES]
+    """Fit `spec` on the rows given (training rows only), calibrate it and choose its threshold
+    on out-of-fold predictions of the same rows: the holdout stays unseen by every fitted step.
+    Pass the candidate's `cross_validation` from the model comparison to reuse its folds."""
+    X = features[MODEL_FEATURES]
     y = labels.astype("int64")
-    positives = int(y.sum())
-    if positives == 0 or positives == len(y):
-        raise ValueError("training rows hold only one class; cannot train a classifier")
-    scale_pos_weight = (len(y) - positives) / positives
-    folds = StratifiedKFold(n_splits=cv_folds, shuffle=True, random_state=seed)
-    oof = cross_val_predict(
-        build_pipeline(params, scale_pos_weight, seed), X, y, cv=folds, method="predict_proba"
-    )[:, 1]
-    oof_probability = pd.Series(oof, index=features.index, name="oof_probability")
-    pipeline = build_pipeline(params, scale_pos_weight, seed).fit(X, y)
+    if cross_validation is None or cross_validation.spec != spec:
+        cross_validation = cross_validate(spec, X, y, cv_folds, seed)
+    raw_oof = cross_validation.oof_probability.reindex(features.index)
+    calibrator = fit_calibrator(raw_oof, y, calibration)
+    oof = pd.Series(apply_calibrator(calibrator, calibration, raw_oof), index=features.index)
+    pipeline = build_pipeline(spec, positive_weight(y), seed).fit(X, y)
     return TrainedModel(
-        pipeline=pipeline,
-        threshold=choose_threshold(y, oof_probability, target_recall),
-        oof_probability=oof_probability,
-        decile_edges=decile_edges(oof_probability),
+        model=CalibratedModel(pipeline, calibrator, calibration),
+        threshold=choose_threshold(y, oof, target_recall),
+        oof_probability=oof,
+        decile_edges=decile_edges(oof),
         params={
-            **vars(params),
-            "scale_pos_weight": scale_pos_weight,
-            "cv_folds": cv_folds,
+            "family": spec.family,
+            "class_weighting": spec.class_weighting,
+            **{f"{spec.family}.{k}": v for k, v in spec.params.items()},
+            "calibration": calibration,
+            "cv_folds": len(cross_validation.folds),
             "seed": seed,
         },
     )
 
 
-def predict_probability(pipeline: Pipeline, features: pd.DataFrame) -> pd.Series:
-    """P(AFFLUENT) for each row of a feature table."""
-    X = features[NUMERIC_FEATURES + CATEGORICAL_FEATURES]
-    probability = pipeline.predict_proba(X)[:, 1].astype("float64")
+def predict_probability(model: CalibratedModel, features: pd.DataFrame) -> pd.Series:
+    """Calibrated P(AFFLUENT) for each row of a feature table."""
+    probability = model.predict_proba(features[MODEL_FEATURES])[:, 1].astype("float64")
     return pd.Series(probability, index=features.index, name="probability")

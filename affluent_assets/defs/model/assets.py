@@ -1,4 +1,4 @@
-"""The split, the trained and registered model, and its holdout evaluation."""
+"""The split, the model comparison and trained model, its holdout evaluation, and the champion."""
 
 import json
 from datetime import UTC, datetime
@@ -10,12 +10,24 @@ from affluent_assets.defs.common import DUCKDB_POOL, table_metadata
 from affluent_assets.defs.resources import MlflowModels
 from affluent_assets.lib import evaluation, registry
 from affluent_assets.lib.features import label_vector
+from affluent_assets.lib.model_selection import (
+    candidate_specs,
+    compare_models,
+    decide_promotion,
+    summarize_comparison,
+    tune_xgboost,
+)
+from affluent_assets.lib.scoring import global_importance
 from affluent_assets.lib.training import (
-    XGBoostParams,
+    DEFAULT_XGBOOST_PARAMS,
+    FAMILIES,
     predict_probability,
     split_customers,
     train_affluent_model,
 )
+
+PROMOTION_CHECK = "challenger_vs_champion"
+IMPORTANCE_SAMPLE = 3000
 
 
 class SplitConfig(dg.Config):
@@ -23,16 +35,24 @@ class SplitConfig(dg.Config):
     seed: int = 42
 
 
-class ModelConfig(dg.Config):
-    """Threshold policy and model settings. The threshold is the highest score cut-off whose
-    recall on out-of-fold training rows reaches `target_recall`."""
+class TrainingConfig(dg.Config):
+    """Model choice, tuning budget, calibration and threshold policy. The threshold is the
+    highest calibrated score whose recall on out-of-fold training rows reaches `target_recall`."""
 
     target_recall: float = 0.80
     cv_folds: int = 5
+    selection_metric: str = "pr_auc"
+    families: list[str] = list(FAMILIES)
+    tuning_budget_seconds: float = 45.0
+    tuning_candidates: int = 9
+    calibration: str = "sigmoid"
     seed: int = 42
-    n_estimators: int = 400
-    max_depth: int = 4
-    learning_rate: float = 0.05
+
+
+class PromotionConfig(dg.Config):
+    """A challenger must reach the champion's holdout PR-AUC minus this tolerance."""
+
+    tolerance: float = 0.005
 
 
 @dg.asset(group_name="model", pool=DUCKDB_POOL)
@@ -67,59 +87,111 @@ def rows_of(
     return merged.drop(columns="is_affluent"), merged["is_affluent"].astype("int64")
 
 
-@dg.asset(group_name="model", pool=DUCKDB_POOL)
-def affluent_model(
+@dg.multi_asset(
+    outs={
+        "model_comparison": dg.AssetOut(
+            group_name="model",
+            description="Cross-validated comparison of candidate models on training rows: "
+            "one row per candidate with fold figures, mean, spread and fit time.",
+        ),
+        "affluent_model": dg.AssetOut(
+            group_name="model",
+            description="The registered model version this training produced (one row).",
+        ),
+    },
+    pool=DUCKDB_POOL,
+)
+def model_training(
     context: dg.AssetExecutionContext,
-    config: ModelConfig,
+    config: TrainingConfig,
     mlflow_models: MlflowModels,
     customer_features: pd.DataFrame,
     customer_split: pd.DataFrame,
-) -> dg.Output[pd.DataFrame]:
-    """Imputation + encoding + XGBoost in one scikit-learn Pipeline, fitted on training rows only,
-    class imbalance weighted; the threshold chosen on out-of-fold training predictions. Logged
-    to MLflow (params, metrics, model with signature) and registered as a new version, which
-    becomes the `champion` alias the landing sensor scores with. The table is one row: the
-    registered version and its threshold."""
+):
+    """On training rows only: a time-bounded XGBoost search (successive halving), then a
+    logistic-regression baseline, a random forest and XGBoost, each with and without class
+    weights, compared by stratified k-fold; the best by `selection_metric` is calibrated on
+    its out-of-fold predictions, given its threshold, refitted on all training rows, logged
+    to MLflow (candidates as child runs) and registered as a new version."""
     train_features, train_labels = rows_of("train", customer_features, customer_split)
-    params = XGBoostParams(
-        n_estimators=config.n_estimators,
-        max_depth=config.max_depth,
-        learning_rate=config.learning_rate,
+    tuning = tune_xgboost(
+        train_features,
+        train_labels,
+        config.tuning_budget_seconds,
+        config.seed,
+        candidates=config.tuning_candidates,
     )
+    specs = [s for s in candidate_specs(tuning.params) if s.family in config.families]
+    results = compare_models(specs, train_features, train_labels, config.cv_folds, config.seed)
+    comparison = summarize_comparison(results, config.selection_metric)
+    chosen = results[comparison.loc[0, "model"]]
     trained = train_affluent_model(
-        train_features, train_labels, params, config.target_recall, config.cv_folds, config.seed
+        train_features,
+        train_labels,
+        chosen.spec,
+        config.target_recall,
+        config.seed,
+        calibration=config.calibration,
+        cross_validation=chosen,
     )
-    oof = evaluation.holdout_metrics(
-        train_labels, trained.oof_probability, trained.threshold.threshold
-    )
-    cv_metrics = {f"cv_{name}": value for name, value in oof.items()}
+    choice = trained.threshold
+    oof = evaluation.holdout_metrics(train_labels, trained.oof_probability, choice.threshold)
+    importance = global_importance(trained.model, train_features.head(IMPORTANCE_SAMPLE))
     registered = registry.log_and_register(
         tracking_uri=mlflow_models.tracking_uri,
         experiment=mlflow_models.experiment,
         artifact_root=mlflow_models.artifact_root,
         model_name=mlflow_models.model_name,
-        pipeline=trained.pipeline,
+        model=trained.model,
         input_example=train_features.drop(columns="customer_key").head(50),
         params={
             **trained.params,
             "target_recall": config.target_recall,
-            "threshold_policy": "target_recall",
+            "threshold_policy": choice.policy,
+            "selection_metric": config.selection_metric,
+            "tuning_budget_seconds": config.tuning_budget_seconds,
         },
-        metrics={**cv_metrics, "threshold": trained.threshold.threshold},
-        threshold=trained.threshold.threshold,
+        metrics={**{f"cv_{k}": v for k, v in oof.items()}, "tuning_seconds": tuning.seconds},
+        threshold=choice.threshold,
         decile_edges=trained.decile_edges,
         tags={"dagster_run_id": context.run_id, "training_rows": str(len(train_features))},
         run_name=f"affluent_model-{context.run_id[:8]}",
+        comparison=comparison,
+        tuning_trials=tuning.trials,
+        documents={"feature_importance": importance.round(6).to_dict()},
     )
-    registry.set_alias(mlflow_models.tracking_uri, registered.name, registered.version)
-    choice = trained.threshold
-    row = pd.DataFrame(
+    context.log.info(
+        f"registered {registered.name} v{registered.version} ({chosen.spec.name}): "
+        f"threshold {choice.threshold:.4f}, cv recall {choice.recall:.3f}, "
+        f"cv precision {choice.precision:.3f}"
+    )
+    comparison_table = comparison.assign(
+        **{c: comparison[c].map(json.dumps) for c in comparison.columns if c.endswith("_by_fold")},
+        params=[json.dumps(results[m].spec.params) for m in comparison["model"]],
+        mlflow_run_id=registered.run_id,
+    )
+    yield dg.Output(
+        comparison_table,
+        output_name="model_comparison",
+        metadata={
+            **table_metadata(comparison_table),
+            "selected": chosen.spec.name,
+            "tuned_xgboost_params": dg.MetadataValue.json(tuning.params),
+            "tuning_seconds": tuning.seconds,
+            "tuning_trials": len(tuning.trials),
+            "tuning_stopped_by_budget": tuning.stopped_by_budget,
+        },
+    )
+    model_row = pd.DataFrame(
         [
             {
                 "model_name": registered.name,
                 "model_version": registered.version,
                 "mlflow_run_id": registered.run_id,
                 "trained_at": datetime.now(UTC).replace(tzinfo=None),
+                "model_family": chosen.spec.family,
+                "class_weighting": chosen.spec.class_weighting,
+                "calibration": config.calibration,
                 "threshold": choice.threshold,
                 "threshold_policy": choice.policy,
                 "target_recall": choice.target,
@@ -128,38 +200,39 @@ def affluent_model(
                 "cv_flagged_share": choice.flagged_share,
                 "cv_roc_auc": oof["roc_auc"],
                 "cv_pr_auc": oof["pr_auc"],
+                "cv_brier_score": oof["brier_score"],
                 "training_rows": len(train_features),
                 "training_affluent": int(train_labels.sum()),
                 "decile_edges": json.dumps(trained.decile_edges),
-                "params": json.dumps(trained.params),
+                "params": json.dumps({**DEFAULT_XGBOOST_PARAMS, **tuning.params})
+                if chosen.spec.family == "xgboost"
+                else json.dumps(chosen.spec.params),
             }
         ]
     )
-    context.log.info(
-        f"registered {registered.name} v{registered.version}: threshold {choice.threshold:.4f} "
-        f"(cv recall {choice.recall:.3f}, cv precision {choice.precision:.3f})"
-    )
-    return dg.Output(
-        row,
+    yield dg.Output(
+        model_row,
+        output_name="affluent_model",
         metadata={
             "model_uri": registered.uri,
-            "mlflow_run_id": registered.run_id,
+            "model": chosen.spec.name,
             "threshold": choice.threshold,
             "cv_recall_at_threshold": choice.recall,
             "cv_precision_at_threshold": choice.precision,
             "cv_roc_auc": oof["roc_auc"],
             "cv_pr_auc": oof["pr_auc"],
             "training_rows": len(train_features),
+            "feature_importance": dg.MetadataValue.md(evaluation.importance_plot(importance)),
         },
     )
 
 
-def registered_model(affluent_model: pd.DataFrame) -> registry.RegisteredModel:
-    """The model version the upstream `affluent_model` materialization registered."""
-    row = affluent_model.iloc[0]
+def registered_model(model_table: pd.DataFrame, version_column: str = "model_version"):
+    """The model version named in a one-row model table (`affluent_model`, `champion_model`)."""
+    row = model_table.iloc[0]
     return registry.RegisteredModel(
         name=row["model_name"],
-        version=str(row["model_version"]),
+        version=str(row[version_column]),
         run_id=row["mlflow_run_id"],
         threshold=float(row["threshold"]),
         decile_edges=json.loads(row["decile_edges"]),
@@ -175,23 +248,35 @@ def confusion_markdown(metrics: dict[str, float]) -> str:
     )
 
 
-@dg.asset(group_name="model", pool=DUCKDB_POOL)
+@dg.multi_asset(
+    outs={
+        "model_evaluation": dg.AssetOut(
+            group_name="model",
+            description="Holdout figures of the newly trained model, one row per metric.",
+        ),
+        "model_reliability": dg.AssetOut(
+            group_name="model",
+            description="Holdout calibration: mean predicted vs observed AFFLUENT rate per bin.",
+        ),
+    },
+    pool=DUCKDB_POOL,
+)
 def model_evaluation(
     mlflow_models: MlflowModels,
     affluent_model: pd.DataFrame,
     customer_features: pd.DataFrame,
     customer_split: pd.DataFrame,
-) -> dg.Output[pd.DataFrame]:
-    """Holdout figures of the registered model (rows it never saw): ROC-AUC, PR-AUC, recall,
-    precision, F1 and confusion counts at the threshold, recall in the top 5/10/20%. One row
-    per metric; the precision-recall curve and lift chart show on the materialization."""
+):
+    """Holdout figures of the newly registered model (rows it never saw): ROC-AUC, PR-AUC,
+    Brier score, recall, precision, F1 and confusion counts at the threshold, recall in the
+    top 5/10/20%; a reliability table. The precision-recall curve and lift chart show here."""
     model = registered_model(affluent_model)
-    pipeline = mlflow_models.load(model)
     holdout_features, holdout_labels = rows_of("holdout", customer_features, customer_split)
-    probability = predict_probability(pipeline, holdout_features)
+    probability = predict_probability(mlflow_models.load(model), holdout_features)
     metrics = evaluation.holdout_metrics(holdout_labels, probability, model.threshold)
     registry.log_holdout_metrics(mlflow_models.tracking_uri, model.run_id, metrics)
     lift = evaluation.lift_table(holdout_labels, probability)
+    reliability = evaluation.reliability_table(holdout_labels, probability)
     table = pd.DataFrame(
         {
             "model_name": model.name,
@@ -201,13 +286,12 @@ def model_evaluation(
             "value": list(metrics.values()),
         }
     )
-    headline = {
-        k: metrics[k] for k in ("roc_auc", "pr_auc", "recall", "precision", "f1", "threshold")
-    }
-    return dg.Output(
+    headline = ("roc_auc", "pr_auc", "brier_score", "recall", "precision", "f1", "threshold")
+    yield dg.Output(
         table,
+        output_name="model_evaluation",
         metadata={
-            **headline,
+            **{k: metrics[k] for k in headline},
             "confusion_matrix": dg.MetadataValue.md(confusion_markdown(metrics)),
             "precision_recall_curve": dg.MetadataValue.md(
                 evaluation.precision_recall_plot(holdout_labels, probability, model.threshold)
@@ -215,5 +299,92 @@ def model_evaluation(
             "lift_chart": dg.MetadataValue.md(evaluation.lift_plot(lift)),
             "lift_by_decile": dg.MetadataValue.md(lift.to_markdown(index=False, floatfmt=".3f")),
             "dagster/row_count": len(table),
+        },
+    )
+    yield dg.Output(
+        reliability.assign(model_version=model.version),
+        output_name="model_reliability",
+        metadata={
+            "reliability": dg.MetadataValue.md(
+                reliability.to_markdown(index=False, floatfmt=".3f")
+            ),
+            "brier_score": metrics["brier_score"],
+            "dagster/row_count": len(reliability),
+        },
+    )
+
+
+@dg.asset(
+    group_name="model",
+    pool=DUCKDB_POOL,
+    check_specs=[
+        dg.AssetCheckSpec(
+            PROMOTION_CHECK,
+            asset="champion_model",
+            blocking=True,
+            description="Fails (and stops scoring in this run) when the newly trained model "
+            "loses to the champion on the same holdout by more than the tolerance.",
+        )
+    ],
+)
+def champion_model(
+    context: dg.AssetExecutionContext,
+    config: PromotionConfig,
+    mlflow_models: MlflowModels,
+    affluent_model: pd.DataFrame,
+    model_evaluation: pd.DataFrame,
+    customer_features: pd.DataFrame,
+    customer_split: pd.DataFrame,
+):
+    """The model that scores (MLflow alias `champion`). The newly trained model takes over only
+    if its holdout PR-AUC is no worse than the current champion's on the same holdout rows,
+    within `tolerance`; otherwise the champion stays and the blocking check says by how much."""
+    challenger = registered_model(affluent_model)
+    metrics = model_evaluation.set_index("metric")["value"]
+    current = mlflow_models.describe(registry.CHAMPION_ALIAS)
+    champion_pr_auc = None
+    if current is not None and current.version != challenger.version:
+        holdout_features, holdout_labels = rows_of("holdout", customer_features, customer_split)
+        scores = predict_probability(mlflow_models.load(current), holdout_features)
+        champion_pr_auc = evaluation.holdout_metrics(holdout_labels, scores, current.threshold)[
+            "pr_auc"
+        ]
+    decision = decide_promotion(float(metrics["pr_auc"]), champion_pr_auc, config.tolerance)
+    if decision.promote:
+        registry.set_alias(mlflow_models.tracking_uri, challenger.name, challenger.version)
+    serving = challenger if decision.promote else current
+    context.log.info(f"champion: v{serving.version} ({decision.reason})")
+    row = pd.DataFrame(
+        [
+            {
+                "model_name": serving.name,
+                "model_version": serving.version,
+                "mlflow_run_id": serving.run_id,
+                "threshold": serving.threshold,
+                "decile_edges": json.dumps(serving.decile_edges),
+                "challenger_version": challenger.version,
+                "decision": "promoted" if decision.promote else "kept_champion",
+                "reason": decision.reason,
+                "challenger_pr_auc": decision.challenger_pr_auc,
+                "champion_pr_auc": decision.champion_pr_auc,
+                "pr_auc_margin": decision.margin,
+                "tolerance": decision.tolerance,
+                "decided_at": datetime.now(UTC).replace(tzinfo=None),
+            }
+        ]
+    )
+    yield dg.Output(row, metadata={**table_metadata(row), "champion_version": serving.version})
+    yield dg.AssetCheckResult(
+        check_name=PROMOTION_CHECK,
+        passed=decision.promote,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=decision.reason,
+        metadata={
+            "winner": f"v{serving.version}",
+            "challenger_version": challenger.version,
+            "challenger_pr_auc": decision.challenger_pr_auc,
+            "champion_pr_auc": -1.0 if champion_pr_auc is None else champion_pr_auc,
+            "margin": 0.0 if decision.margin is None else decision.margin,
+            "tolerance": decision.tolerance,
         },
     )

@@ -13,7 +13,13 @@ from affluent_assets.defs.common import (
 )
 from affluent_assets.defs.model.assets import registered_model
 from affluent_assets.defs.resources import MlflowModels
-from affluent_assets.lib.evaluation import precision_at_scores
+from affluent_assets.lib.contract import NEGATIVE, POSITIVE
+from affluent_assets.lib.evaluation import (
+    capacity_count,
+    precision_at_scores,
+    threshold_for_capacity,
+)
+from affluent_assets.lib.evaluation import operating_points as evaluation_operating_points
 from affluent_assets.lib.schemas import scored_customers_schema
 from affluent_assets.lib.scoring import (
     profile_segments,
@@ -22,6 +28,14 @@ from affluent_assets.lib.scoring import (
     score_features,
 )
 
+CANDIDATE_ID_COLUMNS = [
+    "candidate_rank",
+    "customer_key",
+    "c_id",
+    "source_row",
+    "affluent_probability",
+    "score_decile",
+]
 CANDIDATE_PROFILE_COLUMNS = ["num_prd", "asset_value", "mthcasa", "mthtd", "gn_occ", "c_hse", "age"]
 CANDIDATE_DESCRIPTIONS = {
     "candidate_rank": "1 = highest score; call from the top down",
@@ -38,15 +52,15 @@ CANDIDATE_DESCRIPTIONS = {
 )
 def scored_customers(
     mlflow_models: MlflowModels,
-    affluent_model: pd.DataFrame,
+    champion_model: pd.DataFrame,
     clean_customers: pd.DataFrame,
     customer_features: pd.DataFrame,
     customer_split: pd.DataFrame,
 ):
-    """Every customer scored by the registered model: P(AFFLUENT), score decile (1 = top 10% of
-    the training population), predicted segment at the threshold, and which split the row was
-    in (scores of `train` rows are in-sample; judge the model by `model_evaluation`)."""
-    model = registered_model(affluent_model)
+    """Every customer scored by the champion model: calibrated P(AFFLUENT), score decile (1 = top
+    10% of the training population), predicted segment at the threshold, and which split the
+    row was in (scores of `train` rows are in-sample; judge the model by `model_evaluation`)."""
+    model = registered_model(champion_model)
     pipeline = mlflow_models.load(model)
     scores = score_features(pipeline, customer_features, model.threshold, model.decile_edges)
     identity = clean_customers[["customer_key", "c_id", "source_row", "c_seg"]]
@@ -70,60 +84,96 @@ def scored_customers(
     )
 
 
+class CandidatePolicy(dg.Config):
+    """Who goes on the list: everyone at or above the model's threshold (`threshold`, chosen
+    for the target recall) or the best `capacity` NORMAL customers (`capacity`: a count such
+    as "1000" or a share such as "5%")."""
+
+    policy: str = "threshold"
+    capacity: str = "1000"
+
+
+def holdout_scores(scored_customers: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    holdout = scored_customers[scored_customers["split"] == "holdout"]
+    return holdout["c_seg"] == POSITIVE, holdout["affluent_probability"]
+
+
+def normal_scores(scored_customers: pd.DataFrame) -> pd.Series:
+    return scored_customers.loc[scored_customers["c_seg"] == NEGATIVE, "affluent_probability"]
+
+
 @dg.asset(group_name="scoring", pool=DUCKDB_POOL)
 def hidden_affluent_candidates(
+    config: CandidatePolicy,
     mlflow_models: MlflowModels,
-    affluent_model: pd.DataFrame,
+    champion_model: pd.DataFrame,
     scored_customers: pd.DataFrame,
     customer_features: pd.DataFrame,
 ) -> dg.Output[pd.DataFrame]:
-    """NORMAL customers scored at or above the threshold, ranked by score, each with how precise
-    a list cut at that rank is likely to be (measured on holdout rows) and the three features
-    that pushed the score up the most."""
-    model = registered_model(affluent_model)
-    candidates = rank_candidates(scored_customers, model.threshold)
-    holdout = scored_customers[scored_customers["split"] == "holdout"]
-    expected = precision_at_scores(
-        holdout["c_seg"] == "AFFLUENT",
-        holdout["affluent_probability"],
-        candidates["affluent_probability"],
-    )
+    """NORMAL customers on the campaign list, ranked by score, each with how precise a list cut
+    at that rank is likely to be (measured on holdout rows) and the three features that pushed
+    the score up the most."""
+    model = registered_model(champion_model)
+    if config.policy == "threshold":
+        cut = model.threshold
+    elif config.policy == "capacity":
+        normal = normal_scores(scored_customers)
+        cut = threshold_for_capacity(normal, capacity_count(config.capacity, len(normal)))
+    else:
+        raise dg.Failure(f"unknown candidate policy {config.policy!r}: use threshold or capacity")
+    candidates = rank_candidates(scored_customers, cut)
+    labels, scores = holdout_scores(scored_customers)
+    expected = precision_at_scores(labels, scores, candidates["affluent_probability"])
     candidate_features = candidates[["customer_key"]].merge(
         customer_features, on="customer_key", how="left"
     )
-    reasons = (
-        reason_codes(mlflow_models.load(model), candidate_features) if len(candidates) else None
-    )
+    reasons = reason_codes(mlflow_models.load(model), candidate_features)
     table = pd.concat(
         [
-            candidates[
-                [
-                    "candidate_rank",
-                    "customer_key",
-                    "c_id",
-                    "source_row",
-                    "affluent_probability",
-                    "score_decile",
-                ]
-            ],
+            candidates[CANDIDATE_ID_COLUMNS],
             expected.reset_index(drop=True),
-            reasons.reset_index(drop=True)
-            if reasons is not None
-            else pd.DataFrame(columns=["reason_1", "reason_2", "reason_3"]),
+            reasons.reset_index(drop=True),
             candidate_features[CANDIDATE_PROFILE_COLUMNS].reset_index(drop=True),
         ],
         axis=1,
-    ).assign(model_version=model.version, threshold=model.threshold)
-    normal_total = int((scored_customers["c_seg"] == "NORMAL").sum())
+    ).assign(model_version=model.version, policy=config.policy, score_cut=cut)
+    normal_total = int((scored_customers["c_seg"] == NEGATIVE).sum())
     return dg.Output(
         table,
         metadata={
             **table_metadata(table, CANDIDATE_DESCRIPTIONS),
             "candidates": len(table),
+            "policy": config.policy if config.policy == "threshold" else f"top {config.capacity}",
+            "score_cut": cut,
             "share_of_normal_customers": len(table) / max(1, normal_total),
             "expected_precision_of_full_list": float(expected["expected_precision"].iloc[-1])
             if len(table)
             else 0.0,
+        },
+    )
+
+
+@dg.asset(group_name="scoring", pool=DUCKDB_POOL)
+def operating_points(
+    champion_model: pd.DataFrame, scored_customers: pd.DataFrame
+) -> dg.Output[pd.DataFrame]:
+    """For a range of thresholds and of contact capacities (top 100, 500, 1,000, 5% and 10% of
+    NORMAL customers): expected precision and recall (holdout rows) and how many NORMAL
+    customers would be flagged. The row `model_threshold` is the champion's own threshold."""
+    model = registered_model(champion_model)
+    labels, scores = holdout_scores(scored_customers)
+    points = evaluation_operating_points(labels, scores, normal_scores(scored_customers))
+    own = evaluation_operating_points(
+        labels, scores, normal_scores(scored_customers), thresholds=[model.threshold], capacities=()
+    ).assign(policy="model_threshold", setting=f"{model.threshold:.4f}")
+    table = pd.concat([own, points], ignore_index=True).assign(model_version=model.version)
+    return dg.Output(
+        table,
+        metadata={
+            **table_metadata(table),
+            "table": dg.MetadataValue.md(
+                table.drop(columns="model_version").to_markdown(index=False, floatfmt=".3f")
+            ),
         },
     )
 
