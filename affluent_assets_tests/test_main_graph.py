@@ -166,3 +166,41 @@ def test_bad_extract_stops_the_run_and_keeps_stored_tables(stores, tmp_path):
     checks = [c for c in result.get_asset_check_evaluations() if c.check_name == "matches_schema"]
     assert checks and not checks[0].passed
     assert query(stores, "select count(*) n from raw_customers").loc[0, "n"] == before
+
+
+def test_challenger_that_does_not_beat_champion_leaves_champion_and_lists(stores):
+    """A second training whose model must beat the champion by 0.5 PR-AUC (impossible): the
+    champion keeps its alias, the blocking check fails and scoring is skipped in that run."""
+    champion_before = query(stores, "select model_version from champion_model").iloc[0, 0]
+    candidates_before = query(stores, "select * from hidden_affluent_candidates")
+    strict = {
+        "ops": {
+            **FAST_MODEL["ops"],
+            "champion_model": {"config": {"tolerance": -0.5}},
+        }
+    }
+    result = dg.materialize(
+        MAIN_ASSETS,
+        resources=resources_for(stores, stores / "raw"),
+        run_config=strict,
+        raise_on_error=False,
+    )
+    check = next(
+        c for c in result.get_asset_check_evaluations() if c.check_name == "challenger_vs_champion"
+    )
+    assert not check.passed
+    assert "worse than champion" in check.description
+    decision = query(stores, "select * from champion_model").iloc[0]
+    assert decision["decision"] == "kept_champion"
+    assert decision["model_version"] == champion_before
+    assert decision["challenger_version"] != champion_before
+    client = MlflowClient(f"sqlite:///{stores / 'mlflow.db'}")
+    assert str(
+        client.get_model_version_by_alias(decision["model_name"], "champion").version
+    ) == str(champion_before)
+    materialized = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
+    assert "champion_model" in materialized
+    assert not {"scored_customers", "hidden_affluent_candidates"} & materialized
+    pd.testing.assert_frame_equal(
+        query(stores, "select * from hidden_affluent_candidates"), candidates_before
+    )

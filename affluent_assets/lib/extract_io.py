@@ -110,19 +110,33 @@ def _read_csv(path: Path) -> pd.DataFrame:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             header = next(csv.reader(handle), None)
     except UnicodeDecodeError as exc:
-        raise ExtractError(path, f"not UTF-8 text (byte {exc.start} of the header)") from exc
+        raise _not_utf8(path) from exc
     if not header:
         raise ExtractError(path, "the file has no header row")
     _check_header(path, header)
     try:
         return pd.read_csv(path, encoding="utf-8-sig", encoding_errors="strict", low_memory=False)
     except UnicodeDecodeError as exc:
-        line = path.read_bytes()[: exc.start].count(b"\n") + 1
-        raise ExtractError(
-            path, f"not UTF-8 text (invalid byte on line {line} of the file)"
-        ) from exc
+        raise _not_utf8(path) from exc
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise ExtractError(path, f"malformed CSV ({exc})") from exc
+
+
+def _not_utf8(path: Path) -> ExtractError:
+    """Locate the first invalid byte in the whole file: the offsets in a decoder's exception are
+    relative to whichever buffer it was decoding, so they cannot give the line."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        where = "the header" if line == 1 else f"data row {line - 1}"
+        return ExtractError(
+            path,
+            f"not UTF-8 text (invalid byte 0x{data[exc.start]:02x} on line {line} of the file, "
+            f"{where}); save it as UTF-8 CSV",
+        )
+    return ExtractError(path, "not UTF-8 text")
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:

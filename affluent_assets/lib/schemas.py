@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
@@ -129,11 +130,12 @@ def describe_failures(cases: pd.DataFrame, row_numbers: pd.Series | None = None)
         if indexed.empty:
             lines.append(f"{label} {column!r}: {what}")
             continue
-        rows = indexed["index"].astype("int64")
+        positions = indexed["index"].astype("int64").to_numpy()
+        rows = positions + 1
         if row_numbers is not None:
-            rows = row_numbers.reindex(rows.to_numpy()).fillna(rows.to_numpy() + 1).astype("int64")
-        else:
-            rows = rows + 1
+            # An index label the mapping lacks falls back to label + 1.
+            mapped = row_numbers.reindex(positions).to_numpy(dtype="float64")
+            rows = np.where(np.isnan(mapped), rows, mapped).astype("int64")
         shown = [
             f"{row} ({value!r})"
             for row, value in zip(

@@ -13,12 +13,14 @@ def quote_identifier(name: str) -> str:
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    # fetchall, not fetchone: DuckDB 2 refuses register() and other work on a connection whose
+    # last result was not fetched to the end.
     found = con.execute(
         "select count(*) from information_schema.tables"
         " where table_schema = 'main' and table_name = ?",
         [table],
-    ).fetchone()
-    return bool(found and found[0])
+    ).fetchall()
+    return bool(found and found[0][0])
 
 
 def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:

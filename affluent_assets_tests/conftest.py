@@ -1,0 +1,68 @@
+"""Shared fixtures: a small seeded demo extract and one tiny model trained on its train rows."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+# OpenMP threads (XGBoost, scikit-learn) spin while waiting by default; on a busy 2-core runner
+# that makes a 30-tree fit take seconds instead of tenths. Must be set before they load.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from affluent_assets.lib.demo_data import generate_customers  # noqa: E402
+from affluent_assets.lib.features import build_features, clean_customers, label_vector  # noqa: E402
+from affluent_assets.lib.training import (  # noqa: E402
+    ModelSpec,
+    TrainedModel,
+    split_customers,
+    train_affluent_model,
+)
+
+SEED = 7
+TINY_XGBOOST = ModelSpec("xgboost", params={"n_estimators": 30})
+
+
+@pytest.fixture
+def demo_raw() -> pd.DataFrame:
+    """2,000 synthetic customers with the contract's 30 columns (a fresh copy per test)."""
+    return generate_customers(2000, seed=SEED)
+
+
+@dataclass(frozen=True)
+class DemoModel:
+    clean: pd.DataFrame
+    features: pd.DataFrame
+    labels: pd.Series
+    is_train: pd.Series  # boolean, aligned with features
+    model: TrainedModel
+
+
+def train_demo_model(
+    features: pd.DataFrame, labels: pd.Series, is_train: pd.Series
+) -> TrainedModel:
+    """The tiny model the lib tests use: 30 trees, 3 folds, fitted on the train rows only."""
+    return train_affluent_model(
+        features[is_train],
+        labels[is_train],
+        TINY_XGBOOST,
+        target_recall=0.7,
+        seed=SEED,
+        cv_folds=3,
+    )
+
+
+@pytest.fixture(scope="session")
+def demo_model() -> DemoModel:
+    """3,000 demo customers -> clean -> features -> 80/20 split -> tiny model (train rows only).
+    Session-scoped: treat every frame in it as read-only."""
+    clean = clean_customers(generate_customers(3000, seed=SEED), "demo.xlsx")
+    features = build_features(clean)
+    labels = label_vector(clean)
+    split = split_customers(features["customer_key"], labels, holdout_fraction=0.2, seed=SEED)
+    is_train = pd.Series(split["split"].to_numpy() == "train", index=features.index)
+    return DemoModel(
+        clean, features, labels, is_train, train_demo_model(features, labels, is_train)
+    )

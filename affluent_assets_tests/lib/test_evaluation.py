@@ -1,0 +1,240 @@
+"""Holdout metrics, precision at a score, the lift table and the charts, against hand-computed
+answers and brute force."""
+
+from __future__ import annotations
+
+import base64
+import re
+from itertools import product
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from affluent_assets.lib.evaluation import (
+    capacity_count,
+    holdout_metrics,
+    importance_plot,
+    lift_plot,
+    lift_table,
+    operating_points,
+    precision_at_scores,
+    precision_recall_plot,
+    reliability_table,
+    threshold_for_capacity,
+)
+
+# 20 customers, scores 1.00, 0.95, ..., 0.05 (distinct, descending); 6 AFFLUENT.
+Y = pd.Series([1, 1, 0, 1, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 0])
+P = pd.Series([(20 - i) / 20 for i in range(20)])
+
+
+def _roc_auc_brute_force(y, p) -> float:
+    pos = [s for s, t in zip(p, y, strict=True) if t == 1]
+    neg = [s for s, t in zip(p, y, strict=True) if t == 0]
+    wins = sum(1.0 if a > b else 0.5 if a == b else 0.0 for a, b in product(pos, neg))
+    return wins / (len(pos) * len(neg))
+
+
+def test_holdout_metrics_hand_example():
+    metrics = holdout_metrics(Y, P, threshold=0.625)  # flags the top 8 rows
+
+    assert metrics["true_positives"] == 4
+    assert metrics["false_positives"] == 4
+    assert metrics["false_negatives"] == 2
+    assert metrics["true_negatives"] == 10
+    assert metrics["recall"] == pytest.approx(4 / 6)
+    assert metrics["precision"] == pytest.approx(4 / 8)
+    assert metrics["f1"] == pytest.approx(4 / 7)  # 2PR/(P+R) = 2*0.5*(2/3)/(7/6)
+    assert metrics["flagged_share"] == pytest.approx(8 / 20)
+    assert metrics["base_rate"] == pytest.approx(6 / 20)
+    assert metrics["rows"] == 20
+    assert metrics["threshold"] == 0.625
+    # Positives at ranks 1, 2, 4, 7, 12, 19.
+    assert metrics["pr_auc"] == pytest.approx((1 + 1 + 3 / 4 + 4 / 7 + 5 / 12 + 6 / 19) / 6)
+    assert metrics["roc_auc"] == pytest.approx(_roc_auc_brute_force(Y, P))
+    # Top 5% = 1 row, 10% = 2 rows, 20% = 4 rows (1, 1, 0, 1).
+    assert metrics["recall_top_5pct"] == pytest.approx(1 / 6)
+    assert metrics["precision_top_5pct"] == pytest.approx(1.0)
+    assert metrics["recall_top_10pct"] == pytest.approx(2 / 6)
+    assert metrics["precision_top_10pct"] == pytest.approx(1.0)
+    assert metrics["recall_top_20pct"] == pytest.approx(3 / 6)
+    assert metrics["precision_top_20pct"] == pytest.approx(3 / 4)
+    assert all(isinstance(value, float) for value in metrics.values())
+
+
+def test_holdout_metrics_threshold_is_inclusive():
+    metrics = holdout_metrics(Y, P, threshold=0.65)  # the 8th score exactly
+    assert metrics["true_positives"] + metrics["false_positives"] == 8
+
+
+def test_holdout_metrics_order_of_rows_does_not_matter():
+    shuffled = np.random.default_rng(0).permutation(20)
+    original = holdout_metrics(Y, P, 0.625)
+    again = holdout_metrics(
+        Y[shuffled].reset_index(drop=True), P[shuffled].reset_index(drop=True), 0.625
+    )
+    assert again == pytest.approx(original)
+
+
+def test_holdout_metrics_nothing_flagged():
+    metrics = holdout_metrics(Y, P, threshold=2.0)
+    assert metrics["true_positives"] == 0 and metrics["false_positives"] == 0
+    assert metrics["precision"] == 0.0 and metrics["recall"] == 0.0 and metrics["f1"] == 0.0
+    assert metrics["flagged_share"] == 0.0
+
+
+def _precision_brute_force(y, p, s) -> tuple[float, float]:
+    called = [t for score, t in zip(p, y, strict=True) if score >= s]
+    recall = sum(called) / max(1, sum(y))
+    return (sum(called) / len(called) if called else np.nan), recall
+
+
+def test_precision_at_scores_matches_brute_force():
+    rng = np.random.default_rng(5)
+    y = pd.Series((rng.random(200) < 0.2).astype(int))
+    p = pd.Series(np.round(rng.random(200) * 0.7 + 0.3 * y, 2))  # many ties
+    queries = pd.Series(
+        [*p.sample(15, random_state=1), 0.0, -1.0, 1.5, p.max(), p.min(), 0.5],
+        index=[f"q{i}" for i in range(21)],
+    )
+
+    result = precision_at_scores(y, p, queries)
+
+    assert list(result.columns) == ["expected_precision", "expected_recall"]
+    assert result.index.tolist() == queries.index.tolist()
+    for name, s in queries.items():
+        precision, recall = _precision_brute_force(y, p, s)
+        if np.isnan(precision):
+            assert np.isnan(result.loc[name, "expected_precision"]), name
+        else:
+            assert result.loc[name, "expected_precision"] == pytest.approx(precision), name
+        assert result.loc[name, "expected_recall"] == pytest.approx(recall), name
+
+
+def test_precision_at_scores_hand_example():
+    result = precision_at_scores(Y, P, pd.Series([1.0, 0.625, 0.65, 0.0, 1.01]))
+    assert result["expected_precision"].iloc[:4].tolist() == pytest.approx([1.0, 0.5, 0.5, 0.3])
+    assert result["expected_recall"].tolist() == pytest.approx([1 / 6, 4 / 6, 4 / 6, 1.0, 0.0])
+    assert np.isnan(result["expected_precision"].iloc[4])
+
+
+def test_lift_table_hand_example():
+    shuffled = np.random.default_rng(2).permutation(20)  # the table sorts by score itself
+    table = lift_table(Y[shuffled], P[shuffled], bins=10)
+
+    assert table["decile"].tolist() == list(range(1, 11))
+    assert table["customers"].tolist() == [2] * 10
+    assert table["affluent"].tolist() == [2, 1, 0, 1, 0, 1, 0, 0, 0, 1]
+    rates = np.array([1, 0.5, 0, 0.5, 0, 0.5, 0, 0, 0, 0.5])
+    np.testing.assert_allclose(table["affluent_rate"], rates)
+    np.testing.assert_allclose(table["lift"], rates / 0.3)
+    np.testing.assert_allclose(
+        table["cumulative_recall"], np.array([2, 3, 3, 4, 4, 5, 5, 5, 5, 6]) / 6
+    )
+    np.testing.assert_allclose(table["min_score"], [(19 - 2 * k) / 20 for k in range(10)])
+
+
+@pytest.mark.parametrize(("rows", "bins"), [(1000, 10), (997, 10), (35, 5)])
+def test_lift_table_sums(rows, bins):
+    rng = np.random.default_rng(rows)
+    y = (rng.random(rows) < 0.2).astype(int)
+    p = rng.random(rows) * 0.5 + 0.4 * y
+    table = lift_table(y, p, bins=bins)
+    assert table["decile"].tolist() == list(range(1, bins + 1))
+    assert table["customers"].sum() == rows
+    assert table["customers"].max() - table["customers"].min() <= 1
+    assert table["affluent"].sum() == y.sum()
+    assert table["cumulative_recall"].iloc[-1] == pytest.approx(1.0)
+    assert table["cumulative_recall"].is_monotonic_increasing
+    # Customer-weighted mean lift is 1 by definition.
+    assert np.average(table["lift"], weights=table["customers"]) == pytest.approx(1.0)
+    assert table["min_score"].is_monotonic_decreasing
+    assert table["lift"].iloc[0] > 1 > table["lift"].iloc[-1]  # the scores carry signal
+
+
+def _png_from_markdown(markdown: str, title: str) -> bytes:
+    match = re.fullmatch(
+        rf"!\[{re.escape(title)}\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", markdown
+    )
+    assert match, markdown[:120]
+    return base64.b64decode(match.group(1), validate=True)
+
+
+def test_precision_recall_plot_is_markdown_png():
+    png = _png_from_markdown(precision_recall_plot(Y, P, 0.625), "precision-recall curve")
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert len(png) > 1000
+
+
+def test_lift_plot_is_markdown_png():
+    png = _png_from_markdown(lift_plot(lift_table(Y, P)), "lift chart")
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert len(png) > 1000
+
+
+def test_plots_close_their_figures():
+    import matplotlib.pyplot as plt
+
+    before = len(plt.get_fignums())
+    precision_recall_plot(Y, P, 0.5)
+    lift_plot(lift_table(Y, P))
+    assert len(plt.get_fignums()) == before
+
+
+# --- calibration and operating points ---------------------------------------------------------
+
+
+def test_reliability_table_hand_example():
+    y = [0, 1, 0, 0, 1, 1, 1]
+    p = [0.05, 0.08, 0.55, 0.51, 0.59, 1.0, 0.95]
+    table = reliability_table(y, p, bins=10)
+    assert table["bin_from"].tolist() == pytest.approx([0.0, 0.5, 0.9])
+    assert table["bin_to"].tolist() == pytest.approx([0.1, 0.6, 1.0])
+    assert table["customers"].tolist() == [2, 3, 2]  # a score of exactly 1.0 is in the last bin
+    assert table["mean_predicted"].tolist() == pytest.approx([0.065, 0.55, 0.975])
+    assert table["observed_rate"].tolist() == pytest.approx([0.5, 1 / 3, 1.0])
+    assert table["gap"].tolist() == pytest.approx([0.435, 1 / 3 - 0.55, 0.025])
+
+
+@pytest.mark.parametrize(
+    ("capacity", "normal", "expected"),
+    [("500", 10_000, 500), (" 100 ", 50, 100), ("5%", 1000, 50), ("10%", 1234, 123), ("1%", 10, 1)],
+)
+def test_capacity_count(capacity, normal, expected):
+    assert capacity_count(capacity, normal) == expected
+
+
+@pytest.mark.parametrize("capacity", ["0", "-5", "many"])
+def test_capacity_count_rejects_nonsense(capacity):
+    with pytest.raises(ValueError):
+        capacity_count(capacity, 100)
+
+
+def test_threshold_for_capacity():
+    scores = pd.Series([0.2, 0.9, 0.5, 0.7, 0.7, 0.1])
+    assert threshold_for_capacity(scores, 1) == 0.9
+    assert threshold_for_capacity(scores, 3) == 0.7
+    assert threshold_for_capacity(scores, 4) == 0.5
+    assert threshold_for_capacity(scores, 100) == 0.1  # more capacity than customers: everyone
+    assert threshold_for_capacity(pd.Series([], dtype="float64"), 5) == 1.0
+
+
+def test_operating_points():
+    normal = pd.Series(np.arange(1, 201) / 200)  # 0.005 .. 1.0
+    table = operating_points(Y, P, normal, thresholds=(0.5, 0.625), capacities=("10", "5%"))
+
+    assert table["policy"].tolist() == ["threshold", "threshold", "capacity", "capacity"]
+    assert table["setting"].tolist() == ["0.50", "0.62", "top 10", "top 5%"]
+    assert table["threshold"].tolist() == pytest.approx([0.5, 0.625, 191 / 200, 191 / 200])
+    assert table["normal_flagged"].tolist() == [101, 76, 10, 10]
+    expected = precision_at_scores(Y, P, table["threshold"])
+    np.testing.assert_allclose(table["expected_precision"], expected["expected_precision"])
+    np.testing.assert_allclose(table["expected_recall"], expected["expected_recall"])
+    assert table.loc[1, "expected_precision"] == pytest.approx(0.5)  # the hand example above
+
+
+def test_importance_plot_is_markdown_png():
+    importance = pd.Series({"NUM_PRD": 0.8, "Asset value": 0.5, "C_AGE": 0.1})
+    png = _png_from_markdown(importance_plot(importance), "feature importance")
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")

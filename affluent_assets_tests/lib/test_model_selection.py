@@ -1,0 +1,162 @@
+"""Model choice, tuning budget, calibration and promotion: all on training rows only."""
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from affluent_assets.lib.features import CATEGORICAL_FEATURES, FLAG_FEATURES, NUMERIC_FEATURES
+from affluent_assets.lib.model_selection import (
+    candidate_specs,
+    compare_models,
+    decide_promotion,
+    sample_xgboost_params,
+    summarize_comparison,
+    tune_xgboost,
+)
+from affluent_assets.lib.training import (
+    DEFAULT_XGBOOST_PARAMS,
+    ModelSpec,
+    apply_calibrator,
+    fit_calibrator,
+    predict_probability,
+    train_affluent_model,
+)
+
+
+def synthetic_customers(rows: int, seed: int) -> tuple[pd.DataFrame, pd.Series, np.ndarray]:
+    """A feature table whose true P(AFFLUENT) is known: it depends on two columns only."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"customer_key": [f"k{i}" for i in range(rows)]})
+    for column in NUMERIC_FEATURES:
+        values = rng.integers(0, 2, rows) if column in FLAG_FEATURES else rng.normal(size=rows)
+        frame[column] = values.astype("float64")
+    for column in CATEGORICAL_FEATURES:
+        frame[column] = rng.choice(["A", "B", None], rows)
+    logit = -2.0 + 1.5 * frame["num_prd"] + 1.0 * frame["asset_value"]
+    truth = 1 / (1 + np.exp(-logit.to_numpy()))
+    labels = pd.Series((rng.random(rows) < truth).astype("int64"))
+    return frame, labels, truth
+
+
+def test_calibrator_recovers_known_probabilities():
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(0.01, 0.99, 40_000)
+    labels = pd.Series((rng.random(truth.size) < truth).astype("int64"))
+    # A raw score that ranks well but is badly over-confident, like a class-weighted model.
+    logit = np.log(truth / (1 - truth))
+    raw = 1 / (1 + np.exp(-(2.5 * logit + 1.0)))
+    fit, check = slice(0, 20_000), slice(20_000, None)
+    for method in ("sigmoid", "isotonic"):
+        calibrator = fit_calibrator(pd.Series(raw[fit]), labels[fit], method)
+        calibrated = apply_calibrator(calibrator, method, raw[check])
+        assert np.abs(calibrated - truth[check]).mean() < 0.03, method
+    assert np.abs(raw[check] - truth[check]).mean() > 0.08  # it really was miscalibrated
+
+
+def test_weighted_xgboost_is_calibrated_back_to_true_probabilities():
+    features, labels, _ = synthetic_customers(6000, seed=1)
+    fresh, _, truth = synthetic_customers(4000, seed=2)
+    spec = ModelSpec("xgboost", class_weighting=True, params={"n_estimators": 120})
+    calibrated = train_affluent_model(
+        features, labels, spec, target_recall=0.8, seed=0, calibration="sigmoid", cv_folds=3
+    )
+    uncalibrated = train_affluent_model(
+        features, labels, spec, target_recall=0.8, seed=0, calibration="none", cv_folds=3
+    )
+    error = np.abs(predict_probability(calibrated.model, fresh).to_numpy() - truth).mean()
+    raw_error = np.abs(predict_probability(uncalibrated.model, fresh).to_numpy() - truth).mean()
+    assert error < 0.05
+    assert error < raw_error
+
+
+def test_unknown_calibration_method_is_refused():
+    with pytest.raises(ValueError, match="unknown calibration"):
+        fit_calibrator(pd.Series([0.1, 0.9]), pd.Series([0, 1]), "magic")
+
+
+def test_tuning_candidates_start_with_defaults_and_are_distinct():
+    drawn = sample_xgboost_params(9, seed=3)
+    assert drawn[0] == {k: DEFAULT_XGBOOST_PARAMS[k] for k in drawn[0]}
+    assert len({tuple(sorted(p.items())) for p in drawn}) == 9
+    assert drawn == sample_xgboost_params(9, seed=3)
+
+
+def test_tuning_with_no_budget_keeps_defaults_and_fits_nothing():
+    features, labels, _ = synthetic_customers(600, seed=4)
+    result = tune_xgboost(features, labels, budget_seconds=0, seed=0)
+    assert result.stopped_by_budget and result.trials.empty
+    assert result.params == sample_xgboost_params(1, seed=0)[0]
+
+
+def test_tuning_halves_candidates_on_growing_samples_within_budget():
+    features, labels, _ = synthetic_customers(2700, seed=5)
+    started = time.perf_counter()
+    result = tune_xgboost(features, labels, budget_seconds=120, seed=0, candidates=9, cv_folds=2)
+    assert time.perf_counter() - started < 120
+    per_rung = result.trials.groupby("rung")["rows"].agg(["size", "first"])
+    assert list(per_rung["size"]) == [9, 3]
+    assert per_rung["first"].iloc[0] * 3 == pytest.approx(per_rung["first"].iloc[1], rel=0.01)
+    best_last_rung = result.trials[result.trials["rung"] == 1].sort_values("cv_pr_auc").iloc[-1]
+    assert result.params["max_depth"] == best_last_rung["max_depth"]
+
+
+def test_comparison_covers_families_and_weighting_and_ranks_by_metric():
+    features, labels, _ = synthetic_customers(1500, seed=6)
+    specs = candidate_specs({"n_estimators": 60})
+    assert {(s.family, s.class_weighting) for s in specs} == {
+        (family, weighted)
+        for family in ("logistic_regression", "random_forest", "xgboost")
+        for weighted in (True, False)
+    }
+    results = compare_models(specs, features, labels, cv_folds=3, seed=0)
+    table = summarize_comparison(results, "pr_auc")
+    assert list(table["rank"]) == list(range(1, 7))
+    assert table["pr_auc_mean"].is_monotonic_decreasing
+    assert table["selected"].sum() == 1 and table.loc[0, "selected"]
+    assert all(len(folds) == 3 for folds in table["pr_auc_by_fold"])
+    by_brier = summarize_comparison(results, "brier")
+    assert by_brier["brier_mean"].is_monotonic_increasing
+    with pytest.raises(ValueError, match="selection metric"):
+        summarize_comparison(results, "accuracy")
+
+
+def test_model_choice_never_sees_holdout_rows():
+    """The comparison takes only the rows it is given: garbage in the holdout changes nothing."""
+    features, labels, _ = synthetic_customers(1200, seed=7)
+    train = features.index < 800
+    specs = [
+        ModelSpec("logistic_regression", True),
+        ModelSpec("xgboost", True, {"n_estimators": 40}),
+    ]
+    first = summarize_comparison(
+        compare_models(specs, features[train], labels[train], 3, 0), "pr_auc"
+    )
+    scrambled = features.copy()
+    scrambled.loc[~train, "num_prd"] = 1e6
+    second = summarize_comparison(
+        compare_models(specs, scrambled[train], labels[train], 3, 0), "pr_auc"
+    )
+    pd.testing.assert_frame_equal(
+        first.drop(columns="fit_seconds_mean"), second.drop(columns="fit_seconds_mean")
+    )
+
+
+@pytest.mark.parametrize(
+    ("challenger", "champion", "tolerance", "promote"),
+    [
+        (0.60, None, 0.005, True),
+        (0.66, 0.65, 0.005, True),
+        (0.647, 0.65, 0.005, True),  # worse, but within the tolerance
+        (0.64, 0.65, 0.005, False),  # worse by more than the tolerance: champion stays
+    ],
+)
+def test_promotion_keeps_champion_when_challenger_is_worse(
+    challenger, champion, tolerance, promote
+):
+    decision = decide_promotion(challenger, champion, tolerance)
+    assert decision.promote is promote
+    if champion is not None:
+        assert decision.margin == pytest.approx(challenger - champion)
+        assert ("not worse" in decision.reason) is promote
