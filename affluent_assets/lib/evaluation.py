@@ -176,7 +176,10 @@ def capacity_count(capacity: str, normal_customers: int) -> int:
 
 
 def threshold_for_capacity(normal_scores: pd.Series, count: int) -> float:
-    """The score of the `count`-th best NORMAL customer: calling down to it reaches `count`."""
+    """The score of the `count`-th best NORMAL customer: calling down to it reaches `count`
+    (a few more where customers tie at exactly that score)."""
+    if count < 1:
+        raise ValueError(f"capacity must be at least 1 customer, got {count}")
     ordered = np.sort(np.asarray(normal_scores, dtype="float64"))[::-1]
     if len(ordered) == 0:
         return 1.0
