@@ -1,0 +1,42 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from affluent_assets.lib.demo_data import generate_customers
+from affluent_assets.lib.drift import DRIFT_FEATURES, drift_report, population_stability
+from affluent_assets.lib.features import build_features, clean_customers
+
+
+def features_of(rows: int, seed: int) -> pd.DataFrame:
+    return build_features(clean_customers(generate_customers(rows, seed=seed), "demo"))
+
+
+def test_same_population_is_stable():
+    report = drift_report(features_of(8000, 1), features_of(4000, 2))
+    assert list(report["feature"].sort_values()) == sorted(DRIFT_FEATURES)
+    assert (report["psi"] < 0.10).all()
+    assert set(report["shift"]) == {"stable"}
+
+
+def test_shifted_balances_and_new_gaps_are_significant():
+    training = features_of(8000, 1)
+    batch = features_of(4000, 2)
+    batch["asset_value"] = batch["asset_value"] * 20 + 50_000
+    batch.loc[batch.index[:2000], "mthcasa"] = np.nan  # half the batch loses its CASA data
+    report = drift_report(training, batch).set_index("feature")
+    assert report.loc["asset_value", "shift"] == "significant"
+    assert report.loc["mthcasa", "psi"] > 0.10
+    assert report.loc["num_prd", "shift"] == "stable"
+
+
+def test_psi_matches_hand_computation_for_levels():
+    expected = pd.Series(["A"] * 50 + ["B"] * 50)
+    actual = pd.Series(["A"] * 80 + ["B"] * 20)
+    hand = (0.8 - 0.5) * np.log(0.8 / 0.5) + (0.2 - 0.5) * np.log(0.2 / 0.5)
+    assert population_stability(expected, actual) == pytest.approx(hand)
+
+
+def test_unseen_level_counts_as_drift_instead_of_failing():
+    expected = pd.Series(["A"] * 100)
+    actual = pd.Series(["A"] * 50 + ["NEW"] * 50)
+    assert population_stability(expected, actual) > 0.25
