@@ -4,6 +4,8 @@ import dagster as dg
 
 from affluent_assets.defs.features import assets as features
 from affluent_assets.defs.ingest import assets as ingest
+from affluent_assets.defs.landing import assets as landing
+from affluent_assets.defs.landing.sensors import landing_sensor
 from affluent_assets.defs.model import assets as model
 from affluent_assets.defs.resources import default_resources
 from affluent_assets.defs.scoring import assets as scoring
@@ -19,9 +21,12 @@ affluent_job = dg.define_asset_job(
     executor_def=dg.in_process_executor,
 )
 
+LANDING_ASSETS = dg.load_assets_from_modules([landing])
+
 defs = dg.Definitions(
-    assets=MAIN_ASSETS,
+    assets=[*MAIN_ASSETS, *LANDING_ASSETS],
     asset_checks=dg.load_asset_checks_from_modules([ingest, features, model, scoring]),
-    jobs=[affluent_job],
+    jobs=[affluent_job, landing.landing_job],
+    sensors=[landing_sensor],
     resources=default_resources(),
 )

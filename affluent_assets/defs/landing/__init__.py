@@ -1,0 +1,1 @@
+"""Landing folder: sensor, per-file batches, batch scores."""

@@ -1,0 +1,96 @@
+"""The landing sensor: one run per new or changed file, once its size has stopped changing.
+
+A tick only lists and stats the folder (reading and hashing happen in the run), keeps the files
+it has requested and the ones still settling in its cursor, and adds each file's partition in
+the same result that requests its run.
+"""
+
+import dagster as dg
+
+from affluent_assets import settings
+from affluent_assets.defs.landing.assets import landed_batches, landing_job
+from affluent_assets.defs.resources import MlflowModels
+from affluent_assets.lib import landing
+from affluent_assets.lib.registry import CHAMPION_ALIAS
+
+LANDING_FILE_TAG = "affluent/landing_file"
+TICK_SECONDS = 5
+
+
+def _summary(plan: landing.TickPlan) -> str:
+    parts = []
+    if plan.settling:
+        names = ", ".join(s.name for s in plan.settling[:5])
+        parts.append(f"{len(plan.settling)} file(s) still settling ({names})")
+    if plan.unchanged:
+        parts.append(f"{len(plan.unchanged)} file(s) already scored and unchanged")
+    if plan.removed:
+        parts.append(f"{len(plan.removed)} file(s) gone from the folder")
+    return "; ".join(parts) or "no landing files"
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def build_landing_sensor(
+    name: str = "landing_sensor", landing_dir: str | None = None
+) -> dg.SensorDefinition:
+    """The sensor over `landing_dir` (default: the configured landing folder, read each tick)."""
+
+    @dg.sensor(
+        name=name,
+        target=landing_job,
+        minimum_interval_seconds=TICK_SECONDS,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=(
+            "Scores each .csv/.xlsx/.parquet file dropped in the landing folder with the "
+            "champion model, once its size has been stable for one tick."
+        ),
+    )
+    def _sensor(context: dg.SensorEvaluationContext, mlflow_models: MlflowModels):
+        folder = landing_dir or settings.landing_dir()
+        plan = landing.plan_tick(
+            landing.LandingCursor.deserialize(context.cursor), landing.scan_landing(folder)
+        )
+        if not plan.ready:
+            return dg.SensorResult(skip_reason=_summary(plan), cursor=plan.cursor.serialize())
+        try:
+            model = mlflow_models.describe(CHAMPION_ALIAS)
+            problem = "" if model is not None else "nothing registered under that alias yet"
+        except Exception as error:  # the registry is unreachable or unreadable
+            model, problem = None, f"{type(error).__name__}: {_first_line(error)}"
+        if model is None:
+            return dg.SensorResult(
+                skip_reason=(
+                    f"{len(plan.ready)} file(s) ready but no {CHAMPION_ALIAS!r} version of "
+                    f"model {mlflow_models.model_name!r} to score them with ({problem}); "
+                    "train it with affluent_job first"
+                ),
+                cursor=landing.hold_back(plan).serialize(),
+            )
+        context.log.info(
+            f"requesting {len(plan.ready)} run(s) with {model.name} v{model.version}: "
+            + ", ".join(s.name for s in plan.ready)
+        )
+        return dg.SensorResult(
+            run_requests=[
+                dg.RunRequest(
+                    run_key=signature.run_key,
+                    partition_key=signature.batch_key,
+                    run_config={"ops": {"landed_batch": {"config": {"landing_dir": str(folder)}}}},
+                    tags={LANDING_FILE_TAG: signature.name},
+                )
+                for signature in plan.ready
+            ],
+            dynamic_partitions_requests=[
+                landed_batches.build_add_request(sorted({s.batch_key for s in plan.ready}))
+            ],
+            cursor=plan.cursor.serialize(),
+        )
+
+    return _sensor
+
+
+landing_sensor = build_landing_sensor()

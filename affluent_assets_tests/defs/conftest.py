@@ -1,0 +1,137 @@
+"""Shared fixtures for Dagster tests: a small registered model in a temporary MLflow store,
+and temporary landing/quarantine/warehouse folders for the landing assets."""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+from dagster_duckdb import DuckDBResource
+
+from affluent_assets.defs.landing.assets import batch_scores, landed_batch, landed_batches
+from affluent_assets.defs.resources import MlflowModels
+from affluent_assets.lib import registry
+from affluent_assets.lib.demo_data import generate_customers
+from affluent_assets.lib.features import (
+    MODEL_FEATURES,
+    build_features,
+    clean_customers,
+    label_vector,
+)
+from affluent_assets.lib.training import ModelSpec, split_customers, train_affluent_model
+
+MODEL_NAME = "affluent_classifier"
+
+
+@dataclass(frozen=True)
+class ModelStore:
+    tracking_uri: str
+    artifact_root: str
+    model: registry.RegisteredModel
+
+    def resource(self) -> MlflowModels:
+        return MlflowModels(
+            tracking_uri=self.tracking_uri, artifact_root=self.artifact_root, model_name=MODEL_NAME
+        )
+
+
+TRAINING_ROWS = 1_500
+
+
+def training_data() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Features and split of the small demo set the test model is trained on."""
+    clean = clean_customers(generate_customers(TRAINING_ROWS, seed=7), "demo")
+    features = build_features(clean)
+    split = split_customers(clean["customer_key"], label_vector(clean), 0.3, seed=7)
+    return features, split
+
+
+def register_tiny_model(root: Path) -> ModelStore:
+    """A small XGBoost model trained by the platform's own training code on demo rows and
+    registered as `champion` in an MLflow store in `root`."""
+    tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
+    features, split = training_data()
+    train = (split["split"] == "train").to_numpy()
+    labels = split["is_affluent"][train]
+    spec = ModelSpec("xgboost", class_weighting=True, params={"n_estimators": 40})
+    trained = train_affluent_model(features[train], labels, spec, 0.8, seed=7, cv_folds=3)
+    registered = registry.log_and_register(
+        tracking_uri=tracking_uri,
+        experiment="affluent_assets_tests",
+        artifact_root=str(root / "artifacts"),
+        model_name=MODEL_NAME,
+        model=trained.model,
+        input_example=features[MODEL_FEATURES].head(20),
+        params=trained.params,
+        metrics={"threshold": trained.threshold.threshold},
+        threshold=trained.threshold.threshold,
+        decile_edges=trained.decile_edges,
+        tags={"source": "tests"},
+        run_name="tests",
+    )
+    registry.set_alias(tracking_uri, MODEL_NAME, registered.version)
+    return ModelStore(tracking_uri, str(root / "artifacts"), registered)
+
+
+@pytest.fixture(scope="session")
+def model_store(tmp_path_factory) -> ModelStore:
+    return register_tiny_model(tmp_path_factory.mktemp("mlflow"))
+
+
+@dataclass
+class LandingStores:
+    landing: Path
+    quarantine: Path
+    warehouse: Path
+    models: ModelStore
+    instance: dg.DagsterInstance
+
+    def resources(self) -> dict:
+        return {
+            "duckdb": DuckDBResource(database=str(self.warehouse)),
+            "mlflow_models": self.models.resource(),
+        }
+
+    def run(self, batch_key: str) -> dg.ExecuteInProcessResult:
+        """Materialize one batch the way the landing job does, without raising on failure."""
+        self.instance.add_dynamic_partitions(landed_batches.name, [batch_key])
+        return dg.materialize(
+            [landed_batch, batch_scores],
+            partition_key=batch_key,
+            instance=self.instance,
+            resources=self.resources(),
+            run_config={
+                "ops": {
+                    "landed_batch": {
+                        "config": {
+                            "landing_dir": str(self.landing),
+                            "quarantine_dir": str(self.quarantine),
+                        }
+                    }
+                }
+            },
+            raise_on_error=False,
+        )
+
+
+@pytest.fixture
+def landing_stores(tmp_path, model_store, monkeypatch) -> LandingStores:
+    """Empty landing and quarantine folders and warehouse path under tmp_path; the settings
+    point there too, so nothing can touch the repository's data/ folder."""
+    stores = LandingStores(
+        landing=tmp_path / "landing",
+        quarantine=tmp_path / "quarantine",
+        warehouse=tmp_path / "warehouse.duckdb",
+        models=model_store,
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    stores.landing.mkdir()
+    monkeypatch.setenv("AFFLUENT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("AFFLUENT_LANDING", str(stores.landing))
+    monkeypatch.setenv("AFFLUENT_QUARANTINE", str(stores.quarantine))
+    monkeypatch.setenv("AFFLUENT_WAREHOUSE", str(stores.warehouse))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", model_store.tracking_uri)
+    assert not os.path.exists(stores.warehouse)
+    return stores

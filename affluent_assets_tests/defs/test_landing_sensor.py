@@ -1,0 +1,187 @@
+"""The landing sensor on a temporary folder, one test per cursor scenario: new, unchanged,
+changed, still growing, removed; plus no model yet, bad names, and ticks that never read."""
+
+import builtins
+import io
+import os
+import pathlib
+from dataclasses import replace
+
+import dagster as dg
+import pytest
+
+from affluent_assets.defs.landing.assets import landed_batches
+from affluent_assets.defs.landing.sensors import LANDING_FILE_TAG, build_landing_sensor
+from affluent_assets.lib.landing import LandingCursor, batch_key_for
+
+
+class Ticker:
+    """Calls the sensor the way the daemon does: each tick gets the previous tick's cursor."""
+
+    def __init__(self, folder, models):
+        self.sensor = build_landing_sensor(name="test_landing_sensor", landing_dir=str(folder))
+        self.models = models
+        self.cursor = None
+        self.instance = dg.DagsterInstance.ephemeral()
+
+    def tick(self) -> dg.SensorResult:
+        context = dg.build_sensor_context(
+            cursor=self.cursor,
+            instance=self.instance,
+            resources={"mlflow_models": self.models.resource()},
+        )
+        result = self.sensor(context)
+        assert isinstance(result, dg.SensorResult)
+        self.cursor = result.cursor
+        return result
+
+    def settle(self) -> dg.SensorResult:
+        """Two ticks: the first sees the files, the second finds their size unchanged."""
+        self.tick()
+        return self.tick()
+
+
+def write(folder, name, data=b"C_ID\n1\n", mtime=1_700_000_000):
+    path = folder / name
+    path.write_bytes(data)
+    os.utime(path, ns=(mtime * 10**9, mtime * 10**9))
+    return path
+
+
+def run_keys(result) -> list[str]:
+    return [r.run_key for r in result.run_requests or []]
+
+
+@pytest.fixture
+def ticker(tmp_path, model_store):
+    folder = tmp_path / "landing"
+    folder.mkdir()
+    ticker = Ticker(folder, model_store)
+    ticker.folder = folder
+    return ticker
+
+
+def test_new_file_is_requested_once_its_size_is_stable(ticker):
+    write(ticker.folder, "etb.csv")
+    first = ticker.tick()
+    assert not first.run_requests
+    assert "settling" in first.skip_reason.skip_message
+    second = ticker.tick()
+    (request,) = second.run_requests
+    assert request.partition_key == "etb.csv"
+    assert request.run_key == "etb.csv:7:1700000000000000000"
+    assert request.tags[LANDING_FILE_TAG] == "etb.csv"
+    assert request.run_config["ops"]["landed_batch"]["config"]["landing_dir"] == str(ticker.folder)
+    (add,) = second.dynamic_partitions_requests
+    assert add.partitions_def_name == landed_batches.name
+    assert list(add.partition_keys) == ["etb.csv"]
+
+
+def test_unchanged_file_is_not_requested_again(ticker):
+    write(ticker.folder, "etb.csv")
+    assert run_keys(ticker.settle()) == ["etb.csv:7:1700000000000000000"]
+    for _ in range(3):
+        result = ticker.tick()
+        assert not result.run_requests
+        assert "already scored and unchanged" in result.skip_reason.skip_message
+
+
+def test_changed_file_is_requested_again_with_a_new_run_key(ticker):
+    write(ticker.folder, "etb.csv")
+    (first,) = run_keys(ticker.settle())
+    write(ticker.folder, "etb.csv", data=b"C_ID\n1\n2\n", mtime=1_700_000_100)
+    assert not ticker.tick().run_requests  # changed: wait one tick for it to settle
+    (second,) = run_keys(ticker.tick())
+    assert second != first and second.startswith("etb.csv:9:")
+    # Same size, new mtime (rewritten in place) also counts as a change.
+    write(ticker.folder, "etb.csv", data=b"C_ID\n3\n4\n", mtime=1_700_000_200)
+    assert run_keys(ticker.settle()) == ["etb.csv:9:1700000200000000000"]
+
+
+def test_growing_file_waits_until_its_size_stops_changing(ticker):
+    path = write(ticker.folder, "big.csv", data=b"")
+    for chunk in range(4):
+        result = ticker.tick()
+        assert not result.run_requests, f"requested while still growing (chunk {chunk})"
+        with path.open("ab") as handle:
+            handle.write(b"x" * 1000)
+    assert not ticker.tick().run_requests  # first tick at the final size
+    (request,) = ticker.tick().run_requests
+    assert request.run_key.startswith("big.csv:4000:")
+
+
+def test_removed_file_leaves_the_cursor(ticker):
+    path = write(ticker.folder, "etb.csv")
+    ticker.settle()
+    path.unlink()
+    result = ticker.tick()
+    assert not result.run_requests
+    assert "gone" in result.skip_reason.skip_message
+    cursor = LandingCursor.deserialize(result.cursor)
+    assert cursor.scored == {} and cursor.pending == {}
+    # Dropped again later, it is a new file again (content dedup happens in the run).
+    write(ticker.folder, "etb.csv")
+    assert run_keys(ticker.settle()) == ["etb.csv:7:1700000000000000000"]
+
+
+def test_several_files_in_one_tick(ticker):
+    for name in ("a.csv", "b.xlsx", "c.parquet", "notes.txt", ".partial.csv"):
+        write(ticker.folder, name)
+    result = ticker.settle()
+    assert sorted(r.partition_key for r in result.run_requests) == ["a.csv", "b.xlsx", "c.parquet"]
+    assert sorted(result.dynamic_partitions_requests[0].partition_keys) == [
+        "a.csv", "b.xlsx", "c.parquet"
+    ]  # fmt: skip
+
+
+def test_hostile_names_get_safe_partition_keys(ticker, tmp_path):
+    name = 'O\'Brien "list" ..; drop table x.csv'
+    write(ticker.folder, name)
+    (tmp_path / "outside.csv").write_bytes(b"secret")
+    (ticker.folder / "link.csv").symlink_to(tmp_path / "outside.csv")
+    (request,) = ticker.settle().run_requests
+    assert request.partition_key == batch_key_for(name)
+    assert request.tags[LANDING_FILE_TAG] == name
+
+
+def test_no_model_yet_skips_with_a_reason_and_keeps_the_file_waiting(ticker, tmp_path):
+    models = ticker.models
+    ticker.models = replace(models, tracking_uri=f"sqlite:///{tmp_path / 'empty.db'}")
+    write(ticker.folder, "etb.csv")
+    ticker.tick()
+    result = ticker.tick()
+    assert not result.run_requests and not result.dynamic_partitions_requests
+    message = result.skip_reason.skip_message
+    assert "no 'champion' version" in message and "affluent_classifier" in message
+    assert "etb.csv" in LandingCursor.deserialize(result.cursor).pending
+    ticker.models = models  # a model is registered: the waiting file goes at once
+    assert run_keys(ticker.tick()) == ["etb.csv:7:1700000000000000000"]
+
+
+def test_a_tick_never_opens_a_landing_file(ticker, monkeypatch):
+    write(ticker.folder, "etb.csv")
+    folder = str(ticker.folder)
+
+    def guard(real):
+        def opener(file, *args, **kwargs):
+            assert not str(file).startswith(folder), f"tick opened {file}"
+            return real(file, *args, **kwargs)
+
+        return opener
+
+    monkeypatch.setattr(builtins, "open", guard(builtins.open))
+    monkeypatch.setattr(io, "open", guard(io.open))
+    monkeypatch.setattr(pathlib.Path, "open", lambda self, *a, **k: guard(io.open)(self, *a, **k))
+    assert run_keys(ticker.settle()) == ["etb.csv:7:1700000000000000000"]
+
+
+def test_the_definitions_sensor_is_on_by_default():
+    from affluent_assets.definitions import defs
+
+    sensor = defs.resolve_sensor_def("landing_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensor.minimum_interval_seconds <= 5
+    assert sensor.job_name == "landing_job"
+    job = defs.resolve_job_def("affluent_job")
+    keys = {key.to_user_string() for key in job.asset_layer.executable_asset_keys}
+    assert not keys & {"landed_batch", "batch_scores"}

@@ -1,0 +1,216 @@
+"""Landing folder rules without Dagster: safe keys, signatures, the stable-size rule, the
+cursor, hashing, quarantine that stays in its folder, and the crash-safe batch write."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import duckdb
+import pandas as pd
+import pytest
+
+from affluent_assets.lib import landing
+from affluent_assets.lib.landing import (
+    FileSignature,
+    LandingCursor,
+    UnsafePath,
+    batch_key_for,
+    plan_tick,
+    resolve_inside,
+    scan_landing,
+)
+
+SAFE = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "etb.csv",
+        "my file.csv",
+        'O\'Brien "list".xlsx',
+        "..evil..csv",
+        "a...b.parquet",
+        "x'; drop table batch_scores; --.csv",
+        "ünïcødé.csv",
+        "-dash.csv",
+        "x" * 300 + ".csv",
+    ],
+)
+def test_batch_keys_are_safe(name):
+    key = batch_key_for(name)
+    assert set(key) <= SAFE
+    assert ".." not in key
+    assert not key.startswith((".", "-"))
+    assert len(key) <= landing.MAX_KEY_LENGTH + 9
+    assert batch_key_for(name) == key  # deterministic
+
+
+def test_batch_keys_keep_plain_names_and_never_collide():
+    assert batch_key_for("etb_2024-06.csv") == "etb_2024-06.csv"
+    names = ["my file.csv", "my_file.csv", "my'file.csv", 'my"file.csv', "a..csv", "a_.csv"]
+    assert len({batch_key_for(n) for n in names}) == len(names)
+
+
+def test_run_key_changes_with_size_or_mtime():
+    base = FileSignature("a.csv", 10, 1_000)
+    assert base.run_key == "a.csv:10:1000"
+    assert FileSignature("a.csv", 11, 1_000).run_key != base.run_key
+    assert FileSignature("a.csv", 10, 2_000).run_key != base.run_key
+
+
+def test_scan_lists_only_landing_files_inside_the_folder(tmp_path):
+    folder = tmp_path / "landing"
+    folder.mkdir()
+    (folder / "a.csv").write_text("x")
+    (folder / "b.XLSX").write_text("x")
+    (folder / "c.parquet").write_text("x")
+    (folder / "notes.txt").write_text("x")
+    (folder / ".hidden.csv").write_text("x")
+    (folder / "~$lock.xlsx").write_text("x")
+    (folder / "sub.csv").mkdir()
+    outside = tmp_path / "secret.csv"
+    outside.write_text("secret")
+    (folder / "link.csv").symlink_to(outside)
+    files = scan_landing(folder)
+    assert sorted(files) == ["a.csv", "b.XLSX", "c.parquet"]
+    assert files["a.csv"].size == 1
+    assert scan_landing(tmp_path / "missing") == {}
+
+
+@pytest.mark.parametrize("name", ["../x.csv", "a/b.csv", "..", "", "x\0.csv"])
+def test_resolve_inside_refuses_escapes(tmp_path, name):
+    with pytest.raises(UnsafePath):
+        resolve_inside(tmp_path, name)
+
+
+def test_cursor_round_trip_and_garbage():
+    cursor = LandingCursor(scored={"a.csv": [1, 2]}, pending={"b.csv": [3, 4]})
+    assert LandingCursor.deserialize(cursor.serialize()) == cursor
+    for text in (None, "", "not json", '{"version": 99}', "[1, 2]"):
+        assert LandingCursor.deserialize(text) == LandingCursor()
+
+
+def sig(name, size, mtime=1):
+    return FileSignature(name, size, mtime)
+
+
+def test_plan_waits_one_tick_of_stable_size_then_requests_once():
+    files = {"a.csv": sig("a.csv", 10)}
+    first = plan_tick(LandingCursor(), files)
+    assert first.ready == [] and first.settling == [files["a.csv"]]
+    second = plan_tick(first.cursor, files)
+    assert second.ready == [files["a.csv"]]
+    third = plan_tick(second.cursor, files)
+    assert third.ready == [] and third.unchanged == [files["a.csv"]]
+
+
+def test_plan_growing_file_never_ready_until_it_stops():
+    cursor = LandingCursor()
+    for size in (0, 100, 200, 300):
+        plan = plan_tick(cursor, {"a.csv": sig("a.csv", size)})
+        assert plan.ready == []
+        cursor = plan.cursor
+    assert plan_tick(cursor, {"a.csv": sig("a.csv", 300)}).ready == [sig("a.csv", 300)]
+
+
+def test_plan_changed_and_removed_files():
+    cursor = LandingCursor(scored={"a.csv": [10, 1], "gone.csv": [5, 1]}, pending={"p.csv": [1, 1]})
+    plan = plan_tick(cursor, {"a.csv": sig("a.csv", 10, 2)})
+    assert plan.ready == [] and plan.removed == ["gone.csv", "p.csv"]
+    assert "gone.csv" not in plan.cursor.scored and "p.csv" not in plan.cursor.pending
+    again = plan_tick(plan.cursor, {"a.csv": sig("a.csv", 10, 2)})
+    assert again.ready == [sig("a.csv", 10, 2)]
+    assert again.cursor.scored == {"a.csv": [10, 2]}
+
+
+def test_hold_back_keeps_ready_files_pending():
+    files = {"a.csv": sig("a.csv", 10)}
+    plan = plan_tick(plan_tick(LandingCursor(), files).cursor, files)
+    held = landing.hold_back(plan)
+    assert held.scored == {} and held.pending == {"a.csv": [10, 1]}
+    assert plan_tick(held, files).ready == [files["a.csv"]]
+
+
+def test_content_hash_and_snapshot(tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_bytes(b"C_ID\n1\n")
+    (tmp_path / "scratch").mkdir()
+    copy, digest = landing.snapshot(path, tmp_path / "scratch")
+    assert copy.read_bytes() == path.read_bytes() and copy != path
+    assert digest == landing.content_hash(path)
+    path.write_bytes(b"C_ID\n2\n")
+    assert landing.content_hash(path) != digest
+
+
+def test_quarantine_moves_file_and_writes_reason(tmp_path):
+    source = tmp_path / "landing" / "bad 'file'.csv"
+    source.parent.mkdir()
+    source.write_text("x")
+    moved = landing.quarantine(source, tmp_path / "quarantine", "bad.csv: column 'C_AGE' ...")
+    assert moved.parent == (tmp_path / "quarantine").resolve()
+    assert moved.read_text() == "x" and not source.exists()
+    reason = moved.with_name(moved.name + ".reason.txt").read_text()
+    assert "column 'C_AGE'" in reason and "bad 'file'.csv" in reason
+    # A second file of the same name does not overwrite the first.
+    source.write_text("y")
+    second = landing.quarantine(source, tmp_path / "quarantine", "again")
+    assert second != moved and moved.read_text() == "x" and second.read_text() == "y"
+    assert second.with_name(second.name + ".reason.txt").exists()
+
+
+def test_scored_elsewhere_finds_same_content_in_other_batches():
+    con = duckdb.connect()
+    assert landing.scored_elsewhere(con, "batch_scores", "h1", "a") is None
+    con.execute("create table batch_scores (batch_key varchar, content_hash varchar)")
+    con.execute("insert into batch_scores values ('a', 'h1')")
+    assert landing.scored_elsewhere(con, "batch_scores", "h1", "a") is None
+    assert landing.scored_elsewhere(con, "batch_scores", "h1", "b") == "a"
+    assert landing.scored_elsewhere(con, "batch_scores", "h2", "b") is None
+    # The connection is still usable (no half-read result left behind).
+    con.register("f", pd.DataFrame({"x": [1]}))
+
+
+def test_stable_types_make_blank_text_varchar():
+    frame = landing.with_stable_types(pd.DataFrame({"t": [None, None], "n": [1.0, None]}))
+    con = duckdb.connect()
+    con.register("f", frame)
+    types = dict(con.execute("select column_name, column_type from (describe f)").fetchall())
+    assert types == {"t": "VARCHAR", "n": "DOUBLE"}
+
+
+KILL_MID_WRITE = textwrap.dedent(
+    """
+    import os, signal, sys
+    import duckdb, pandas as pd
+    from affluent_assets.lib.warehouse import replace_rows
+
+    class DiesOnCommit:
+        def __init__(self, con):
+            self.con = con
+        def __getattr__(self, name):
+            return getattr(self.con, name)
+        def execute(self, sql, *args):
+            if sql.strip().lower() == "commit":
+                os.kill(os.getpid(), signal.SIGKILL)
+            return self.con.execute(sql, *args)
+
+    con = duckdb.connect(sys.argv[1])
+    frame = pd.DataFrame({"batch_key": ["a"] * 50_000, "content_hash": ["new"] * 50_000})
+    replace_rows(DiesOnCommit(con), "batch_scores", "batch_key", "a", frame)
+    """
+)
+
+
+def test_killed_write_leaves_earlier_rows(tmp_path):
+    database = str(tmp_path / "w.duckdb")
+    with duckdb.connect(database) as con:
+        con.execute("create table batch_scores (batch_key varchar, content_hash varchar)")
+        con.execute("insert into batch_scores values ('a', 'old'), ('a', 'old'), ('b', 'other')")
+    killed = subprocess.run([sys.executable, "-c", KILL_MID_WRITE, database], check=False)
+    assert killed.returncode == -9
+    with duckdb.connect(database, read_only=True) as con:
+        rows = con.execute("select * from batch_scores order by all").fetchall()
+    assert rows == [("a", "old"), ("a", "old"), ("b", "other")]
+    assert os.path.exists(database)

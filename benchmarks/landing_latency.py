@@ -1,0 +1,190 @@
+"""Landing-to-queryable latency under `dagster dev`: a 66,083-row file is moved into the landing
+folder (atomically, as a finished copy would land) and the clock stops when all its rows are in
+`batch_scores` and readable from another process. p50 over five files (a warm-up file first).
+
+    .venv/bin/python benchmarks/landing_latency.py            # csv, 5 files, 66,083 rows
+    .venv/bin/python benchmarks/landing_latency.py --format xlsx --files 5
+
+Everything lives in a temporary folder (DAGSTER_HOME, DuckDB, MLflow, landing); the model is
+trained first by materializing the main graph on a small demo extract, so the file is scored by
+a real registered champion. Results go to benchmarks/results/landing_latency.json.
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results" / "landing_latency.json"
+DAGSTER = Path(sys.executable).with_name("dagster")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stores_env(root: Path) -> dict[str, str]:
+    data = root / "data"
+    return {
+        "DAGSTER_HOME": str(root / "dagster_home"),
+        "AFFLUENT_DATA_DIR": str(data),
+        "AFFLUENT_LANDING": str(data / "landing"),
+        "AFFLUENT_QUARANTINE": str(data / "quarantine"),
+        "AFFLUENT_WAREHOUSE": str(data / "warehouse.duckdb"),
+        "AFFLUENT_EXTRACT": str(data / "raw"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{data / 'mlflow.db'}",
+        "AFFLUENT_MLFLOW_ARTIFACTS": str(data / "mlartifacts"),
+    }
+
+
+def train_champion(env: dict[str, str], rows: int) -> None:
+    """Materialize the main graph on `rows` demo customers into the temporary stores."""
+    code = (
+        "import dagster as dg\n"
+        "from affluent_assets.definitions import MAIN_ASSETS\n"
+        "from affluent_assets.defs.resources import default_resources, ExtractSource\n"
+        f"resources = {{**default_resources(), 'extract': ExtractSource(demo_rows={rows})}}\n"
+        "assert dg.materialize(MAIN_ASSETS, resources=resources).success\n"
+    )
+    subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, check=True, cwd=REPO)
+
+
+def scored_rows(warehouse: Path, batch_key: str) -> int:
+    try:
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            found = con.execute(
+                "select count(*) from batch_scores where batch_key = ?", [batch_key]
+            ).fetchall()
+            return int(found[0][0])
+    except (duckdb.Error, OSError):
+        return 0  # not created yet, or a writer holds the lock right now
+
+
+def land_and_wait(staged: Path, landing: Path, warehouse: Path, rows: int, timeout: float):
+    target = landing / staged.name
+    start = time.monotonic()
+    os.replace(staged, target)
+    while time.monotonic() - start < timeout:
+        if scored_rows(warehouse, staged.name) == rows:
+            return time.monotonic() - start
+        time.sleep(0.25)
+    raise TimeoutError(f"{staged.name} not scored within {timeout:.0f} s")
+
+
+def machine() -> dict:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=5, help="measured files (after a warm-up)")
+    parser.add_argument("--rows", type=int, default=66_083, help="rows per landing file")
+    parser.add_argument("--format", choices=["csv", "parquet", "xlsx"], default="csv")
+    parser.add_argument("--train-rows", type=int, default=5_000, help="demo rows to train on")
+    parser.add_argument("--timeout", type=float, default=180.0, help="seconds per file")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+
+    from affluent_assets.lib.demo_data import generate_customers, write_extract
+
+    root = Path(tempfile.mkdtemp(prefix="landing-bench-"))
+    env = stores_env(root)
+    Path(env["DAGSTER_HOME"]).mkdir(parents=True)
+    shutil.copy(REPO / ".dagster_home" / "dagster.yaml", Path(env["DAGSTER_HOME"]))
+    landing, warehouse = Path(env["AFFLUENT_LANDING"]), Path(env["AFFLUENT_WAREHOUSE"])
+    landing.mkdir(parents=True)
+    staging = root / "staging"
+    print(f"working in {root}; training the champion on {args.train_rows} demo rows")
+    t = time.monotonic()
+    train_champion(env, args.train_rows)
+    print(f"trained in {time.monotonic() - t:.1f} s; writing {args.files + 1} landing files")
+    staged = [
+        write_extract(
+            generate_customers(args.rows, seed=100 + i).drop(columns="C_seg"),
+            staging / f"etb_bench_{i}.{args.format}",
+        )
+        for i in range(args.files + 1)
+    ]
+    log = root / "dagster-dev.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [str(DAGSTER), "dev", "-w", "workspace.yaml", "-p", str(free_port())],
+            cwd=REPO,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        time.sleep(10)  # let the daemon and code server start; not part of any measurement
+        warmup = land_and_wait(staged[0], landing, warehouse, args.rows, args.timeout)
+        print(f"warm-up file: {warmup:.1f} s")
+        latencies = []
+        for path in staged[1:]:
+            time.sleep(2)
+            seconds = land_and_wait(path, landing, warehouse, args.rows, args.timeout)
+            latencies.append(round(seconds, 2))
+            print(f"{path.name}: {seconds:.1f} s")
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                server.wait(timeout=20)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=10)
+
+    import dagster
+
+    result = {
+        "measured": "landing file moved into the folder -> all its rows readable in batch_scores",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "rows_per_file": args.rows,
+        "format": args.format,
+        "files": len(latencies),
+        "latencies_seconds": latencies,
+        "p50_seconds": round(statistics.median(latencies), 2),
+        "max_seconds": max(latencies),
+        "warmup_seconds": round(warmup, 2),
+        "sensor_interval_seconds": 5,
+        "dagster": dagster.__version__,
+        "machine": machine(),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
