@@ -34,7 +34,7 @@ def main() -> None:
     split = split_customers(clean["customer_key"], labels, 0.3, SEED)
     train = (split["split"] == "train").to_numpy()
     train_x, train_y = features[train], labels[train]
-    tuning = tune_xgboost(train_x, train_y, budget_seconds=45, seed=SEED)
+    tuning = tune_xgboost(train_x, train_y, budget_seconds=45, seed=SEED, candidates=27)
     results = compare_models(candidate_specs(tuning.params), train_x, train_y, 5, SEED)
     summary = summarize_comparison(results, "pr_auc")
     rows = []

@@ -44,7 +44,7 @@ class TrainingConfig(dg.Config):
     selection_metric: str = "pr_auc"
     families: list[str] = list(FAMILIES)
     tuning_budget_seconds: float = 45.0
-    tuning_candidates: int = 9
+    tuning_candidates: int = 27
     calibration: str = "sigmoid"
     seed: int = 42
 
