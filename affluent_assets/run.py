@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     figures = ", ".join(f"{name} {value:.3f}" for name, value in evaluation.items())
     print(f"\nHoldout: {figures}")
     print(
-        f"{candidates:,} hidden affluent candidates in {settings.warehouse_path()}; top {len(top)}:\n"
+        f"{candidates:,} hidden affluent candidates in {settings.warehouse_path()}; "
+        f"top {len(top)}:\n"
     )
     print(top.to_string(index=False))
     return 0

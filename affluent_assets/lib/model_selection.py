@@ -63,8 +63,9 @@ def tune_xgboost(
     halving_factor: int = 3,
 ) -> TuningResult:
     """Successive halving: every candidate on a small stratified sample, the best third on a
-    sample three times larger, and so on, scored by cross-validated PR-AUC (3-fold). Stops starting new
-    fits once `budget_seconds` is spent and keeps the best of the largest sample reached."""
+    sample three times larger, and so on, scored by cross-validated PR-AUC (3-fold). Stops
+    starting new fits once `budget_seconds` is spent and keeps the best of the largest sample
+    reached."""
     started = time.perf_counter()
     pool = sample_xgboost_params(candidates, seed)
     # With 27 candidates and factor 3: 27 on 1/27 of the rows, 9 on 1/9, 3 on 1/3; the one
