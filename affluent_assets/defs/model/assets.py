@@ -214,6 +214,7 @@ def model_training(
         model_row,
         output_name="affluent_model",
         metadata={
+            **table_metadata(model_row),
             "model_uri": registered.uri,
             "model": chosen.spec.name,
             "threshold": choice.threshold,
@@ -298,7 +299,7 @@ def model_evaluation(
             ),
             "lift_chart": dg.MetadataValue.md(evaluation.lift_plot(lift)),
             "lift_by_decile": dg.MetadataValue.md(lift.to_markdown(index=False, floatfmt=".3f")),
-            "dagster/row_count": len(table),
+            **table_metadata(table),
         },
     )
     yield dg.Output(
@@ -309,7 +310,7 @@ def model_evaluation(
                 reliability.to_markdown(index=False, floatfmt=".3f")
             ),
             "brier_score": metrics["brier_score"],
-            "dagster/row_count": len(reliability),
+            **table_metadata(reliability),
         },
     )
 
