@@ -21,15 +21,13 @@ def validate_with_check(
     schema: pa.DataFrameSchema,
     frame: pd.DataFrame,
     source: str,
-    row_numbers: pd.Series | None = None,
-    check_name: str = SCHEMA_CHECK,
 ) -> Generator[dg.AssetCheckResult, None, pd.DataFrame]:
     """Validate before anything is written: yields the check result (with failure cases when it
     fails, then stops the step so the stored table stays as it was); returns the coerced frame.
 
     Use as `frame = yield from validate_with_check(...)` inside a generator asset."""
     try:
-        valid = validate_frame(schema, frame, source, row_numbers)
+        valid = validate_frame(schema, frame, source)
     except ContractViolation as violation:
         cases = violation.failures.head(50 * MAX_ROWS_NAMED)
         metadata = {
@@ -38,7 +36,7 @@ def validate_with_check(
             "failure_cases": dg.MetadataValue.md(cases.astype(str).to_markdown(index=False)),
         }
         yield dg.AssetCheckResult(
-            check_name=check_name,
+            check_name=SCHEMA_CHECK,
             passed=False,
             severity=dg.AssetCheckSeverity.ERROR,
             description=str(violation),
@@ -46,7 +44,7 @@ def validate_with_check(
         )
         raise dg.Failure(description=str(violation), metadata=metadata) from None
     yield dg.AssetCheckResult(
-        check_name=check_name, passed=True, metadata={"rows": len(valid), "schema": schema.name}
+        check_name=SCHEMA_CHECK, passed=True, metadata={"rows": len(valid), "schema": schema.name}
     )
     return valid
 

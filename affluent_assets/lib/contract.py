@@ -1,7 +1,8 @@
 """The ETB customer extract as the bank delivers it (see docs/data-contract.md).
 
-One source of truth for column names, pandas types, category levels and the missingness blocks.
-The reader, the pandera schemas and the demo-data generator all import from here.
+One source of truth for column names, pandas types, category levels and the missingness blocks,
+imported by the reader, the pandera schemas, the features and the demo-data generator (the
+gap blocks are asserted by the tests).
 """
 
 from __future__ import annotations
@@ -46,8 +47,6 @@ RAW_COLUMNS: dict[str, str] = {
     "CC_LMT": "float",
     LABEL: "text",
 }
-FEATURE_COLUMNS = [c for c in RAW_COLUMNS if c != LABEL]
-NUMERIC_COLUMNS = [c for c, t in RAW_COLUMNS.items() if t in ("int", "float")]
 TEXT_COLUMNS = [c for c, t in RAW_COLUMNS.items() if t == "text" and c != LABEL]
 
 # Columns that may never be blank in an extract.

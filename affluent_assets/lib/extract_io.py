@@ -11,6 +11,8 @@ from collections import Counter
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
+from python_calamine import CalamineWorkbook
 
 from affluent_assets.lib.contract import DATA_SHEET
 
@@ -56,20 +58,22 @@ def read_extract(path: str | Path) -> pd.DataFrame:
         raise ExtractError(path, "file not found")
     if path.stat().st_size == 0:
         raise ExtractError(path, "the file is empty (0 bytes)")
-    if suffix in EXCEL_SUFFIXES:
-        frame = _read_excel(path)
-    elif suffix == ".csv":
-        frame = _read_csv(path)
-    else:
-        frame = _read_parquet(path)
+    reader = (
+        _read_excel
+        if suffix in EXCEL_SUFFIXES
+        else _read_csv
+        if suffix == ".csv"
+        else _read_parquet
+    )
+    try:
+        frame = reader(path)
+    except ExtractError:
+        raise
+    except Exception as exc:  # corrupt content the readers do not describe themselves
+        raise ExtractError(path, f"unreadable file ({type(exc).__name__}: {exc})") from exc
     if frame.empty:
         raise ExtractError(path, "the table has a header but no data rows")
     return frame
-
-
-def source_row_numbers(frame: pd.DataFrame) -> pd.Series:
-    """1-based data-row numbers as a person sees them (row 1 is the first row under the header)."""
-    return pd.Series(range(1, len(frame) + 1), index=frame.index, dtype="int64")
 
 
 def _check_header(path: Path, columns: list[str]) -> None:
@@ -87,15 +91,18 @@ def _check_header(path: Path, columns: list[str]) -> None:
 
 def _read_excel(path: Path) -> pd.DataFrame:
     try:
-        import python_calamine
-
-        workbook = python_calamine.CalamineWorkbook.from_path(str(path))
+        workbook = CalamineWorkbook.from_path(str(path))
         sheets = workbook.sheet_names
+        header = (
+            workbook.get_sheet_by_name(DATA_SHEET).to_python(nrows=1)
+            if DATA_SHEET in sheets
+            else None
+        )
+        workbook.close()
     except Exception as exc:  # calamine raises several types for a corrupt workbook
         raise ExtractError(path, f"unreadable workbook ({type(exc).__name__}: {exc})") from exc
     if DATA_SHEET not in sheets:
         raise ExtractError(path, f"workbook has no sheet named {DATA_SHEET!r} (sheets: {sheets})")
-    header = workbook.get_sheet_by_name(DATA_SHEET).to_python(nrows=1)
     if not header:
         raise ExtractError(path, f"sheet {DATA_SHEET!r} is empty")
     _check_header(path, [str(c) for c in header[0]])
@@ -141,8 +148,6 @@ def _not_utf8(path: Path) -> ExtractError:
 
 def _read_parquet(path: Path) -> pd.DataFrame:
     try:
-        import pyarrow.parquet as pq
-
         names = pq.read_schema(path).names
     except Exception as exc:
         raise ExtractError(path, f"unreadable Parquet file ({exc})") from exc

@@ -46,15 +46,24 @@ class ContractViolation(ExtractError):
         super().__init__(source, problem)
 
 
+FINITE = pa.Check(lambda s: s.isna() | np.isfinite(s), error="must be a finite number")
+
+
 def _raw_column(name: str, kind: str, require_label: bool) -> pa.Column:
     if name == LABEL:
+        # Landing files for rescoring may lack the label, or carry the column blank.
         return pa.Column(
-            object, pa.Check.isin(LABEL_LEVELS), nullable=False, required=require_label
+            object,
+            pa.Check.isin(LABEL_LEVELS),
+            nullable=not require_label,
+            required=require_label,
+            coerce=True,  # an all-blank label column reads as float
         )
     if kind == "text":
         # Text stays object so blanks remain NaN; unknown levels are a quality finding.
         return pa.Column(object, nullable=True, coerce=True)
-    checks = []
+    # pandas reads "inf" in a CSV as a number; no amount or count in the extract is infinite.
+    checks = [FINITE]
     if name in NON_NEGATIVE_COLUMNS:
         checks.append(pa.Check.ge(0, error="must not be negative"))
     if kind == "int":
@@ -93,18 +102,14 @@ def contract_frame(valid: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def validate_frame(
-    schema: pa.DataFrameSchema,
-    frame: pd.DataFrame,
-    source: str,
-    row_numbers: pd.Series | None = None,
-) -> pd.DataFrame:
-    """The validated (coerced) frame, or ContractViolation naming source, columns and rows."""
+def validate_frame(schema: pa.DataFrameSchema, frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """The validated (coerced) frame, or ContractViolation naming source, columns and rows
+    (data row n = the n-th row under the header, i.e. frame position n - 1)."""
     try:
         return schema.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as exc:
         cases = _useful_failure_cases(exc.failure_cases)
-        raise ContractViolation(source, describe_failures(cases, row_numbers), cases) from None
+        raise ContractViolation(source, describe_failures(cases), cases) from None
 
 
 def _useful_failure_cases(cases: pd.DataFrame) -> pd.DataFrame:
@@ -117,7 +122,7 @@ def _useful_failure_cases(cases: pd.DataFrame) -> pd.DataFrame:
     return cases.loc[~echo].reset_index(drop=True)
 
 
-def describe_failures(cases: pd.DataFrame, row_numbers: pd.Series | None = None) -> str:
+def describe_failures(cases: pd.DataFrame) -> str:
     """One line per failing column and check: what failed, on which data rows, with which values."""
     lines = []
     for (column, check), group in cases.groupby(["column", "check"], dropna=False, sort=False):
@@ -130,12 +135,7 @@ def describe_failures(cases: pd.DataFrame, row_numbers: pd.Series | None = None)
         if indexed.empty:
             lines.append(f"{label} {column!r}: {what}")
             continue
-        positions = indexed["index"].astype("int64").to_numpy()
-        rows = positions + 1
-        if row_numbers is not None:
-            # An index label the mapping lacks falls back to label + 1.
-            mapped = row_numbers.reindex(positions).to_numpy(dtype="float64")
-            rows = np.where(np.isnan(mapped), rows, mapped).astype("int64")
+        rows = indexed["index"].astype("int64").to_numpy() + 1
         shown = [
             f"{row} ({value!r})"
             for row, value in zip(
@@ -227,7 +227,7 @@ def customer_features_schema() -> pa.DataFrameSchema:
     """customer_features: one row per customer key, numeric features finite or blank, flags 0/1."""
     columns = {"customer_key": pa.Column(str, unique=True)}
     for name in NUMERIC_FEATURES:
-        checks = [pa.Check.isin([0.0, 1.0])] if name in FLAG_FEATURES else []
+        checks = [pa.Check.isin([0.0, 1.0])] if name in FLAG_FEATURES else [FINITE]
         columns[name] = pa.Column("float64", checks, nullable=name not in FLAG_FEATURES)
     for name in CATEGORICAL_FEATURES:
         columns[name] = pa.Column(object, nullable=True)

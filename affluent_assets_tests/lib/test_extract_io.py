@@ -17,7 +17,6 @@ from affluent_assets.lib.extract_io import (
     ExtractError,
     find_extract,
     read_extract,
-    source_row_numbers,
 )
 
 PANDAS_DTYPES = {"int": "int64", "float": "float64", "text": "object"}
@@ -105,13 +104,6 @@ def test_demo_workbook_has_data_as_second_sheet(demo_raw, tmp_path):
     assert read_extract(path)["C_ID"].tolist() == demo_raw["C_ID"].head(5).tolist()
 
 
-def test_source_row_numbers_are_one_based_and_keep_the_index():
-    frame = pd.DataFrame({"a": [10, 20, 30]}, index=[7, 3, 9])
-    rows = source_row_numbers(frame)
-    assert rows.tolist() == [1, 2, 3]
-    assert rows.index.tolist() == [7, 3, 9]
-
-
 # --- bad files --------------------------------------------------------------------------------
 
 
@@ -154,6 +146,14 @@ def test_unreadable_parquet_rejected(tmp_path):
     path = tmp_path / "corrupt.parquet"
     path.write_bytes(os.urandom(4096))
     _rejects(path, "unreadable Parquet")
+
+
+def test_parquet_with_valid_footer_but_corrupt_pages_rejected(demo_raw, tmp_path):
+    path = write_extract(demo_raw.head(200), tmp_path / "pages.parquet")
+    data = bytearray(path.read_bytes())
+    data[100:2000] = os.urandom(1900)  # the schema in the footer still reads
+    path.write_bytes(bytes(data))
+    _rejects(path, "unreadable")
 
 
 def test_latin1_csv_rejected_with_the_row(demo_raw, tmp_path):

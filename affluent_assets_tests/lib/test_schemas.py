@@ -205,23 +205,6 @@ def test_many_failing_rows_are_counted_not_all_listed(demo_raw):
     assert "and 5 more" in message
 
 
-def test_row_numbers_follow_the_given_mapping(demo_raw):
-    frame = demo_raw.head(10).copy()
-    frame.index = range(100, 110)
-    frame.loc[104, "NUM_PRD"] = -1
-    row_numbers = pd.Series(range(501, 511), index=frame.index)
-    message = str(_violation(frame, row_numbers=row_numbers))
-    assert _rows_named(message, "NUM_PRD") == [505]
-
-
-def test_row_numbers_missing_a_label_fall_back_to_label_plus_one(demo_raw):
-    frame = demo_raw.head(10).copy()
-    frame.loc[[2, 6], "NUM_PRD"] = -1
-    row_numbers = pd.Series([30], index=[2])  # no entry for label 6
-    message = str(_violation(frame, row_numbers=row_numbers))
-    assert _rows_named(message, "NUM_PRD") == [30, 7]
-
-
 # --- quality findings -------------------------------------------------------------------------
 
 
@@ -376,3 +359,19 @@ def test_scores_schema_rejects_duplicated_key():
         }
     )
     assert "customer_key" in str(_violation(scored, scored_customers_schema()))
+
+
+def test_infinite_amount_is_rejected_with_its_rows(demo_raw, tmp_path):
+    frame = demo_raw.head(20).copy()
+    frame.loc[[2, 5], "MTHCASA"] = [np.inf, -np.inf]
+    path = write_extract(frame, tmp_path / "inf.csv")
+    message = str(_violation(read_extract(path)))
+    assert "'MTHCASA'" in message and "finite" in message and "data rows 3" in message
+
+
+def test_landing_file_may_carry_a_blank_label_column(demo_raw):
+    frame = demo_raw.head(30).assign(C_seg=np.nan)
+    valid = validate_frame(raw_extract_schema(require_label=False), frame, SOURCE)
+    clean = clean_customers(contract_frame(valid), SOURCE)
+    assert clean["c_seg"].isna().all()
+    _violation(frame)  # the training extract still needs its labels
