@@ -121,7 +121,7 @@ def test_evaluation_is_on_holdout_rows_only(stores):
 def test_candidates_are_normal_customers_above_threshold_ranked(stores):
     candidates = query(stores, "select * from hidden_affluent_candidates order by candidate_rank")
     scored = query(stores, "select * from scored_customers")
-    threshold = query(stores, "select threshold from affluent_model").loc[0, "threshold"]
+    threshold = query(stores, "select threshold from champion_model").loc[0, "threshold"]
     expected = scored[(scored["c_seg"] == "NORMAL") & (scored["affluent_probability"] >= threshold)]
     assert set(candidates["customer_key"]) == set(expected["customer_key"])
     assert candidates["customer_key"].is_unique
@@ -129,6 +129,18 @@ def test_candidates_are_normal_customers_above_threshold_ranked(stores):
     assert candidates["affluent_probability"].is_monotonic_decreasing
     assert candidates["reason_1"].str.match(r".+ = .+ \([+-]\d+\.\d\d\)$").all()
     assert candidates["expected_precision"].between(0, 1).all()
+
+
+def test_training_rows_carry_out_of_fold_scores(stores):
+    scored = query(stores, "select * from scored_customers")
+    folds = query(stores, "select * from out_of_fold_scores")
+    train = scored[scored["split"] == "train"].merge(folds, on="customer_key", validate="1:1")
+    assert len(train) == (scored["split"] == "train").sum()
+    assert (train["score_source"] == "out_of_fold").all()
+    assert (train["affluent_probability"] == train["oof_probability"]).all()
+    holdout = scored[scored["split"] == "holdout"]
+    assert (holdout["score_source"] == "holdout").all()
+    assert not holdout["customer_key"].isin(folds["customer_key"]).any()
 
 
 def test_segments_compare_candidates_with_both_classes(stores):

@@ -86,7 +86,9 @@ def clean_customers(raw: pd.DataFrame, source_file: str) -> pd.DataFrame:
     for column in (snake_case(c) for c in TEXT_COLUMNS):
         clean[column] = clean[column].map(lambda v: str(v).strip() if pd.notna(v) else None)
     if "c_seg" in clean:
-        clean["c_seg"] = clean["c_seg"].map(lambda v: str(v).strip().upper() if pd.notna(v) else None)
+        clean["c_seg"] = clean["c_seg"].map(
+            lambda v: str(v).strip().upper() if pd.notna(v) else None
+        )
     else:
         clean["c_seg"] = None
     source_row = np.arange(1, len(clean) + 1, dtype="int64")

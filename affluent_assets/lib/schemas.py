@@ -242,6 +242,9 @@ def scored_customers_schema() -> pa.DataFrameSchema:
             "affluent_probability": pa.Column("float64", pa.Check.in_range(0.0, 1.0)),
             "score_decile": pa.Column("int64", pa.Check.in_range(1, 10)),
             "predicted_segment": pa.Column(object, pa.Check.isin(LABEL_LEVELS)),
+            "score_source": pa.Column(
+                object, pa.Check.isin(["holdout", "out_of_fold", "in_sample"]), required=False
+            ),
         },
         strict=False,
         name="scored_customers",

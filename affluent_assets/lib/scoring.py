@@ -33,6 +33,29 @@ def score_features(
     )
 
 
+def prefer_out_of_fold(
+    scored: pd.DataFrame,
+    out_of_fold: pd.DataFrame,
+    threshold: float,
+    decile_edges: list[float],
+) -> pd.DataFrame:
+    """Training rows take their out-of-fold score (from a fold model that never saw them)
+    instead of the final model's in-sample score, which would understate NORMAL training
+    customers and push them down the candidate list. `score_source` says which score a row
+    carries: `holdout`, `out_of_fold`, or `in_sample` (a training row of another model)."""
+    oof = scored["customer_key"].map(out_of_fold.set_index("customer_key")["oof_probability"])
+    use_oof = oof.notna() & (scored["split"] == "train")
+    probability = scored["affluent_probability"].where(~use_oof, oof).astype("float64")
+    return scored.assign(
+        affluent_probability=probability,
+        score_decile=assign_decile(probability, decile_edges).to_numpy(),
+        predicted_segment=np.where(probability >= threshold, POSITIVE, NEGATIVE),
+        score_source=np.where(
+            scored["split"] == "holdout", "holdout", np.where(use_oof, "out_of_fold", "in_sample")
+        ),
+    )
+
+
 def feature_contributions(
     model: CalibratedModel, features: pd.DataFrame
 ) -> tuple[pd.DataFrame, np.ndarray]:

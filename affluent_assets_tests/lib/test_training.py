@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from affluent_assets.lib.features import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+from affluent_assets.lib.features import NUMERIC_FEATURES
 from affluent_assets.lib.training import (
     assign_decile,
     choose_threshold,
@@ -177,32 +177,6 @@ def test_model_artifacts_come_from_train_rows_only(demo_model):
     # Deciles are cut on the training rows' out-of-fold scores.
     assert model.decile_edges == decile_edges(model.oof_probability)
     assert model.threshold.threshold in set(model.oof_probability)
-
-
-def test_holdout_garbage_changes_nothing(demo_model):
-    features, labels, is_train = demo_model.features, demo_model.labels, demo_model.is_train
-    holdout = ~is_train
-
-    garbage = features.copy()
-    numeric = garbage.loc[holdout, NUMERIC_FEATURES]
-    garbage.loc[holdout, NUMERIC_FEATURES] = numeric * 1e6 + 12345.0
-    for column in CATEGORICAL_FEATURES:
-        garbage.loc[holdout, column] = "ONLY_IN_HOLDOUT"
-    garbage_labels = labels.where(is_train, 1 - labels)
-
-    refit = train_demo_model(garbage, garbage_labels, is_train)
-
-    encoder = refit.model.pipeline.named_steps["preprocess"].named_transformers_["categorical"]
-    seen = {level for levels in encoder.named_steps["encode"].categories_ for level in levels}
-    assert "ONLY_IN_HOLDOUT" not in seen
-
-    train = features[is_train]
-    original = predict_probability(demo_model.model.model, train)
-    again = predict_probability(refit.model, train)
-    np.testing.assert_allclose(again.to_numpy(), original.to_numpy(), rtol=0, atol=1e-7)
-    pd.testing.assert_series_equal(refit.oof_probability, demo_model.model.oof_probability)
-    assert refit.threshold == demo_model.model.threshold
-    assert refit.decile_edges == demo_model.model.decile_edges
 
 
 def test_params_recorded_and_weighting_from_train_rows(demo_model):

@@ -98,6 +98,11 @@ def rows_of(
             group_name="model",
             description="The registered model version this training produced (one row).",
         ),
+        "out_of_fold_scores": dg.AssetOut(
+            group_name="model",
+            description="Calibrated out-of-fold score of every training row (from a fold model "
+            "that did not see it): how the model scores customers it was not fitted on.",
+        ),
     },
     pool=DUCKDB_POOL,
 )
@@ -209,6 +214,16 @@ def model_training(
                 else json.dumps(chosen.spec.params),
             }
         ]
+    )
+    out_of_fold = pd.DataFrame(
+        {
+            "customer_key": train_features["customer_key"].to_numpy(),
+            "oof_probability": trained.oof_probability.to_numpy(),
+            "model_version": registered.version,
+        }
+    )
+    yield dg.Output(
+        out_of_fold, output_name="out_of_fold_scores", metadata=table_metadata(out_of_fold)
     )
     yield dg.Output(
         model_row,

@@ -22,6 +22,7 @@ from affluent_assets.lib.evaluation import (
 from affluent_assets.lib.evaluation import operating_points as evaluation_operating_points
 from affluent_assets.lib.schemas import scored_customers_schema
 from affluent_assets.lib.scoring import (
+    prefer_out_of_fold,
     profile_segments,
     rank_candidates,
     reason_codes,
@@ -56,10 +57,12 @@ def scored_customers(
     clean_customers: pd.DataFrame,
     customer_features: pd.DataFrame,
     customer_split: pd.DataFrame,
+    out_of_fold_scores: pd.DataFrame,
 ):
     """Every customer scored by the champion model: calibrated P(AFFLUENT), score decile (1 = top
-    10% of the training population), predicted segment at the threshold, and which split the
-    row was in (scores of `train` rows are in-sample; judge the model by `model_evaluation`)."""
+    10% of the training population) and predicted segment at the threshold. Holdout rows carry
+    the model's score; training rows carry their out-of-fold score when the champion is the
+    model those folds belong to (`score_source` says which)."""
     model = registered_model(champion_model)
     pipeline = mlflow_models.load(model)
     scores = score_features(pipeline, customer_features, model.threshold, model.decile_edges)
@@ -67,6 +70,8 @@ def scored_customers(
     scored = identity.merge(scores, on="customer_key", validate="one_to_one").merge(
         customer_split[["customer_key", "split"]], on="customer_key", validate="one_to_one"
     )
+    champion_folds = out_of_fold_scores[out_of_fold_scores["model_version"] == model.version]
+    scored = prefer_out_of_fold(scored, champion_folds, model.threshold, model.decile_edges)
     scored = scored.assign(
         threshold=model.threshold,
         model_name=model.name,
