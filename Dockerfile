@@ -14,18 +14,24 @@ RUN groupadd --system --gid 1001 dagster \
 
 WORKDIR /opt/dagster/app
 
-# Dependencies first (from pyproject.toml) so code edits do not reinstall them.
+# Dependencies first, from pyproject.toml with an empty package, so that a code edit does not
+# reinstall them; then the code itself without dependencies.
 COPY pyproject.toml README.md ./
+RUN mkdir affluent_assets \
+    && touch affluent_assets/__init__.py \
+    && pip install --no-cache-dir . \
+    && pip uninstall --yes affluent_assets \
+    && rm -rf affluent_assets build affluent_assets.egg-info
 COPY affluent_assets ./affluent_assets
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir --no-deps .
 
 COPY workspace.yaml ./
 COPY --chmod=755 docker/start.sh /usr/local/bin/affluent-start
+# Instance settings (DuckDB writer pool of one); start.sh puts them into $DAGSTER_HOME when a
+# mounted volume does not have them yet.
 COPY .dagster_home/dagster.yaml /opt/dagster/dagster.yaml
 
-RUN mkdir -p /data/dagster_home /data/raw /data/landing \
-    && cp /opt/dagster/dagster.yaml /data/dagster_home/dagster.yaml \
-    && chown -R dagster:dagster /data
+RUN mkdir -p /data && chown dagster:dagster /data
 
 USER 1001:1001
 VOLUME ["/data"]

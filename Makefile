@@ -32,5 +32,8 @@ format: venv
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Removes the results, the MLflow store and the Dagster run history and sensor cursor (so files
+# still in data/landing are rescored); keeps data/raw, data/landing and data/quarantine.
 clean:
-	rm -rf data/warehouse.duckdb data/mlflow.db data/mlartifacts data/quarantine
+	rm -rf data/warehouse.duckdb data/warehouse.duckdb.wal data/mlflow.db data/mlartifacts
+	find .dagster_home -mindepth 1 ! -name dagster.yaml -exec rm -rf {} +

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from affluent_assets.lib.demo_data import generate_customers
-from affluent_assets.lib.evaluation import holdout_metrics
+from affluent_assets.lib.evaluation import classification_metrics
 from affluent_assets.lib.features import build_features, clean_customers, label_vector
 from affluent_assets.lib.model_selection import (
     candidate_specs,
@@ -44,7 +44,7 @@ def main() -> None:
             train_x, train_y, result.spec, 0.8, SEED, cross_validation=result
         )
         scores = predict_probability(trained.model, features[~train])
-        holdout = holdout_metrics(labels[~train], scores, trained.threshold.threshold)
+        holdout = classification_metrics(labels[~train], scores, trained.threshold.threshold)
         rows.append(
             {
                 "model": record["model"],

@@ -4,6 +4,8 @@
 set -eu
 WORKSPACE="${WORKSPACE:-/opt/dagster/app/workspace.yaml}"
 mkdir -p "$AFFLUENT_DATA_DIR/raw" "$AFFLUENT_DATA_DIR/landing" "$DAGSTER_HOME"
+# Without the instance settings the DuckDB writer pool is unlimited: never start without them.
+[ -f "$DAGSTER_HOME/dagster.yaml" ] || cp /opt/dagster/dagster.yaml "$DAGSTER_HOME/dagster.yaml"
 dagster-daemon run -w "$WORKSPACE" &
 daemon=$!
 dagster-webserver -h 0.0.0.0 -p "${DAGSTER_PORT:-3000}" -w "$WORKSPACE" &

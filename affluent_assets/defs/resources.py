@@ -53,34 +53,19 @@ class MlflowModels(dg.ConfigurableResource):
 
 class DuckDBTableIOManager(dg.ConfigurableIOManager):
     """Each asset's DataFrame is one DuckDB table named after the asset, replaced in one
-    transaction; a partitioned asset replaces only its partition's rows (column `batch_key`)."""
+    transaction. (The partitioned landing assets write their batch rows themselves.)"""
 
     duckdb: DuckDBResource
-    partition_column: str = "batch_key"
 
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | None) -> None:
         if obj is None:
             return
-        table = context.asset_key.path[-1]
         with self.duckdb.get_connection() as con:
-            if context.has_asset_partitions:
-                warehouse.replace_rows(
-                    con, table, self.partition_column, context.asset_partition_key, obj
-                )
-            else:
-                warehouse.replace_table(con, table, obj)
+            warehouse.replace_table(con, context.asset_key.path[-1], obj)
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
-        table = context.upstream_output.asset_key.path[-1]
         with self.duckdb.get_connection() as con:
-            if context.has_asset_partitions:
-                return warehouse.read_table(
-                    con,
-                    table,
-                    f"{warehouse.quote_identifier(self.partition_column)} = ?",
-                    [context.asset_partition_key],
-                )
-            return warehouse.read_table(con, table)
+            return warehouse.read_table(con, context.upstream_output.asset_key.path[-1])
 
 
 def default_resources() -> dict:

@@ -1,4 +1,5 @@
-"""Holdout metrics and charts. Every figure here is computed on rows the model never saw."""
+"""Classification metrics and charts. The platform reports them on holdout rows (and, labelled
+`cv_`, on out-of-fold training predictions); never on rows a model was fitted on."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from sklearn.metrics import (
 TOP_SHARES = (0.05, 0.10, 0.20)
 
 
-def holdout_metrics(
+def classification_metrics(
     y_true: pd.Series, probability: pd.Series, threshold: float
 ) -> dict[str, float]:
     """ROC-AUC, PR-AUC, and recall/precision/F1/confusion at the threshold, plus recall in the

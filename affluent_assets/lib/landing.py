@@ -23,7 +23,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from affluent_assets.lib.warehouse import quote_identifier
+from affluent_assets.lib.warehouse import quote_identifier, table_exists
 
 LANDING_SUFFIXES = (".csv", ".xlsx", ".parquet")
 LANDED_TABLE = "landed_batch"
@@ -252,14 +252,7 @@ def scored_elsewhere(
     con: duckdb.DuckDBPyConnection, table: str, digest: str, batch_key: str
 ) -> str | None:
     """The batch key that already holds rows of this exact content under another batch."""
-    # fetchall, not fetchone: DuckDB 2.0 refuses further work on a connection whose last result
-    # was not read to the end.
-    exists = con.execute(
-        "select count(*) from information_schema.tables "
-        "where table_schema = 'main' and table_name = ?",
-        [table],
-    ).fetchall()
-    if not exists[0][0]:
+    if not table_exists(con, table):
         return None
     found = con.execute(
         f"select batch_key from {quote_identifier(table)} "

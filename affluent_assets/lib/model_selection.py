@@ -13,6 +13,7 @@ from sklearn.model_selection import train_test_split
 from affluent_assets.lib.features import MODEL_FEATURES
 from affluent_assets.lib.training import (
     DEFAULT_XGBOOST_PARAMS,
+    FAMILIES,
     CrossValidation,
     ModelSpec,
     cross_validate,
@@ -114,7 +115,7 @@ def candidate_specs(xgboost_params: dict) -> list[ModelSpec]:
     class weights (imbalance handling is compared inside the folds, like everything else)."""
     return [
         ModelSpec(family, weighted, xgboost_params if family == "xgboost" else {})
-        for family in ("logistic_regression", "random_forest", "xgboost")
+        for family in FAMILIES
         for weighted in (True, False)
     ]
 

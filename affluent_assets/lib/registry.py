@@ -48,7 +48,7 @@ def log_and_register(
     artifact_root: str | None,
     model_name: str,
     model,
-    input_example: pd.DataFrame,
+    signature_rows: pd.DataFrame,
     params: dict,
     metrics: dict[str, float],
     threshold: float,
@@ -74,12 +74,13 @@ def log_and_register(
             mlflow.log_table(tuning_trials, artifact_file="tuning_trials.json")
         for name, document in (documents or {}).items():
             mlflow.log_dict(document, f"{name}.json")
-        signature = infer_signature(input_example, model.predict_proba(input_example)[:, 1])
+        signature = infer_signature(signature_rows, model.predict_proba(signature_rows)[:, 1])
         info = mlflow.sklearn.log_model(
             model,
             name="model",
+            # The signature records column names and types only: no customer row is copied into
+            # the artifact store (it may be a shared server), so no input example is logged.
             signature=signature,
-            input_example=input_example.head(5),
             registered_model_name=model_name,
             serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
         )

@@ -123,7 +123,8 @@ def reason_codes(
     model: CalibratedModel, features: pd.DataFrame, count: int = REASON_COUNT
 ) -> pd.DataFrame:
     """The `count` features that push each customer's score up the most, as text a person can
-    read, e.g. `NUM_PRD = 4 (+0.81)` (see `feature_contributions` for the units)."""
+    read, e.g. `NUM_PRD = 4 (+0.81)` (see `feature_contributions` for the units). Only
+    contributions above zero count as reasons; fewer than `count` leaves the rest blank."""
     reasons = {f"reason_{i + 1}": [] for i in range(count)}
     if features.empty:
         return pd.DataFrame(reasons, index=features.index, dtype=object)
@@ -134,10 +135,11 @@ def reason_codes(
     raw = features[MODEL_FEATURES].reset_index(drop=True)
     for row, picks in enumerate(top):
         for rank, column_index in enumerate(picks):
-            name = columns[column_index]
+            name, value = columns[column_index], values[row, column_index]
             reasons[f"reason_{rank + 1}"].append(
-                f"{DISPLAY_NAMES.get(name, name)} = {_readable(raw.at[row, name])} "
-                f"({values[row, column_index]:+.2f})"
+                f"{DISPLAY_NAMES.get(name, name)} = {_readable(raw.at[row, name])} ({value:+.2f})"
+                if value > 0
+                else None
             )
     return pd.DataFrame(reasons, index=features.index)
 

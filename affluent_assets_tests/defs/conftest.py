@@ -63,7 +63,7 @@ def register_tiny_model(root: Path) -> ModelStore:
         artifact_root=str(root / "artifacts"),
         model_name=MODEL_NAME,
         model=trained.model,
-        input_example=features[MODEL_FEATURES].head(20),
+        signature_rows=features[MODEL_FEATURES].head(20),
         params=trained.params,
         metrics={"threshold": trained.threshold.threshold},
         threshold=trained.threshold.threshold,

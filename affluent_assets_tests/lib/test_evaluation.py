@@ -13,7 +13,7 @@ import pytest
 
 from affluent_assets.lib.evaluation import (
     capacity_count,
-    holdout_metrics,
+    classification_metrics,
     importance_plot,
     lift_plot,
     lift_table,
@@ -37,7 +37,7 @@ def _roc_auc_brute_force(y, p) -> float:
 
 
 def test_holdout_metrics_hand_example():
-    metrics = holdout_metrics(Y, P, threshold=0.625)  # flags the top 8 rows
+    metrics = classification_metrics(Y, P, threshold=0.625)  # flags the top 8 rows
 
     assert metrics["true_positives"] == 4
     assert metrics["false_positives"] == 4
@@ -64,21 +64,21 @@ def test_holdout_metrics_hand_example():
 
 
 def test_holdout_metrics_threshold_is_inclusive():
-    metrics = holdout_metrics(Y, P, threshold=0.65)  # the 8th score exactly
+    metrics = classification_metrics(Y, P, threshold=0.65)  # the 8th score exactly
     assert metrics["true_positives"] + metrics["false_positives"] == 8
 
 
 def test_holdout_metrics_order_of_rows_does_not_matter():
     shuffled = np.random.default_rng(0).permutation(20)
-    original = holdout_metrics(Y, P, 0.625)
-    again = holdout_metrics(
+    original = classification_metrics(Y, P, 0.625)
+    again = classification_metrics(
         Y[shuffled].reset_index(drop=True), P[shuffled].reset_index(drop=True), 0.625
     )
     assert again == pytest.approx(original)
 
 
 def test_holdout_metrics_nothing_flagged():
-    metrics = holdout_metrics(Y, P, threshold=2.0)
+    metrics = classification_metrics(Y, P, threshold=2.0)
     assert metrics["true_positives"] == 0 and metrics["false_positives"] == 0
     assert metrics["precision"] == 0.0 and metrics["recall"] == 0.0 and metrics["f1"] == 0.0
     assert metrics["flagged_share"] == 0.0

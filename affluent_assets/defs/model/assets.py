@@ -11,6 +11,9 @@ from affluent_assets.defs.resources import MlflowModels
 from affluent_assets.lib import evaluation, registry
 from affluent_assets.lib.features import label_vector
 from affluent_assets.lib.model_selection import (
+    SELECTION_METRICS,
+    PromotionDecision,
+    TuningResult,
     candidate_specs,
     compare_models,
     decide_promotion,
@@ -19,6 +22,7 @@ from affluent_assets.lib.model_selection import (
 )
 from affluent_assets.lib.scoring import global_importance
 from affluent_assets.lib.training import (
+    CALIBRATION_METHODS,
     DEFAULT_XGBOOST_PARAMS,
     FAMILIES,
     predict_probability,
@@ -87,6 +91,26 @@ def rows_of(
     return merged.drop(columns="is_affluent"), merged["is_affluent"].astype("int64")
 
 
+def check_training_config(config: TrainingConfig) -> None:
+    """Refuse a configuration that cannot work before any time is spent on tuning."""
+    problems = []
+    unknown = sorted(set(config.families) - set(FAMILIES))
+    if unknown or not config.families:
+        problems.append(
+            f"families must be a non-empty subset of {list(FAMILIES)}, got {config.families}"
+        )
+    if config.selection_metric not in SELECTION_METRICS:
+        problems.append(f"selection_metric must be one of {list(SELECTION_METRICS)}")
+    if config.calibration not in CALIBRATION_METHODS:
+        problems.append(f"calibration must be one of {list(CALIBRATION_METHODS)}")
+    if not 0 < config.target_recall <= 1:
+        problems.append("target_recall must be in (0, 1]")
+    if config.cv_folds < 2:
+        problems.append("cv_folds must be at least 2")
+    if problems:
+        raise dg.Failure(description="model_training config: " + "; ".join(problems))
+
+
 @dg.multi_asset(
     outs={
         "model_comparison": dg.AssetOut(
@@ -118,14 +142,20 @@ def model_training(
     weights, compared by stratified k-fold; the best by `selection_metric` is calibrated on
     its out-of-fold predictions, given its threshold, refitted on all training rows, logged
     to MLflow (candidates as child runs) and registered as a new version."""
+    check_training_config(config)
     train_features, train_labels = rows_of("train", customer_features, customer_split)
-    tuning = tune_xgboost(
-        train_features,
-        train_labels,
-        config.tuning_budget_seconds,
-        config.seed,
-        candidates=config.tuning_candidates,
-    )
+    if "xgboost" in config.families:
+        tuning = tune_xgboost(
+            train_features,
+            train_labels,
+            config.tuning_budget_seconds,
+            config.seed,
+            candidates=config.tuning_candidates,
+        )
+    else:
+        tuning = TuningResult(
+            params={}, trials=pd.DataFrame(), seconds=0.0, stopped_by_budget=False
+        )
     specs = [s for s in candidate_specs(tuning.params) if s.family in config.families]
     results = compare_models(specs, train_features, train_labels, config.cv_folds, config.seed)
     comparison = summarize_comparison(results, config.selection_metric)
@@ -140,7 +170,7 @@ def model_training(
         cross_validation=chosen,
     )
     choice = trained.threshold
-    oof = evaluation.holdout_metrics(train_labels, trained.oof_probability, choice.threshold)
+    oof = evaluation.classification_metrics(train_labels, trained.oof_probability, choice.threshold)
     importance = global_importance(trained.model, train_features.head(IMPORTANCE_SAMPLE))
     registered = registry.log_and_register(
         tracking_uri=mlflow_models.tracking_uri,
@@ -148,7 +178,7 @@ def model_training(
         artifact_root=mlflow_models.artifact_root,
         model_name=mlflow_models.model_name,
         model=trained.model,
-        input_example=train_features.drop(columns="customer_key").head(50),
+        signature_rows=train_features.drop(columns="customer_key").head(50),
         params={
             **trained.params,
             "target_recall": config.target_recall,
@@ -205,7 +235,6 @@ def model_training(
                 "cv_flagged_share": choice.flagged_share,
                 "cv_roc_auc": oof["roc_auc"],
                 "cv_pr_auc": oof["pr_auc"],
-                "cv_brier_score": oof["brier_score"],
                 "training_rows": len(train_features),
                 "training_affluent": int(train_labels.sum()),
                 "decile_edges": json.dumps(trained.decile_edges),
@@ -289,7 +318,7 @@ def model_evaluation(
     model = registered_model(affluent_model)
     holdout_features, holdout_labels = rows_of("holdout", customer_features, customer_split)
     probability = predict_probability(mlflow_models.load(model), holdout_features)
-    metrics = evaluation.holdout_metrics(holdout_labels, probability, model.threshold)
+    metrics = evaluation.classification_metrics(holdout_labels, probability, model.threshold)
     registry.log_holdout_metrics(mlflow_models.tracking_uri, model.run_id, metrics)
     lift = evaluation.lift_table(holdout_labels, probability)
     reliability = evaluation.reliability_table(holdout_labels, probability)
@@ -362,10 +391,19 @@ def champion_model(
     if current is not None and current.version != challenger.version:
         holdout_features, holdout_labels = rows_of("holdout", customer_features, customer_split)
         scores = predict_probability(mlflow_models.load(current), holdout_features)
-        champion_pr_auc = evaluation.holdout_metrics(holdout_labels, scores, current.threshold)[
-            "pr_auc"
-        ]
-    decision = decide_promotion(float(metrics["pr_auc"]), champion_pr_auc, config.tolerance)
+        champion_pr_auc = evaluation.classification_metrics(
+            holdout_labels, scores, current.threshold
+        )["pr_auc"]
+    if current is not None and current.version == challenger.version:
+        decision = PromotionDecision(
+            True,
+            "the newly trained model is already the champion",
+            float(metrics["pr_auc"]),
+            float(metrics["pr_auc"]),
+            config.tolerance,
+        )
+    else:
+        decision = decide_promotion(float(metrics["pr_auc"]), champion_pr_auc, config.tolerance)
     if decision.promote:
         registry.set_alias(mlflow_models.tracking_uri, challenger.name, challenger.version)
     serving = challenger if decision.promote else current

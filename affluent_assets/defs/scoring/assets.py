@@ -42,7 +42,8 @@ CANDIDATE_DESCRIPTIONS = {
     "candidate_rank": "1 = highest score; call from the top down",
     "expected_precision": "Holdout precision of calling everyone scored at or above this customer",
     "expected_recall": "Holdout share of AFFLUENT customers reached by calling down to here",
-    "reason_1": "Strongest feature pushing this score up: `feature = value (+log-odds)`",
+    "reason_1": "Strongest feature pushing this score up: `feature = value (+contribution)`, "
+    "in log-odds (XGBoost, logistic regression) or probability (random forest)",
 }
 
 
