@@ -20,6 +20,7 @@ from affluent_assets.lib.training import (
 )
 
 SELECTION_METRICS = ("pr_auc", "roc_auc", "brier")
+MIN_POSITIVES_PER_FOLD = 10
 XGBOOST_SPACE = {
     "max_depth": [3, 4, 5, 6],
     "learning_rate": [0.03, 0.05, 0.1],
@@ -73,8 +74,10 @@ def tune_xgboost(
     # left needs no further round.
     rungs = max(1, int(np.ceil(np.log(candidates) / np.log(halving_factor) - 1e-9)))
     trials, stopped = [], False
+    # A rung's sample must hold enough AFFLUENT rows for every fold to score PR-AUC.
+    smallest_share = MIN_POSITIVES_PER_FOLD * cv_folds / max(1, int(y.sum()))
     for rung in range(rungs):
-        share = min(1.0, float(halving_factor) ** (rung - rungs))
+        share = min(1.0, max(smallest_share, float(halving_factor) ** (rung - rungs)))
         X_rung, y_rung = _stratified_sample(X, y, share, seed)
         scored = []
         for index, params in enumerate(pool):

@@ -177,6 +177,12 @@ def cross_validate(
 ) -> CrossValidation:
     """Stratified k-fold on the rows given; each fold's weighting and preprocessing are fitted
     on that fold's training part only."""
+    positives = int(y.sum())
+    if min(positives, len(y) - positives) < cv_folds:
+        raise ValueError(
+            f"{cv_folds}-fold cross-validation needs at least {cv_folds} rows of each class; "
+            f"the training rows hold {positives} AFFLUENT and {len(y) - positives} NORMAL"
+        )
     splitter = StratifiedKFold(n_splits=cv_folds, shuffle=True, random_state=seed)
     oof = np.zeros(len(y), dtype="float64")
     rows = []

@@ -139,3 +139,19 @@ def test_promotion_keeps_champion_when_challenger_is_worse(
     if champion is not None:
         assert decision.margin == pytest.approx(challenger - champion)
         assert ("not worse" in decision.reason) is promote
+
+
+def test_cross_validation_refuses_too_few_affluent_rows():
+    features, labels, _ = synthetic_customers(300, seed=8)
+    labels[:] = 0
+    labels.iloc[:3] = 1
+    with pytest.raises(ValueError, match="at least 5 rows of each class.*3 AFFLUENT"):
+        compare_models([ModelSpec("logistic_regression")], features, labels, cv_folds=5, seed=0)
+
+
+def test_tuning_samples_keep_enough_affluent_rows_per_fold():
+    features, labels, _ = synthetic_customers(1500, seed=9)
+    result = tune_xgboost(features, labels, budget_seconds=120, seed=0, candidates=9, cv_folds=2)
+    first_rung = result.trials[result.trials["rung"] == 0]["rows"].iloc[0]
+    share_of_positives = first_rung / len(labels) * labels.sum()
+    assert share_of_positives >= 2 * 10 - 1  # 10 AFFLUENT rows per fold, 2 folds

@@ -317,6 +317,11 @@ def model_evaluation(
     top 5/10/20%; a reliability table. The precision-recall curve and lift chart show here."""
     model = registered_model(affluent_model)
     holdout_features, holdout_labels = rows_of("holdout", customer_features, customer_split)
+    if holdout_labels.nunique() < 2:
+        raise dg.Failure(
+            description=f"the holdout ({len(holdout_labels)} rows) holds only one class; "
+            "no honest evaluation is possible: use a larger extract or holdout_fraction"
+        )
     probability = predict_probability(mlflow_models.load(model), holdout_features)
     metrics = evaluation.classification_metrics(holdout_labels, probability, model.threshold)
     registry.log_holdout_metrics(mlflow_models.tracking_uri, model.run_id, metrics)
