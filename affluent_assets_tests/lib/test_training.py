@@ -193,7 +193,7 @@ def test_params_recorded_and_weighting_from_train_rows(demo_model):
 
 def test_training_rejects_a_single_class(demo_model):
     features, is_train = demo_model.features, demo_model.is_train
-    with pytest.raises(ValueError, match="one class"):
+    with pytest.raises(ValueError, match="0 AFFLUENT"):
         train_demo_model(features, pd.Series(0, index=features.index), is_train)
 
 
