@@ -7,11 +7,7 @@ candidate on the training rows afterwards to show how each would have done on th
 Writes benchmarks/results/holdout_by_model.json.
 """
 
-import json
-import os
-import platform
-from datetime import UTC, datetime
-from pathlib import Path
+from report import write_report  # benchmarks/report.py (scripts run from this folder)
 
 from affluent_assets.lib.demo_data import generate_customers
 from affluent_assets.lib.evaluation import classification_metrics
@@ -24,7 +20,6 @@ from affluent_assets.lib.model_selection import (
 )
 from affluent_assets.lib.training import predict_probability, split_customers, train_affluent_model
 
-RESULTS = Path(__file__).resolve().parent / "results" / "holdout_by_model.json"
 SEED = 42
 
 
@@ -64,13 +59,8 @@ def main() -> None:
         "tuned_xgboost_params": tuning.params,
         "tuning_seconds": round(tuning.seconds, 1),
         "models": rows,
-        "machine": f"{os.cpu_count()} cores {platform.machine()}, "
-        f"Python {platform.python_version()}",
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    write_report("holdout_by_model", report)
 
 
 if __name__ == "__main__":

@@ -7,21 +7,16 @@ Writes benchmarks/results/training_graph.json. Run it on a quiet machine: it mea
 """
 
 import argparse
-import json
-import os
-import platform
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
+from report import write_report  # benchmarks/report.py (scripts run from this folder)
 
 from affluent_assets.definitions import MAIN_ASSETS
 from affluent_assets.defs.resources import DuckDBTableIOManager, ExtractSource, MlflowModels
-
-RESULTS = Path(__file__).resolve().parent / "results" / "training_graph.json"
 
 
 def one_run(rows: int) -> dict:
@@ -59,13 +54,8 @@ def main() -> None:
         "rows": args.rows,
         "runs": runs,
         "median_total_seconds": sorted(r["total_seconds"] for r in runs)[len(runs) // 2],
-        "machine": f"{os.cpu_count()} cores {platform.machine()}, "
-        f"Python {platform.python_version()}",
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    write_report("training_graph", report)
 
 
 if __name__ == "__main__":

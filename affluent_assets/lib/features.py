@@ -26,6 +26,18 @@ def snake_case(column: str) -> str:
 CLEAN_COLUMN_NAMES = {column: snake_case(column) for column in RAW_COLUMNS}
 INTEGER_COLUMNS = ["c_id", "c_age", "num_prd"]
 
+# 0/1 flags: loan tags, and gaps made explicit (they are predictive, see build_features).
+FLAG_FEATURES = [
+    "hl_tag",
+    "al_tag",
+    "age_unknown",
+    "has_casa",
+    "has_time_deposit",
+    "has_unit_trust",
+    "has_card_spend",
+    "has_income_band",
+    "has_drvcr",
+]
 # Features the model sees; identifiers (C_ID, postal code) and AVG_TRN_AMT (= ANN_TRN_AMT / 12,
 # so redundant) are left out.
 NUMERIC_FEATURES = [
@@ -40,8 +52,6 @@ NUMERIC_FEATURES = [
     "mthtd",
     "maxtd",
     "asset_value",
-    "hl_tag",
-    "al_tag",
     "pur_price_avg",
     "ut_ave",
     "maxut",
@@ -53,24 +63,7 @@ NUMERIC_FEATURES = [
     "ann_n_trx",
     "cc_lmt",
     "total_deposits",
-    "age_unknown",
-    "has_casa",
-    "has_time_deposit",
-    "has_unit_trust",
-    "has_card_spend",
-    "has_income_band",
-    "has_drvcr",
-]
-FLAG_FEATURES = [
-    "hl_tag",
-    "al_tag",
-    "age_unknown",
-    "has_casa",
-    "has_time_deposit",
-    "has_unit_trust",
-    "has_card_spend",
-    "has_income_band",
-    "has_drvcr",
+    *FLAG_FEATURES,
 ]
 CATEGORICAL_FEATURES = ["c_edu", "c_hse", "gn_occ"]
 MODEL_FEATURES = NUMERIC_FEATURES + CATEGORICAL_FEATURES

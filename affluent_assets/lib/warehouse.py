@@ -3,6 +3,8 @@ so a failed or killed write leaves the previous contents as they were."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import duckdb
 import pandas as pd
 
@@ -23,39 +25,38 @@ def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     return bool(found and found[0][0])
 
 
-def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
-    """The table becomes exactly `frame` (columns may change); readers see old or new, not half."""
+@contextmanager
+def _transaction_over(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame):
+    """`frame` visible as `incoming_frame` inside one transaction: all of the block or none."""
     con.register("incoming_frame", frame)
     try:
         con.execute("begin transaction")
-        con.execute(
-            f"create or replace table {quote_identifier(table)} as select * from incoming_frame"
-        )
+        yield
         con.execute("commit")
     except Exception:
         con.execute("rollback")
         raise
     finally:
         con.unregister("incoming_frame")
+
+
+def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+    """The table becomes exactly `frame` (columns may change); readers see old or new, not half."""
+    with _transaction_over(con, frame):
+        con.execute(
+            f"create or replace table {quote_identifier(table)} as select * from incoming_frame"
+        )
 
 
 def replace_rows(
     con: duckdb.DuckDBPyConnection, table: str, key_column: str, key: str, frame: pd.DataFrame
 ) -> None:
     """Rows whose `key_column` equals `key` become exactly `frame`; other rows stay untouched."""
-    con.register("incoming_frame", frame)
     quoted = quote_identifier(table)
-    try:
-        con.execute("begin transaction")
+    with _transaction_over(con, frame):
         con.execute(f"create table if not exists {quoted} as select * from incoming_frame limit 0")
         con.execute(f"delete from {quoted} where {quote_identifier(key_column)} = ?", [key])
         con.execute(f"insert into {quoted} by name select * from incoming_frame")
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
-    finally:
-        con.unregister("incoming_frame")
 
 
 def read_table(
