@@ -127,7 +127,8 @@ def describe_failures(cases: pd.DataFrame) -> str:
     lines = []
     for (column, check), group in cases.groupby(["column", "check"], dropna=False, sort=False):
         if check == "column_in_dataframe":
-            lines.append(f"missing column {group['failure_case'].iloc[0]!r}")
+            missing = ", ".join(repr(name) for name in group["failure_case"])
+            lines.append(f"missing column{'s' if len(group) > 1 else ''} {missing}")
             continue
         label = "column" if pd.notna(column) else "table"
         what = _readable_check(check)

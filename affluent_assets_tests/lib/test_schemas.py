@@ -375,3 +375,9 @@ def test_landing_file_may_carry_a_blank_label_column(demo_raw):
     clean = clean_customers(contract_frame(valid), SOURCE)
     assert clean["c_seg"].isna().all()
     _violation(frame)  # the training extract still needs its labels
+
+
+def test_every_missing_column_is_named(demo_raw):
+    frame = demo_raw.drop(columns=["PC", "Asset value", "CC_LMT"]).head(5)
+    message = str(_violation(frame))
+    assert "missing columns 'PC', 'Asset value', 'CC_LMT'" in message
