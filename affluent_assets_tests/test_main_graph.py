@@ -216,3 +216,26 @@ def test_challenger_that_does_not_beat_champion_leaves_champion_and_lists(stores
     pd.testing.assert_frame_equal(
         query(stores, "select * from hidden_affluent_candidates"), candidates_before
     )
+
+
+def test_capacity_policy_lists_the_best_n_normal_customers(stores):
+    result = dg.materialize(
+        MAIN_ASSETS,
+        selection=dg.AssetSelection.assets("hidden_affluent_candidates"),
+        resources=resources_for(stores, stores / "raw"),
+        run_config={
+            "ops": {
+                "hidden_affluent_candidates": {"config": {"policy": "capacity", "capacity": "50"}}
+            }
+        },
+    )
+    assert result.success
+    candidates = query(stores, "select * from hidden_affluent_candidates order by candidate_rank")
+    normal = query(
+        stores,
+        "select affluent_probability from scored_customers where c_seg = 'NORMAL'"
+        " order by affluent_probability desc limit 50",
+    )
+    assert len(candidates) == 50
+    assert (candidates["policy"] == "capacity").all()
+    assert list(candidates["affluent_probability"]) == list(normal["affluent_probability"])
