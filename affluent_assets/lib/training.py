@@ -28,6 +28,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 from xgboost import XGBClassifier
 
 from affluent_assets.lib.features import CATEGORICAL_FEATURES, MODEL_FEATURES, NUMERIC_FEATURES
+from affluent_assets.lib.prepared import pipeline_probability
 
 MISSING_LEVEL = "MISSING"
 FAMILIES = ("logistic_regression", "random_forest", "xgboost")
@@ -217,7 +218,9 @@ class CalibratedModel(BaseEstimator, ClassifierMixin):
         self.classes_ = np.array([0, 1])
 
     def raw_probability(self, X: pd.DataFrame) -> np.ndarray:
-        return self.pipeline.predict_proba(X[MODEL_FEATURES])[:, 1].astype("float64")
+        # The fitted pipeline on a prepared matrix: same transformers, without encoding every
+        # row's text one by one (see lib/prepared.py).
+        return pipeline_probability(self.pipeline, X)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         calibrated = apply_calibrator(self.calibrator, self.method, self.raw_probability(X))
