@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 
 from affluent_assets.lib.contract import (
     AGE_PLACEHOLDER,
+    LABEL,
     PLAUSIBLE_AGE,
     POSITIVE,
     RAW_COLUMNS,
@@ -76,25 +77,35 @@ def clean_customers(raw: pd.DataFrame, source_file: str, first_row: int = 1) -> 
     """Validated raw extract -> snake_case columns, tidy text, a row identifier that is unique
     although C_ID repeats (`<C_ID>-<data row>`), and the source file and row it came from.
     `first_row` is the data row of `raw`'s first row in its file (chunks of a large file)."""
-    clean = raw[[c for c in RAW_COLUMNS if c in raw.columns]].rename(columns=CLEAN_COLUMN_NAMES)
-    for column in INTEGER_COLUMNS:
-        clean[column] = clean[column].astype("int64")
-    for column in (snake_case(c) for c in TEXT_COLUMNS):
-        clean[column] = _tidy_text(clean[column])
-    clean["c_seg"] = _tidy_text(clean["c_seg"], upper=True) if "c_seg" in clean else None
-    source_row = np.arange(first_row, first_row + len(clean), dtype="int64")
-    clean.insert(0, "source_row", source_row)
-    clean.insert(0, "source_file", source_file)
+    rows = len(raw)
+    columns = {}
+    for raw_name in (c for c in RAW_COLUMNS if c in raw.columns):
+        name, values = CLEAN_COLUMN_NAMES[raw_name], raw[raw_name]
+        if name in INTEGER_COLUMNS:
+            columns[name] = values.to_numpy().astype("int64", copy=False)
+        elif raw_name in TEXT_COLUMNS or raw_name == LABEL:
+            columns[name] = _tidy_text(values, upper=raw_name == LABEL)
+        else:
+            columns[name] = values.to_numpy()
+    columns.setdefault("c_seg", np.full(rows, None, dtype=object))
+    source_row = np.arange(first_row, first_row + rows, dtype="int64")
     key = pc.binary_join_element_wise(
-        pc.cast(pa.array(clean["c_id"].to_numpy()), pa.string()),
+        pc.cast(pa.array(columns["c_id"]), pa.string()),
         pc.cast(pa.array(source_row), pa.string()),
         "-",
     )
-    clean.insert(0, "customer_key", key.to_numpy(zero_copy_only=False))
-    return clean.reset_index(drop=True)
+    return pd.DataFrame(
+        {
+            "customer_key": key.to_numpy(zero_copy_only=False),
+            "source_file": np.full(rows, source_file, dtype=object),
+            "source_row": source_row,
+            **columns,
+        },
+        copy=False,  # fresh arrays or views of `raw`: no need to copy them again
+    )
 
 
-def _tidy_text(values: pd.Series, upper: bool = False) -> pd.Series:
+def _tidy_text(values: pd.Series, upper: bool = False) -> np.ndarray:
     """Text without surrounding spaces, blanks as None (numbers in a text column become text).
     Arrow's string kernels: pandas' object-string methods cost a second per million rows."""
     try:
@@ -108,34 +119,44 @@ def _tidy_text(values: pd.Series, upper: bool = False) -> pd.Series:
     text = pc.utf8_trim_whitespace(text)
     if upper:
         text = pc.utf8_upper(text)
-    return pd.Series(text.to_numpy(zero_copy_only=False), index=values.index, dtype=object)
+    return text.to_numpy(zero_copy_only=False).astype(object, copy=False)
 
 
 def build_features(clean: pd.DataFrame) -> pd.DataFrame:
     """The model's inputs, one row per customer, computed from that row alone."""
-    features = pd.DataFrame({"customer_key": clean["customer_key"]})
-    age = clean["c_age"].astype("float64")
-    implausible = (age == AGE_PLACEHOLDER) | ~age.between(*PLAUSIBLE_AGE)
-    features["age"] = age.mask(implausible)
-    features["age_unknown"] = implausible.astype("float64")
-    passthrough = [c for c in NUMERIC_FEATURES if c in clean.columns and c not in features]
-    for column in passthrough:
-        features[column] = clean[column].astype("float64")
-    # Loan flags are 1-or-blank in the extract: blank means "no loan", not "unknown".
-    features["hl_tag"] = clean["hl_tag"].fillna(0.0).astype("float64")
-    features["al_tag"] = clean["al_tag"].fillna(0.0).astype("float64")
-    features["total_deposits"] = clean["mthcasa"].fillna(0.0) + clean["mthtd"].fillna(0.0)
-    # Gaps are informative (AFFLUENT customers rarely lack deposits or funds), so they are
-    # made explicit before imputation can hide them.
-    features["has_casa"] = clean["mthcasa"].notna().astype("float64")
-    features["has_time_deposit"] = clean["mthtd"].notna().astype("float64")
-    features["has_unit_trust"] = clean["ut_ave"].notna().astype("float64")
-    features["has_card_spend"] = clean["ann_trn_amt"].notna().astype("float64")
-    features["has_income_band"] = clean["incm_typ"].notna().astype("float64")
-    features["has_drvcr"] = clean["drvcr"].notna().astype("float64")
+    age = clean["c_age"].to_numpy(dtype="float64")
+    implausible = (age == AGE_PLACEHOLDER) | ~(
+        (age >= PLAUSIBLE_AGE[0]) & (age <= PLAUSIBLE_AGE[1])
+    )
+
+    def number(column: str) -> np.ndarray:
+        return clean[column].to_numpy(dtype="float64", na_value=np.nan)
+
+    def present(column: str) -> np.ndarray:
+        return (~np.isnan(number(column))).astype("float64")
+
+    columns = {"customer_key": clean["customer_key"].to_numpy()}
+    columns |= {c: number(c) for c in NUMERIC_FEATURES if c in clean.columns}
+    columns |= {
+        "age": np.where(implausible, np.nan, age),
+        "age_unknown": implausible.astype("float64"),
+        # Loan flags are 1-or-blank in the extract: blank means "no loan", not "unknown".
+        "hl_tag": np.nan_to_num(number("hl_tag"), nan=0.0),
+        "al_tag": np.nan_to_num(number("al_tag"), nan=0.0),
+        "total_deposits": np.nan_to_num(number("mthcasa")) + np.nan_to_num(number("mthtd")),
+        # Gaps are informative (AFFLUENT customers rarely lack deposits or funds), so they are
+        # made explicit before imputation can hide them.
+        "has_casa": present("mthcasa"),
+        "has_time_deposit": present("mthtd"),
+        "has_unit_trust": present("ut_ave"),
+        "has_card_spend": present("ann_trn_amt"),
+        "has_income_band": present("incm_typ"),
+        "has_drvcr": present("drvcr"),
+    }
     for column in CATEGORICAL_FEATURES:
-        features[column] = clean[column].astype(object).where(clean[column].notna(), None)
-    return features[FEATURE_TABLE_COLUMNS]
+        values = clean[column]
+        columns[column] = values.astype(object).where(values.notna(), None).to_numpy()
+    return pd.DataFrame({c: columns[c] for c in FEATURE_TABLE_COLUMNS}, index=clean.index)
 
 
 def label_vector(clean: pd.DataFrame) -> pd.Series:

@@ -17,26 +17,27 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from xgboost import XGBClassifier
 
-from affluent_assets.lib.features import MODEL_FEATURES
-
 
 def prepared_matrix(pipeline: Pipeline, features: pd.DataFrame, dtype="float32") -> np.ndarray:
     """The matrix the estimator sees, built from the fitted `preprocess` step of `pipeline`;
-    equal to `preprocess.transform(features)`. float32 is the precision a booster splits on."""
+    equal to `preprocess.transform(features)`. float32 is the precision a booster splits on.
+    Each block is written straight into its columns of one matrix (no stacking copies)."""
     preprocess = pipeline.named_steps["preprocess"]
-    frame = features[MODEL_FEATURES]
-    blocks = []
+    # Column-major: every block is written column by column into contiguous memory, and the
+    # booster predicts as fast from it as from row-major.
+    out = np.empty((len(features), len(preprocess.get_feature_names_out())), dtype, order="F")
     for name, transformer, columns in preprocess.transformers_:
         if transformer == "drop" or name == "remainder":
             continue
-        part = frame[list(columns)]
-        if all(part[c].dtype == object for c in columns):
-            blocks.append(_transform_distinct(transformer, part))
+        columns = list(columns)
+        target = out[:, preprocess.output_indices_[name]]  # a view: filled in place
+        if all(features[c].dtype == object for c in columns):
+            _transform_distinct(transformer, features[columns], target)
         elif (imputer := _lone_imputer(transformer)) is not None:
-            blocks.append(_impute(imputer, part, dtype))
+            _impute(imputer, features, columns, target)
         else:
-            blocks.append(np.asarray(transformer.transform(part), dtype="float64"))
-    return np.hstack(blocks).astype(dtype, copy=False)
+            target[:] = transformer.transform(features[columns])
+    return out
 
 
 def _lone_imputer(transformer) -> SimpleImputer | None:
@@ -46,24 +47,26 @@ def _lone_imputer(transformer) -> SimpleImputer | None:
     return only if isinstance(only, SimpleImputer) and only.strategy != "constant" else None
 
 
-def _impute(imputer: SimpleImputer, part: pd.DataFrame, dtype) -> np.ndarray:
-    """`imputer.transform(part)` for numbers: each blank takes its column's fitted statistic
-    (an all-blank training column keeps 0, as `keep_empty_features` makes sklearn do)."""
-    values = part.to_numpy(dtype=dtype, na_value=np.nan)
-    fill = np.nan_to_num(imputer.statistics_.astype(dtype), nan=0.0)
-    blank = np.isnan(values)
-    return np.where(blank, fill, values)
+def _impute(imputer: SimpleImputer, features: pd.DataFrame, columns: list, target) -> None:
+    """`imputer.transform(features[columns])` for numbers: each blank takes its column's fitted
+    statistic (an all-blank training column keeps 0, as `keep_empty_features` makes sklearn do)."""
+    fill = np.nan_to_num(imputer.statistics_, nan=0.0).astype(target.dtype)
+    for j, column in enumerate(columns):
+        values = features[column].to_numpy(dtype=target.dtype, na_value=np.nan)
+        target[:, j] = np.where(np.isnan(values), fill[j], values)
 
 
-def _transform_distinct(transformer, part: pd.DataFrame) -> np.ndarray:
-    """`transformer.transform(part)` computed once per distinct row of `part`."""
+def _transform_distinct(transformer, part: pd.DataFrame, target) -> None:
+    """`transformer.transform(part)` computed once per distinct row of `part`, then gathered."""
     combined = np.zeros(len(part), dtype="int64")
     for column in part.columns:
         codes, levels = pd.factorize(part[column], use_na_sentinel=False)
         combined = combined * (len(levels) + 1) + codes
     _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
-    encoded = np.asarray(transformer.transform(part.iloc[first]), dtype="float64")
-    return encoded[inverse.reshape(-1)]
+    encoded = np.asarray(transformer.transform(part.iloc[first]), dtype=target.dtype)
+    inverse = inverse.reshape(-1)
+    for j in range(encoded.shape[1]):
+        target[:, j] = encoded[inverse, j]
 
 
 def is_booster(pipeline: Pipeline) -> bool:

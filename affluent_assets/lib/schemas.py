@@ -94,19 +94,24 @@ def raw_extract_schema(require_label: bool = True) -> pa.DataFrameSchema:
 def contract_frame(valid: pd.DataFrame) -> pd.DataFrame:
     """A validated extract reduced to the contract's columns in contract order, with integer
     columns as int64 (validation reads them as float so that a blank is reported, not a crash)."""
-    columns = [c for c in RAW_COLUMNS if c in valid.columns]
-    frame = valid[columns].copy()
-    for column in columns:
-        if RAW_COLUMNS[column] == "int":
-            frame[column] = frame[column].astype("int64")
-    return frame
+    return pd.DataFrame(
+        {
+            c: valid[c].to_numpy().astype("int64")
+            if RAW_COLUMNS[c] == "int"
+            else valid[c].to_numpy()
+            for c in RAW_COLUMNS
+            if c in valid.columns
+        },
+        index=valid.index,
+    )
 
 
 def validate_frame(schema: pa.DataFrameSchema, frame: pd.DataFrame, source: str) -> pd.DataFrame:
     """The validated (coerced) frame, or ContractViolation naming source, columns and rows
     (data row n = the n-th row under the header, i.e. frame position n - 1)."""
     try:
-        return schema.validate(frame, lazy=True)
+        # inplace: coercion replaces the frame's own columns instead of copying all of them
+        return schema.validate(frame, lazy=True, inplace=True)
     except pa.errors.SchemaErrors as exc:
         cases = _useful_failure_cases(exc.failure_cases)
         raise ContractViolation(source, describe_failures(cases), cases) from None
@@ -122,8 +127,10 @@ def _useful_failure_cases(cases: pd.DataFrame) -> pd.DataFrame:
     return cases.loc[~echo].reset_index(drop=True)
 
 
-def describe_failures(cases: pd.DataFrame) -> str:
-    """One line per failing column and check: what failed, on which data rows, with which values."""
+def describe_failures(cases: pd.DataFrame, totals: dict[tuple, int] | None = None) -> str:
+    """One line per failing column and check: what failed, on which data rows, with which values.
+    `totals` counts the failing rows per (column, check) when `cases` holds only some of them
+    (a large file read in chunks)."""
     lines = []
     for (column, check), group in cases.groupby(["column", "check"], dropna=False, sort=False):
         if check == "column_in_dataframe":
@@ -136,16 +143,17 @@ def describe_failures(cases: pd.DataFrame) -> str:
         if indexed.empty:
             lines.append(f"{label} {column!r}: {what}")
             continue
-        rows = indexed["index"].astype("int64").to_numpy() + 1
+        rows = np.sort(indexed["index"].astype("int64").to_numpy()) + 1
+        values = indexed.sort_values("index")["failure_case"].to_numpy()
+        count = (totals or {}).get((column, check), len(rows))
         shown = [
             f"{row} ({value!r})"
-            for row, value in zip(
-                rows[:MAX_ROWS_NAMED], indexed["failure_case"][:MAX_ROWS_NAMED], strict=True
-            )
+            for row, value in zip(rows[:MAX_ROWS_NAMED], values[:MAX_ROWS_NAMED], strict=True)
         ]
-        more = f" and {len(rows) - MAX_ROWS_NAMED} more" if len(rows) > MAX_ROWS_NAMED else ""
+        shown_count = min(len(rows), MAX_ROWS_NAMED)
+        more = f" and {count - shown_count} more" if count > shown_count else ""
         lines.append(
-            f"{label} {column!r}: {what} on {len(rows)} row(s): data rows {', '.join(shown)}{more}"
+            f"{label} {column!r}: {what} on {count} row(s): data rows {', '.join(shown)}{more}"
         )
     return "breaks the data contract — " + "; ".join(lines)
 
@@ -178,6 +186,16 @@ class QualityFindings:
     def add(self, name: str, mask: pd.Series, values: pd.Series) -> None:
         self.counts[name] = int(mask.sum())
         self.examples[name] = sorted({str(v) for v in values[mask].head(50)})[:5]
+
+    def merge(self, other: QualityFindings) -> None:
+        """Add another chunk's findings: counts add up, examples stay a few."""
+        for name, count in other.counts.items():
+            # Every chunk has the same header: extra columns are counted once.
+            self.counts[name] = (
+                count if name == "extra_columns" else self.counts.get(name, 0) + count
+            )
+            seen = self.examples.get(name, [])
+            self.examples[name] = sorted({*seen, *map(str, other.examples.get(name, []))})[:5]
 
 
 def quality_findings(raw: pd.DataFrame) -> QualityFindings:

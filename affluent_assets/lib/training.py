@@ -343,5 +343,6 @@ def train_affluent_model(
 
 def predict_probability(model: CalibratedModel, features: pd.DataFrame) -> pd.Series:
     """Calibrated P(AFFLUENT) for each row of a feature table."""
-    probability = model.predict_proba(features[MODEL_FEATURES])[:, 1].astype("float64")
+    # The model picks its own columns by name (see lib/prepared.py): no copy of the frame.
+    probability = model.predict_proba(features)[:, 1].astype("float64")
     return pd.Series(probability, index=features.index, name="probability")
