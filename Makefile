@@ -35,5 +35,5 @@ format: venv
 # Removes the results, the MLflow store and the Dagster run history and sensor cursor (so files
 # still in data/landing are rescored); keeps data/raw, data/landing and data/quarantine.
 clean:
-	rm -rf data/warehouse.duckdb data/warehouse.duckdb.wal data/mlflow.db data/mlartifacts
+	rm -rf data/warehouse.duckdb data/warehouse.duckdb.wal data/mlflow.db data/mlartifacts data/lake
 	find .dagster_home -mindepth 1 ! -name dagster.yaml -exec rm -rf {} +

@@ -36,3 +36,8 @@ def landing_dir() -> str:
 
 def quarantine_dir() -> str:
     return os.environ.get("AFFLUENT_QUARANTINE") or str(data_dir() / "quarantine")
+
+
+def lake_dir() -> str:
+    """Landed-batch results: one Parquet file per batch, read through views in the warehouse."""
+    return os.environ.get("AFFLUENT_LAKE") or str(data_dir() / "lake")

@@ -50,6 +50,10 @@ class MlflowModels(dg.ConfigurableResource):
         """The fitted model (calibrated pipeline) of a registered version."""
         return registry.load_model(self.tracking_uri, model)
 
+    def holdout_curve(self, model: registry.RegisteredModel):
+        """The version's holdout precision curve, or None for a model trained without one."""
+        return registry.load_holdout_curve(self.tracking_uri, model)
+
 
 class DuckDBTableIOManager(dg.ConfigurableIOManager):
     """Each asset's DataFrame is one DuckDB table named after the asset, replaced in one
@@ -79,4 +83,10 @@ def default_resources() -> dict:
         "mlflow_models": MlflowModels(),
         "duckdb": duckdb,
         "io_manager": DuckDBTableIOManager(duckdb=duckdb),
+        # Where a landing run reports rows done; `affluent score` puts a progress bar here.
+        "scoring_progress": dg.ResourceDefinition.hardcoded_resource(no_progress),
     }
+
+
+def no_progress(phase: str, rows: int) -> None:
+    """Runs launched by the sensor report progress in their logs only."""

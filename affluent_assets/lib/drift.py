@@ -7,6 +7,9 @@ text. Common reading: below 0.10 stable, 0.10-0.25 moderate shift, above 0.25 si
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass, field
+
 import numpy as np
 import pandas as pd
 
@@ -27,52 +30,115 @@ SIGNIFICANT_PSI = 0.25
 _FLOOR = 1e-4  # keeps ln() finite for a bin that one side leaves empty
 
 
-def _shares(labels: pd.Series, bins: list) -> np.ndarray:
-    counts = labels.value_counts().reindex(bins, fill_value=0).to_numpy(dtype="float64")
-    return np.maximum(counts / max(1, len(labels)), _FLOOR)
+@dataclass(frozen=True)
+class _Bins:
+    """One feature's bins fitted on the training rows: decile edges for numbers (None for
+    text), and the training counts per bin label (`blank` for a gap)."""
+
+    edges: np.ndarray | None
+    expected: dict
+    expected_rows: int
+
+    def count(self, values: pd.Series) -> Counter:
+        if self.edges is None:
+            labels = values.astype(object).where(values.notna(), "blank")
+            return Counter(labels.value_counts().to_dict())
+        numbers = values.to_numpy(dtype="float64", na_value=np.nan)
+        present = ~np.isnan(numbers)
+        binned = np.bincount(
+            np.searchsorted(self.edges, numbers[present], side="right"),
+            minlength=len(self.edges) + 1,
+        )
+        return Counter({**dict(enumerate(binned.tolist())), "blank": int((~present).sum())})
 
 
-def _bin_numeric(values: pd.Series, edges: np.ndarray) -> pd.Series:
-    binned = pd.Series(np.searchsorted(edges, values.to_numpy(), side="right"), index=values.index)
-    return binned.astype(object).where(values.notna(), "blank")
-
-
-def population_stability(expected: pd.Series, actual: pd.Series, bins: int = 10) -> float:
-    """PSI of `actual` against `expected` (the training distribution)."""
-    if pd.api.types.is_numeric_dtype(expected) and pd.api.types.is_numeric_dtype(actual):
-        present = expected.dropna().to_numpy(dtype="float64")
+def _fit_bins(training: pd.Series, bins: int) -> _Bins:
+    if pd.api.types.is_numeric_dtype(training):
+        present = training.dropna().to_numpy(dtype="float64")
         edges = (
             np.unique(np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1]))
             if len(present)
             else np.array([])
         )
-        expected_bins = _bin_numeric(expected.astype("float64"), edges)
-        actual_bins = _bin_numeric(actual.astype("float64"), edges)
-        labels = [*range(len(edges) + 1), "blank"]
+        fitted = _Bins(edges, {}, len(training))
     else:
-        expected_bins = expected.astype(object).where(expected.notna(), "blank")
-        actual_bins = actual.astype(object).where(actual.notna(), "blank")
-        labels = sorted(set(expected_bins) | set(actual_bins), key=str)
-    e = _shares(expected_bins, labels)
-    a = _shares(actual_bins, labels)
-    return float(np.sum((a - e) * np.log(a / e)))
+        fitted = _Bins(None, {}, len(training))
+    fitted.expected.update(fitted.count(training))
+    return fitted
+
+
+@dataclass(frozen=True)
+class DriftReference:
+    """The training rows' distribution of each drift feature, fitted once, so that batches of
+    any size are compared chunk by chunk without holding them (see DriftAccumulator)."""
+
+    bins: dict[str, _Bins]
+
+    @classmethod
+    def from_training(
+        cls, training: pd.DataFrame, features=DRIFT_FEATURES, bins: int = 10
+    ) -> DriftReference:
+        return cls({feature: _fit_bins(training[feature], bins) for feature in features})
+
+
+@dataclass
+class DriftAccumulator:
+    """Bin counts of a batch added chunk by chunk; `report()` equals `drift_report` on the
+    whole batch."""
+
+    reference: DriftReference
+    rows: int = 0
+    counts: dict[str, Counter] = field(default_factory=dict)
+
+    def add(self, chunk: pd.DataFrame) -> None:
+        self.rows += len(chunk)
+        for feature, fitted in self.reference.bins.items():
+            self.counts.setdefault(feature, Counter()).update(fitted.count(chunk[feature]))
+
+    def psi(self, feature: str) -> float:
+        fitted = self.reference.bins[feature]
+        actual = self.counts.get(feature, Counter())
+        if fitted.edges is not None:
+            labels = [*range(len(fitted.edges) + 1), "blank"]
+        else:
+            labels = sorted(set(fitted.expected) | set(actual), key=str)
+        e = _shares([fitted.expected.get(label, 0) for label in labels], fitted.expected_rows)
+        a = _shares([actual.get(label, 0) for label in labels], self.rows)
+        return float(np.sum((a - e) * np.log(a / e)))
+
+    def report(self) -> pd.DataFrame:
+        """One row per feature: PSI and its reading (stable / moderate / significant)."""
+        rows = []
+        for feature in self.reference.bins:
+            psi = self.psi(feature)
+            level = (
+                "significant"
+                if psi >= SIGNIFICANT_PSI
+                else "moderate"
+                if psi >= MODERATE_PSI
+                else "stable"
+            )
+            rows.append({"feature": feature, "psi": psi, "shift": level})
+        report = pd.DataFrame(rows)
+        return report.sort_values("psi", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def _shares(counts: list[int], total: int) -> np.ndarray:
+    return np.maximum(np.asarray(counts, dtype="float64") / max(1, total), _FLOOR)
+
+
+def population_stability(expected: pd.Series, actual: pd.Series, bins: int = 10) -> float:
+    """PSI of `actual` against `expected` (the training distribution)."""
+    reference = DriftReference({"x": _fit_bins(expected, bins)})
+    accumulator = DriftAccumulator(reference)
+    accumulator.add(pd.DataFrame({"x": actual}))
+    return accumulator.psi("x")
 
 
 def drift_report(
     training: pd.DataFrame, batch: pd.DataFrame, features=DRIFT_FEATURES
 ) -> pd.DataFrame:
     """One row per feature: PSI and its reading (stable / moderate / significant)."""
-    rows = []
-    for feature in features:
-        psi = population_stability(training[feature], batch[feature])
-        level = (
-            "significant"
-            if psi >= SIGNIFICANT_PSI
-            else "moderate"
-            if psi >= MODERATE_PSI
-            else "stable"
-        )
-        rows.append({"feature": feature, "psi": psi, "shift": level})
-    return (
-        pd.DataFrame(rows).sort_values("psi", ascending=False, kind="stable").reset_index(drop=True)
-    )
+    accumulator = DriftAccumulator(DriftReference.from_training(training, features))
+    accumulator.add(batch)
+    return accumulator.report()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+from dataclasses import dataclass
 
 import matplotlib
 
@@ -59,29 +60,80 @@ def classification_metrics(
     return {name: float(value) for name, value in metrics.items()}
 
 
+@dataclass(frozen=True)
+class HoldoutCurve:
+    """The holdout's precision and recall for every score cut: at each distinct holdout score
+    (descending), how many holdout rows score at or above it and how many of them are AFFLUENT.
+    Stored with the model (MLflow artifact `holdout_curve.json`), so any list the model scores,
+    landed batches included, says how precise calling down to each customer is likely to be.
+    Counts only: no customer row is in it."""
+
+    cuts: np.ndarray
+    called: np.ndarray
+    caught: np.ndarray
+    positives: int
+
+    @classmethod
+    def from_holdout(
+        cls, y_true: pd.Series, probability: pd.Series, max_points: int | None = None
+    ) -> HoldoutCurve:
+        """`max_points` thins a very large holdout's curve to that many evenly spaced cuts
+        (always keeping the first and the last); the figures at kept cuts stay exact."""
+        y = np.asarray(y_true, dtype="int64")
+        p = np.asarray(probability, dtype="float64")
+        order = np.argsort(-p, kind="stable")
+        sorted_p, hits = p[order], np.cumsum(y[order])
+        # The last row of each run of equal scores: everyone at or above that score is called.
+        last = np.flatnonzero(np.append(sorted_p[1:] != sorted_p[:-1], True))
+        if max_points is not None and len(last) > max_points:
+            last = last[np.unique(np.linspace(0, len(last) - 1, max_points).round().astype(int))]
+        return cls(sorted_p[last], last + 1, hits[last], int(y.sum()))
+
+    def at(self, scores) -> pd.DataFrame:
+        """For each score s: the precision and recall of calling everyone scored >= s (with a
+        thinned curve, of the smallest kept cut >= s). No one called: precision NaN."""
+        queries = np.asarray(scores, dtype="float64")
+        # Number of cuts >= s (cuts are descending); the last of them is the one that applies.
+        reached = np.searchsorted(-self.cuts, -queries, side="right")
+        point = np.maximum(reached - 1, 0)
+        called = np.where(reached > 0, self.called[point] if len(self.cuts) else 0, 0)
+        caught = np.where(reached > 0, self.caught[point] if len(self.cuts) else 0, 0)
+        return pd.DataFrame(
+            {
+                "expected_precision": np.where(called > 0, caught / np.maximum(called, 1), np.nan),
+                "expected_recall": caught / max(1, self.positives),
+            },
+            index=scores.index if isinstance(scores, pd.Series) else None,
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "version": 1,
+            "cuts": self.cuts.tolist(),
+            "called": self.called.tolist(),
+            "caught": self.caught.tolist(),
+            "positives": self.positives,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> HoldoutCurve:
+        if data.get("version") != 1:
+            raise ValueError(f"unknown holdout curve version {data.get('version')!r}")
+        return cls(
+            np.asarray(data["cuts"], dtype="float64"),
+            np.asarray(data["called"], dtype="int64"),
+            np.asarray(data["caught"], dtype="int64"),
+            int(data["positives"]),
+        )
+
+
 def precision_at_scores(
     y_true: pd.Series, probability: pd.Series, scores: pd.Series
 ) -> pd.DataFrame:
     """For each score s: the holdout precision and recall of calling everyone scored >= s.
 
     This is how precise a candidate list cut at that customer is likely to be."""
-    y = np.asarray(y_true, dtype="int64")
-    p = np.asarray(probability, dtype="float64")
-    order = np.argsort(-p, kind="stable")
-    sorted_p = p[order]
-    hits = np.cumsum(y[order])
-    queries = np.asarray(scores, dtype="float64")
-    # Number of holdout rows with score >= s (sorted_p is descending).
-    called = np.searchsorted(-sorted_p, -queries, side="right")
-    safe = np.maximum(called, 1)
-    caught = np.where(called > 0, hits[safe - 1], 0)
-    return pd.DataFrame(
-        {
-            "expected_precision": np.where(called > 0, caught / safe, np.nan),
-            "expected_recall": caught / max(1, y.sum()),
-        },
-        index=getattr(scores, "index", None),
-    )
+    return HoldoutCurve.from_holdout(y_true, probability).at(scores)
 
 
 def lift_table(y_true: pd.Series, probability: pd.Series, bins: int = 10) -> pd.DataFrame:

@@ -20,32 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
-import pandas as pd
-
-from affluent_assets.lib.warehouse import quote_identifier, table_exists
-
 LANDING_SUFFIXES = (".csv", ".xlsx", ".parquet")
-LANDED_TABLE = "landed_batch"
-SCORES_TABLE = "batch_scores"
-CANDIDATES_VIEW = "latest_candidates"
-SCORE_COLUMNS = [
-    "batch_key",
-    "source_file",
-    "content_hash",
-    "customer_key",
-    "c_id",
-    "source_row",
-    "c_seg",
-    "affluent_probability",
-    "score_decile",
-    "predicted_segment",
-    "threshold",
-    "model_name",
-    "model_version",
-    "scored_at",
-]
-
 CURSOR_VERSION = 1
 MAX_KEY_LENGTH = 120
 REASON_SUFFIX = ".reason.txt"
@@ -246,62 +221,3 @@ def quarantine(path: str | Path, quarantine_dir: str | Path, reason: str) -> Pat
         encoding="utf-8",
     )
     return target
-
-
-def scored_elsewhere(
-    con: duckdb.DuckDBPyConnection, table: str, digest: str, batch_key: str
-) -> str | None:
-    """The batch key that already holds rows of this exact content under another batch."""
-    if not table_exists(con, table):
-        return None
-    found = con.execute(
-        f"select batch_key from {quote_identifier(table)} "
-        "where content_hash = ? and batch_key <> ? limit 1",
-        [digest, batch_key],
-    ).fetchall()
-    return str(found[0][0]) if found else None
-
-
-def with_stable_types(frame: pd.DataFrame) -> pd.DataFrame:
-    """Text columns as pandas strings, so a column that happens to be all blank in one batch
-    still creates/inserts as VARCHAR (DuckDB would type an all-None object column as NULL)."""
-    frame = frame.copy()
-    for column in frame.columns:
-        if frame[column].dtype == object:
-            frame[column] = frame[column].astype("string")
-    return frame
-
-
-def scores_table(landed: pd.DataFrame, scores: pd.DataFrame, model) -> pd.DataFrame:
-    """One `batch_scores` row per landed row: identity, score, decile, label, model."""
-    identity = landed[["batch_key", "source_file", "content_hash", "customer_key", "c_id"]]
-    identity = identity.assign(source_row=landed["source_row"], c_seg=landed["c_seg"])
-    table = identity.merge(scores, on="customer_key", validate="one_to_one").assign(
-        threshold=float(model.threshold),
-        model_name=model.name,
-        model_version=str(model.version),
-        scored_at=datetime.now(UTC).replace(tzinfo=None),
-    )
-    return table[SCORE_COLUMNS]
-
-
-def create_candidates_view(con: duckdb.DuckDBPyConnection) -> None:
-    """`latest_candidates`: customers of every batch's current scoring predicted AFFLUENT and
-    not already labelled AFFLUENT, ranked by score overall and within their batch."""
-    scores = quote_identifier(SCORES_TABLE)
-    con.execute(
-        f"""
-        create or replace view {quote_identifier(CANDIDATES_VIEW)} as
-        select
-            row_number() over (
-                order by affluent_probability desc, batch_key, customer_key
-            ) as candidate_rank,
-            row_number() over (
-                partition by batch_key order by affluent_probability desc, customer_key
-            ) as batch_rank,
-            batch_key, source_file, customer_key, c_id, source_row, affluent_probability,
-            score_decile, threshold, model_name, model_version, scored_at
-        from {scores}
-        where predicted_segment = 'AFFLUENT' and coalesce(c_seg, 'NORMAL') <> 'AFFLUENT'
-        """
-    )

@@ -6,6 +6,7 @@ Plain functions over an explicit tracking URI; the Dagster resource only holds c
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
+
+from affluent_assets.lib.evaluation import HoldoutCurve
 
 CHAMPION_ALIAS = "champion"
 
@@ -134,6 +137,27 @@ def set_alias(
     tracking_uri: str, model_name: str, version: str, alias: str = CHAMPION_ALIAS
 ) -> None:
     MlflowClient(tracking_uri).set_registered_model_alias(model_name, alias, version)
+
+
+HOLDOUT_CURVE_ARTIFACT = "holdout_curve.json"
+
+
+def log_holdout_curve(tracking_uri: str, run_id: str, curve: HoldoutCurve) -> None:
+    """Store the holdout precision curve with the training run, so every list the version
+    scores (landed batches too) can say how precise calling down to each customer will be."""
+    MlflowClient(tracking_uri).log_dict(run_id, curve.to_dict(), HOLDOUT_CURVE_ARTIFACT)
+
+
+def load_holdout_curve(tracking_uri: str, model: RegisteredModel) -> HoldoutCurve | None:
+    """The version's holdout curve; None for a version trained before curves were stored."""
+    with tempfile.TemporaryDirectory(prefix="curve-") as folder:
+        try:
+            path = MlflowClient(tracking_uri).download_artifacts(
+                model.run_id, HOLDOUT_CURVE_ARTIFACT, folder
+            )
+        except (MlflowException, OSError):
+            return None
+        return HoldoutCurve.from_dict(json.loads(Path(path).read_text()))
 
 
 def log_holdout_metrics(tracking_uri: str, run_id: str, metrics: dict[str, float]) -> None:

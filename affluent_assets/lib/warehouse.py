@@ -1,5 +1,5 @@
-"""DuckDB tables: whole-table replacement and per-batch replacement, each in one transaction,
-so a failed or killed write leaves the previous contents as they were."""
+"""DuckDB tables: whole-table replacement in one transaction, so a failed or killed write
+leaves the previous contents as they were."""
 
 from __future__ import annotations
 
@@ -46,17 +46,6 @@ def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFram
         con.execute(
             f"create or replace table {quote_identifier(table)} as select * from incoming_frame"
         )
-
-
-def replace_rows(
-    con: duckdb.DuckDBPyConnection, table: str, key_column: str, key: str, frame: pd.DataFrame
-) -> None:
-    """Rows whose `key_column` equals `key` become exactly `frame`; other rows stay untouched."""
-    quoted = quote_identifier(table)
-    with _transaction_over(con, frame):
-        con.execute(f"create table if not exists {quoted} as select * from incoming_frame limit 0")
-        con.execute(f"delete from {quoted} where {quote_identifier(key_column)} = ?", [key])
-        con.execute(f"insert into {quoted} by name select * from incoming_frame")
 
 
 def read_table(

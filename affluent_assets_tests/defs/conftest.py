@@ -10,17 +10,23 @@ import pandas as pd
 import pytest
 from dagster_duckdb import DuckDBResource
 
-from affluent_assets.defs.landing.assets import batch_scores, landed_batch, landed_batches
-from affluent_assets.defs.resources import MlflowModels
+from affluent_assets.defs.landing.assets import batch_scores, landed_batches
+from affluent_assets.defs.resources import MlflowModels, no_progress
 from affluent_assets.lib import registry
 from affluent_assets.lib.demo_data import generate_customers
+from affluent_assets.lib.evaluation import HoldoutCurve
 from affluent_assets.lib.features import (
     MODEL_FEATURES,
     build_features,
     clean_customers,
     label_vector,
 )
-from affluent_assets.lib.training import ModelSpec, split_customers, train_affluent_model
+from affluent_assets.lib.training import (
+    ModelSpec,
+    predict_probability,
+    split_customers,
+    train_affluent_model,
+)
 
 MODEL_NAME = "affluent_classifier"
 
@@ -71,6 +77,10 @@ def register_tiny_model(root: Path) -> ModelStore:
         tags={"source": "tests"},
         run_name="tests",
     )
+    holdout = ~train
+    probability = predict_probability(trained.model, features[holdout])
+    curve = HoldoutCurve.from_holdout(split["is_affluent"][holdout], probability)
+    registry.log_holdout_curve(tracking_uri, registered.run_id, curve)
     registry.set_alias(tracking_uri, MODEL_NAME, registered.version)
     return ModelStore(tracking_uri, str(root / "artifacts"), registered)
 
@@ -85,6 +95,7 @@ class LandingStores:
     landing: Path
     quarantine: Path
     warehouse: Path
+    lake: Path
     models: ModelStore
     instance: dg.DagsterInstance
 
@@ -92,22 +103,26 @@ class LandingStores:
         return {
             "duckdb": DuckDBResource(database=str(self.warehouse)),
             "mlflow_models": self.models.resource(),
+            "scoring_progress": dg.ResourceDefinition.hardcoded_resource(no_progress),
         }
 
-    def run(self, batch_key: str) -> dg.ExecuteInProcessResult:
+    def run(self, batch_key: str, chunk_rows: int | None = None) -> dg.ExecuteInProcessResult:
         """Materialize one batch the way the landing job does, without raising on failure."""
         self.instance.add_dynamic_partitions(landed_batches.name, [batch_key])
+        chunking = {"chunk_rows": chunk_rows} if chunk_rows else {}
         return dg.materialize(
-            [landed_batch, batch_scores],
+            [batch_scores],
             partition_key=batch_key,
             instance=self.instance,
             resources=self.resources(),
             run_config={
                 "ops": {
-                    "landed_batch": {
+                    "batch_scores": {
                         "config": {
                             "landing_dir": str(self.landing),
                             "quarantine_dir": str(self.quarantine),
+                            "lake_dir": str(self.lake),
+                            **chunking,
                         }
                     }
                 }
@@ -124,6 +139,7 @@ def landing_stores(tmp_path, model_store, monkeypatch) -> LandingStores:
         landing=tmp_path / "landing",
         quarantine=tmp_path / "quarantine",
         warehouse=tmp_path / "warehouse.duckdb",
+        lake=tmp_path / "lake",
         models=model_store,
         instance=dg.DagsterInstance.ephemeral(),
     )
@@ -132,6 +148,7 @@ def landing_stores(tmp_path, model_store, monkeypatch) -> LandingStores:
     monkeypatch.setenv("AFFLUENT_LANDING", str(stores.landing))
     monkeypatch.setenv("AFFLUENT_QUARANTINE", str(stores.quarantine))
     monkeypatch.setenv("AFFLUENT_WAREHOUSE", str(stores.warehouse))
+    monkeypatch.setenv("AFFLUENT_LAKE", str(stores.lake))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", model_store.tracking_uri)
     assert not os.path.exists(stores.warehouse)
     return stores

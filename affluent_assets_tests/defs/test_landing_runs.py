@@ -2,6 +2,7 @@
 a message naming the file (and the column and rows where they apply), is moved to quarantine
 with a reason, and leaves DuckDB exactly as it was."""
 
+import hashlib
 from dataclasses import replace
 
 import duckdb
@@ -23,10 +24,18 @@ def query(stores, sql: str, params=None) -> pd.DataFrame:
 
 
 def warehouse_state(stores) -> dict[str, list]:
+    """Everything stored: the warehouse's tables and views, and every file in the lake."""
+    lake = sorted(
+        (str(p.relative_to(stores.lake)), hashlib.sha256(p.read_bytes()).hexdigest())
+        for p in stores.lake.rglob("*")
+        if p.is_file()
+    ) if stores.lake.exists() else []  # fmt: skip
+    if not stores.warehouse.exists():
+        return {"lake": lake}
     with duckdb.connect(str(stores.warehouse), read_only=True) as con:
         tables = [r[0] for r in con.execute("select table_name from duckdb_tables()").fetchall()]
         views = con.execute("select view_name from duckdb_views() where not internal").fetchall()
-        state = {"views": sorted(v[0] for v in views)}
+        state = {"views": sorted(v[0] for v in views), "lake": lake}
         for table in tables:
             state[table] = con.execute(f'select * from "{table}" order by all').fetchall()
     return state
@@ -72,8 +81,23 @@ def test_good_file_is_scored_with_the_champion(landing_stores):
     assert scores["score_decile"].between(1, 10).all()
     assert (scores["model_version"] == landing_stores.models.model.version).all()
     assert set(scores["source_file"]) == {"etb.xlsx"}
-    landed = query(landing_stores, "select * from landed_batch")
-    assert len(landed) == GOOD_ROWS and "asset_value" in landed.columns
+    assert scores["source_row"].tolist() == list(range(1, GOOD_ROWS + 1))
+    candidates = query(landing_stores, "select * from latest_candidates")
+    flagged = scores[(scores["predicted_segment"] == "AFFLUENT") & (scores["c_seg"] != "AFFLUENT")]
+    assert sorted(candidates["customer_key"]) == sorted(flagged["customer_key"])
+    assert not list(landing_stores.lake.glob("_staging/*/*"))  # work in progress cleaned up
+
+
+def test_landed_candidates_carry_reasons_and_expected_precision(landing_stores):
+    land(landing_stores, "reasons.csv", rows=600, seed=8)
+    assert landing_stores.run("reasons.csv").success
+    candidates = query(landing_stores, "select * from latest_candidates order by candidate_rank")
+    assert len(candidates) > 0
+    assert candidates["reason_1"].notna().all()
+    assert candidates["reason_1"].str.match(r"^.+ = .+ \(\+\d+\.\d\d\)$").all()
+    assert candidates["expected_precision"].between(0, 1).all()
+    # Calling deeper never raises the expected hit rate (the holdout curve is cumulative).
+    assert candidates["expected_recall"].is_monotonic_increasing
 
 
 def test_latest_candidates_view_ranks_hidden_affluent_across_batches(landing_stores):
@@ -298,3 +322,34 @@ def test_drift_check_says_when_there_is_nothing_to_compare_with(landing_stores):
     land(landing_stores, "first.csv")
     check = drift_check(landing_stores.run("first.csv"))
     assert check.passed and "no training rows" in check.description
+
+
+def test_chunked_scores_equal_whole_file_scores(landing_stores):
+    """Chunk sizes that do not divide the row count give the same scores as one chunk."""
+    land(landing_stores, "whole.csv", rows=1000, seed=11)
+    assert landing_stores.run("whole.csv", chunk_rows=5000).success
+    whole = query(landing_stores, "select * from batch_scores order by source_row")
+    for chunk_rows in (7, 333):
+        assert landing_stores.run("whole.csv", chunk_rows=chunk_rows).success
+        chunked = query(landing_stores, "select * from batch_scores order by source_row")
+        assert chunked["customer_key"].tolist() == whole["customer_key"].tolist()
+        assert (chunked["affluent_probability"] - whole["affluent_probability"]).abs().max() < 1e-9
+        assert chunked["score_decile"].tolist() == whole["score_decile"].tolist()
+        assert chunked["source_row"].tolist() == list(range(1, 1001))
+
+
+def test_bad_row_in_the_last_chunk_stores_nothing_and_names_its_file_row(scored_stores):
+    frame = demo(1000, seed=12)
+    frame["NUM_PRD"] = frame["NUM_PRD"].astype(object)
+    frame.loc[[4, 996], "NUM_PRD"] = "many"  # data rows 5 and 997: the first and last chunk
+    frame.loc[998, "C_AGE"] = -4  # data row 999
+    path = scored_stores.landing / "late.csv"
+    frame.to_csv(path, index=False)
+    before = warehouse_state(scored_stores)
+    result = scored_stores.run("late.csv", chunk_rows=300)
+    assert not result.success
+    message = failure_message(result)
+    assert "data rows 5 ('many'), 997 ('many')" in message, message
+    assert "'C_AGE'" in message and "999" in message, message
+    assert warehouse_state(scored_stores) == before
+    assert (scored_stores.quarantine / "late.csv").exists()

@@ -71,7 +71,7 @@ def test_new_file_is_requested_once_its_size_is_stable(ticker):
     assert request.partition_key == "etb.csv"
     assert request.run_key == "etb.csv:7:1700000000000000000"
     assert request.tags[LANDING_FILE_TAG] == "etb.csv"
-    assert request.run_config["ops"]["landed_batch"]["config"]["landing_dir"] == str(ticker.folder)
+    assert request.run_config["ops"]["batch_scores"]["config"]["landing_dir"] == str(ticker.folder)
     (add,) = second.dynamic_partitions_requests
     assert add.partitions_def_name == landed_batches.name
     assert list(add.partition_keys) == ["etb.csv"]
@@ -184,4 +184,4 @@ def test_the_definitions_sensor_is_on_by_default():
     assert sensor.job_name == "landing_job"
     job = defs.resolve_job_def("affluent_job")
     keys = {key.to_user_string() for key in job.asset_layer.executable_asset_keys}
-    assert not keys & {"landed_batch", "batch_scores"}
+    assert not keys & {"batch_scores", "batch_candidates"}

@@ -4,6 +4,7 @@ answers and brute force."""
 from __future__ import annotations
 
 import base64
+import json
 import re
 from itertools import product
 
@@ -12,6 +13,7 @@ import pandas as pd
 import pytest
 
 from affluent_assets.lib.evaluation import (
+    HoldoutCurve,
     capacity_count,
     classification_metrics,
     importance_plot,
@@ -238,3 +240,40 @@ def test_importance_plot_is_markdown_png():
     importance = pd.Series({"NUM_PRD": 0.8, "Asset value": 0.5, "C_AGE": 0.1})
     png = _png_from_markdown(importance_plot(importance), "feature importance")
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_holdout_curve_round_trips_and_matches_the_rows():
+    rng = np.random.default_rng(4)
+    y = pd.Series(rng.integers(0, 2, 500))
+    p = pd.Series(np.round(rng.random(500), 2))  # ties: many rows share a score
+    curve = HoldoutCurve.from_holdout(y, p)
+    again = HoldoutCurve.from_dict(json.loads(json.dumps(curve.to_dict())))
+    queries = pd.Series([1.5, 0.99, 0.5, 0.333, 0.0, -1.0])
+    expected = pd.DataFrame(
+        {
+            "expected_precision": [y[p >= q].mean() if (p >= q).any() else np.nan for q in queries],
+            "expected_recall": [y[p >= q].sum() / y.sum() for q in queries],
+        }
+    )
+    pd.testing.assert_frame_equal(again.at(queries), expected)
+    assert np.isnan(curve.at([1.5])["expected_precision"][0])  # above every score: no one called
+
+
+def test_thinned_holdout_curve_keeps_both_ends_and_exact_figures_at_kept_cuts():
+    rng = np.random.default_rng(5)
+    y = pd.Series(rng.integers(0, 2, 5000))
+    p = pd.Series(rng.random(5000))
+    full = HoldoutCurve.from_holdout(y, p)
+    thin = HoldoutCurve.from_holdout(y, p, max_points=100)
+    assert len(thin.cuts) == 100
+    assert thin.cuts[0] == full.cuts[0] and thin.cuts[-1] == full.cuts[-1]
+    pd.testing.assert_frame_equal(thin.at(thin.cuts), full.at(thin.cuts))
+    # Between kept cuts, the smallest kept cut at or above the score applies.
+    between = (thin.cuts[10] + thin.cuts[11]) / 2
+    pd.testing.assert_frame_equal(thin.at([between]), full.at([thin.cuts[10]]))
+
+
+def test_holdout_curve_of_a_single_class():
+    curve = HoldoutCurve.from_holdout(pd.Series([0, 0, 0]), pd.Series([0.2, 0.5, 0.9]))
+    figures = curve.at([0.5])
+    assert figures["expected_precision"][0] == 0.0 and figures["expected_recall"][0] == 0.0

@@ -1,13 +1,6 @@
 """Landing folder rules without Dagster: safe keys, signatures, the stable-size rule, the
-cursor, hashing, quarantine that stays in its folder, and the crash-safe batch write."""
+cursor, hashing and quarantine that stays in its folder."""
 
-import os
-import subprocess
-import sys
-import textwrap
-
-import duckdb
-import pandas as pd
 import pytest
 
 from affluent_assets.lib import landing
@@ -158,59 +151,3 @@ def test_quarantine_moves_file_and_writes_reason(tmp_path):
     second = landing.quarantine(source, tmp_path / "quarantine", "again")
     assert second != moved and moved.read_text() == "x" and second.read_text() == "y"
     assert second.with_name(second.name + ".reason.txt").exists()
-
-
-def test_scored_elsewhere_finds_same_content_in_other_batches():
-    con = duckdb.connect()
-    assert landing.scored_elsewhere(con, "batch_scores", "h1", "a") is None
-    con.execute("create table batch_scores (batch_key varchar, content_hash varchar)")
-    con.execute("insert into batch_scores values ('a', 'h1')")
-    assert landing.scored_elsewhere(con, "batch_scores", "h1", "a") is None
-    assert landing.scored_elsewhere(con, "batch_scores", "h1", "b") == "a"
-    assert landing.scored_elsewhere(con, "batch_scores", "h2", "b") is None
-    # The connection is still usable (no half-read result left behind).
-    con.register("f", pd.DataFrame({"x": [1]}))
-
-
-def test_stable_types_make_blank_text_varchar():
-    frame = landing.with_stable_types(pd.DataFrame({"t": [None, None], "n": [1.0, None]}))
-    con = duckdb.connect()
-    con.register("f", frame)
-    types = dict(con.execute("select column_name, column_type from (describe f)").fetchall())
-    assert types == {"t": "VARCHAR", "n": "DOUBLE"}
-
-
-KILL_MID_WRITE = textwrap.dedent(
-    """
-    import os, signal, sys
-    import duckdb, pandas as pd
-    from affluent_assets.lib.warehouse import replace_rows
-
-    class DiesOnCommit:
-        def __init__(self, con):
-            self.con = con
-        def __getattr__(self, name):
-            return getattr(self.con, name)
-        def execute(self, sql, *args):
-            if sql.strip().lower() == "commit":
-                os.kill(os.getpid(), signal.SIGKILL)
-            return self.con.execute(sql, *args)
-
-    con = duckdb.connect(sys.argv[1])
-    frame = pd.DataFrame({"batch_key": ["a"] * 50_000, "content_hash": ["new"] * 50_000})
-    replace_rows(DiesOnCommit(con), "batch_scores", "batch_key", "a", frame)
-    """
-)
-
-
-def test_killed_write_leaves_earlier_rows(tmp_path):
-    database = str(tmp_path / "w.duckdb")
-    with duckdb.connect(database) as con:
-        con.execute("create table batch_scores (batch_key varchar, content_hash varchar)")
-        con.execute("insert into batch_scores values ('a', 'old'), ('a', 'old'), ('b', 'other')")
-    killed = subprocess.run([sys.executable, "-c", KILL_MID_WRITE, database], check=False)
-    assert killed.returncode == -9
-    with duckdb.connect(database, read_only=True) as con:
-        rows = con.execute("select * from batch_scores order by all").fetchall()
-    assert rows == [("a", "old"), ("a", "old"), ("b", "other")]
-    assert os.path.exists(database)

@@ -10,7 +10,6 @@ import pytest
 from affluent_assets.lib.warehouse import (
     quote_identifier,
     read_table,
-    replace_rows,
     replace_table,
     table_exists,
 )
@@ -104,8 +103,8 @@ def test_table_exists_leaves_the_connection_usable(con):
     assert not table_exists(con, "scores")
     replace_table(con, "scores", OLD)
     assert table_exists(con, "scores")
-    replace_rows(con, "scores", "customer_key", "a-1", OLD.head(1))
-    assert len(read_table(con, "scores")) == 2
+    con.register("again", OLD)  # the connection takes new work
+    assert len(read_table(con, "scores")) == len(OLD)
 
 
 def test_replace_table_survives_a_file_reopen(tmp_path):
@@ -116,108 +115,6 @@ def test_replace_table_survives_a_file_reopen(tmp_path):
             replace_table(KilledAtCommit(first, "scores"), "scores", NEW)
     with duckdb.connect(path) as second:
         pd.testing.assert_frame_equal(read_table(second, "scores"), OLD)
-
-
-def _batch(key: str, scores: list[float]) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "batch": [key] * len(scores),
-            "customer_key": [f"{key}/{i}" for i in range(len(scores))],
-            "score": scores,
-        }
-    )
-
-
-def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.sort_values(["batch", "customer_key"]).reset_index(drop=True)
-
-
-def test_replace_rows_only_touches_the_given_key(con):
-    replace_rows(con, "scores", "batch", "jan", _batch("jan", [0.1, 0.2, 0.3]))
-    replace_rows(con, "scores", "batch", "feb", _batch("feb", [0.4, 0.5]))
-    replace_rows(con, "scores", "batch", "jan", _batch("jan", [0.9]))  # rerun of jan
-
-    stored = _sorted(read_table(con, "scores"))
-    expected = _sorted(pd.concat([_batch("feb", [0.4, 0.5]), _batch("jan", [0.9])]))
-    pd.testing.assert_frame_equal(stored, expected)
-
-
-def test_replace_rows_is_idempotent(con):
-    for _ in range(3):
-        replace_rows(con, "scores", "batch", "jan", _batch("jan", [0.1, 0.2]))
-    assert len(read_table(con, "scores")) == 2
-
-
-def test_replace_rows_accepts_columns_in_another_order(con):
-    replace_rows(con, "scores", "batch", "jan", _batch("jan", [0.1]))
-    reordered = _batch("feb", [0.7])[["score", "customer_key", "batch"]]
-    replace_rows(con, "scores", "batch", "feb", reordered)
-    stored = read_table(con, "scores", "batch = ?", ["feb"])
-    assert stored.loc[0, "score"] == 0.7 and stored.loc[0, "customer_key"] == "feb/0"
-
-
-@pytest.mark.parametrize(
-    "key",
-    [
-        "it's",
-        "../../etc/passwd",
-        "a key with spaces",
-        "x' or '1'='1",
-        "'; drop table scores; --",
-        'double"quote',
-        "",
-    ],
-)
-def test_replace_rows_key_is_data_not_sql(con, key):
-    replace_rows(con, "scores", "batch", "keep", _batch("keep", [0.1, 0.2]))
-    replace_rows(con, "scores", "batch", key, _batch(key, [0.5]))
-    replace_rows(con, "scores", "batch", key, _batch(key, [0.6, 0.7]))  # replaces only its own
-
-    assert table_exists(con, "scores")
-    stored = read_table(con, "scores")
-    assert sorted(stored["batch"].unique()) == sorted({"keep", key})
-    assert stored.loc[stored["batch"] == "keep", "score"].tolist() == [0.1, 0.2]
-    assert sorted(stored.loc[stored["batch"] == key, "score"]) == [0.6, 0.7]
-    assert read_table(con, "scores", "batch = ?", [key])["score"].tolist() == [0.6, 0.7]
-
-
-@pytest.mark.parametrize("table", ['scores"; drop table other; --', "my table", "a.b", 'q"q'])
-def test_table_names_are_identifiers_not_sql(con, table):
-    replace_table(con, "other", OLD)
-    replace_rows(con, table, "batch", "jan", _batch("jan", [0.1]))
-    replace_table(con, table + "_copy", OLD)
-
-    assert table_exists(con, table) and table_exists(con, table + "_copy")
-    assert table_exists(con, "other")
-    pd.testing.assert_frame_equal(read_table(con, "other"), OLD)
-    assert read_table(con, table)["batch"].tolist() == ["jan"]
-
-
-def test_replace_rows_failure_restores_deleted_rows(con):
-    replace_rows(con, "scores", "batch", "jan", _batch("jan", [0.1, 0.2]))
-    bad = _batch("jan", [0.9]).assign(unknown_column=1)  # insert fails after the delete ran
-
-    with pytest.raises(duckdb.Error):
-        replace_rows(con, "scores", "batch", "jan", bad)
-
-    pd.testing.assert_frame_equal(_sorted(read_table(con, "scores")), _batch("jan", [0.1, 0.2]))
-    replace_rows(con, "scores", "batch", "feb", _batch("feb", [0.3]))  # connection still usable
-    assert len(read_table(con, "scores")) == 3
-
-
-def test_replace_rows_killed_before_commit_keeps_old_rows(con):
-    replace_rows(con, "scores", "batch", "jan", _batch("jan", [0.1, 0.2]))
-    killed = KilledAtCommit(con, "scores")
-    with pytest.raises(RuntimeError):
-        replace_rows(killed, "scores", "batch", "jan", _batch("jan", [0.9]))
-    pd.testing.assert_frame_equal(_sorted(killed.seen_by_reader), _batch("jan", [0.1, 0.2]))
-    pd.testing.assert_frame_equal(_sorted(read_table(con, "scores")), _batch("jan", [0.1, 0.2]))
-
-
-def test_replace_rows_killed_on_first_write_creates_no_table(con):
-    with pytest.raises(RuntimeError):
-        replace_rows(KilledAtCommit(con, "scores"), "scores", "batch", "jan", _batch("jan", [0.1]))
-    assert not table_exists(con, "scores")
 
 
 def test_read_table_with_parameters(con):

@@ -10,15 +10,20 @@ from affluent_assets.defs.common import (
 )
 from affluent_assets.defs.resources import ExtractSource
 from affluent_assets.lib.extract_io import ExtractError
-from affluent_assets.lib.schemas import contract_frame, quality_findings, raw_extract_schema
+from affluent_assets.lib.schemas import (
+    QualityFindings,
+    contract_frame,
+    quality_findings,
+    raw_extract_schema,
+)
 
 QUALITY_CHECK = "data_quality"
 
 
-def quality_check_result(raw) -> dg.AssetCheckResult:
+def quality_check_result(findings: QualityFindings, asset_key=None) -> dg.AssetCheckResult:
     """Non-blocking: unknown levels, placeholder ages and the like are counted, not rejected."""
-    findings = quality_findings(raw)
     return dg.AssetCheckResult(
+        asset_key=asset_key,
         check_name=QUALITY_CHECK,
         passed=findings.total == 0,
         severity=dg.AssetCheckSeverity.WARN,
@@ -55,6 +60,6 @@ def raw_customers(context: dg.AssetExecutionContext, extract: ExtractSource):
         raise dg.Failure(description=str(error), metadata={"source": str(error.path)}) from None
     context.log.info(f"read {len(frame)} rows from {source}")
     raw = yield from validate_with_check(raw_extract_schema(require_label=True), frame, source)
-    yield quality_check_result(raw)
+    yield quality_check_result(quality_findings(raw))
     raw = contract_frame(raw).assign(source_file=source)
     yield dg.Output(raw, metadata={"source": source, **table_metadata(raw)})

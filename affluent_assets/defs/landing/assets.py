@@ -1,36 +1,32 @@
 """Batch rescoring of files dropped in the landing folder: one dynamic partition per file.
 
-landed_batch: the file read, checked against the contract (label optional) and cleaned with the
-training code, stored in `landed_batch`. batch_scores: those rows scored with the champion
-model, stored in `batch_scores`, plus the `latest_candidates` view. A bad file is moved to the
-quarantine folder with a reason and the run fails; nothing in DuckDB changes.
+One step streams the file in chunks (read, contract check, cleaning and features with the
+training code, champion scores) into `batch_scores`, then explains the batch's candidates into
+`batch_candidates`. Both are Parquet files in the lake (lib/lake.py), published by rename
+when complete, so a reader sees a batch whole or not at all and no lock is taken while a file
+is read or scored. A bad file is moved to the quarantine folder with a reason and the run
+fails; nothing stored changes.
 """
 
-import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
+import duckdb as duckdb_client
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from affluent_assets import settings
-from affluent_assets.defs.common import (
-    DUCKDB_POOL,
-    schema_check_spec,
-    table_metadata,
-    validate_with_check,
-)
+from affluent_assets.defs.common import SCHEMA_CHECK, schema_check_spec
 from affluent_assets.defs.ingest.assets import QUALITY_CHECK, quality_check_result
 from affluent_assets.defs.resources import MlflowModels
-from affluent_assets.lib import landing
-from affluent_assets.lib.drift import SIGNIFICANT_PSI, drift_report
-from affluent_assets.lib.extract_io import ExtractError, read_extract
-from affluent_assets.lib.features import build_features, clean_customers
+from affluent_assets.lib import batch_scoring, lake, landing
+from affluent_assets.lib.drift import SIGNIFICANT_PSI, DriftReference
+from affluent_assets.lib.extract_io import DEFAULT_CHUNK_ROWS, ExtractError, open_extract
 from affluent_assets.lib.registry import CHAMPION_ALIAS
-from affluent_assets.lib.schemas import contract_frame, raw_extract_schema, scored_customers_schema
-from affluent_assets.lib.scoring import score_features
-from affluent_assets.lib.warehouse import read_table, replace_rows, table_exists
+from affluent_assets.lib.schemas import MAX_ROWS_NAMED, ContractViolation
+from affluent_assets.lib.warehouse import table_exists
 
 landed_batches = dg.DynamicPartitionsDefinition(name="landed_batches")
 DRIFT_CHECK = "feature_drift"
@@ -42,14 +38,24 @@ BATCH_DESCRIPTIONS = {
     "customer_key": "Row identifier `<C_ID>-<source_row>`; unique although C_ID repeats",
     "source_row": "1-based data row in the file (row 1 = first row under the header)",
     "c_seg": "Label if the file had one (landing files may not)",
+    "expected_precision": "Holdout precision of calling everyone scored at or above this "
+    "customer (the champion's holdout curve)",
+    "reason_1": "Strongest feature pushing this score up: `feature = value (+contribution)`",
+    "run_id": "The Dagster run that scored the batch",
 }
 
 
 class LandingConfig(dg.Config):
-    """Folders of one landing run; empty means the configured default (see settings)."""
+    """One landing run: folders (empty means the configured default, see settings) and how
+    many rows are read and scored at a time (memory grows with this, not with the file)."""
 
     landing_dir: str = ""
     quarantine_dir: str = ""
+    lake_dir: str = ""
+    chunk_rows: int = DEFAULT_CHUNK_ROWS
+
+
+ProgressCallback = Callable[[str, int], None]
 
 
 def _reject(path: Path, quarantine_dir: str, problem: str, log) -> dg.Failure:
@@ -61,100 +67,22 @@ def _reject(path: Path, quarantine_dir: str, problem: str, log) -> dg.Failure:
     )
 
 
-@dg.asset(
-    partitions_def=landed_batches,
-    group_name="landing",
-    pool=DUCKDB_POOL,
-    output_required=False,
-    check_specs=[
-        schema_check_spec("landed_batch", "The data contract (label optional) for a landing file."),
-        dg.AssetCheckSpec(
-            QUALITY_CHECK, asset="landed_batch", description="Unknown levels, ages (warn)."
-        ),
-    ],
-)
-def landed_batch(context: dg.AssetExecutionContext, config: LandingConfig, duckdb: DuckDBResource):
-    """One landing file read, checked against the data contract (`C_seg` optional) and cleaned
-    with the training code. A file that cannot be read or breaks the contract is moved to the
-    quarantine folder with `<name>.reason.txt` and the run fails naming file, column and rows;
-    content already scored under another batch is recorded and adds no rows."""
-    key = context.partition_key
-    folder = config.landing_dir or settings.landing_dir()
-    quarantine_dir = config.quarantine_dir or settings.quarantine_dir()
-    path = landing.find_batch_file(folder, key)
-    if path is None:
-        raise dg.Failure(description=f"batch {key!r}: no landing file for it in {folder}")
-    with tempfile.TemporaryDirectory(prefix="landing-") as scratch:
-        copy, digest = landing.snapshot(path, scratch)
-        try:
-            frame = read_extract(copy)
-        except ExtractError as error:
-            raise _reject(path, quarantine_dir, str(error), context.log) from None
-    context.log.info(f"read {len(frame)} rows from {path.name} (sha256 {digest[:12]})")
-    try:
-        raw = yield from validate_with_check(
-            raw_extract_schema(require_label=False), frame, path.name
-        )
-    except dg.Failure as failure:
-        raise _reject(path, quarantine_dir, failure.description, context.log) from None
-    yield quality_check_result(raw)
-    clean = clean_customers(contract_frame(raw), path.name)
-    rows = landing.with_stable_types(
-        clean.assign(
-            batch_key=key, content_hash=digest, landed_at=datetime.now(UTC).replace(tzinfo=None)
-        )
-    )
-    with duckdb.get_connection() as con:
-        duplicate_of = landing.scored_elsewhere(con, landing.SCORES_TABLE, digest, key)
-        if duplicate_of is None:
-            replace_rows(con, landing.LANDED_TABLE, "batch_key", key, rows)
-    if duplicate_of is not None:
-        context.log.warning(
-            f"{path.name}: same content (sha256 {digest[:12]}) already scored as batch "
-            f"{duplicate_of!r}; no rows added"
-        )
-        yield dg.AssetObservation(
-            asset_key=context.asset_key,
-            partition=key,
-            metadata={"duplicate_of": duplicate_of, "content_hash": digest, "file": path.name},
-        )
-        return
-    yield dg.MaterializeResult(
-        metadata={
-            "file": path.name,
-            "content_hash": digest,
-            **table_metadata(rows, BATCH_DESCRIPTIONS),
-        }
+def _contract_check(error: ExtractError) -> dg.AssetCheckResult:
+    metadata = {"source": error.path.name}
+    if isinstance(error, ContractViolation):
+        cases = error.failures.head(50 * MAX_ROWS_NAMED)
+        metadata["failure_cases"] = dg.MetadataValue.md(cases.astype(str).to_markdown(index=False))
+    return dg.AssetCheckResult(
+        asset_key="batch_scores",
+        check_name=SCHEMA_CHECK,
+        passed=False,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=str(error),
+        metadata=metadata,
     )
 
 
-@dg.asset(
-    partitions_def=landed_batches,
-    group_name="landing",
-    pool=DUCKDB_POOL,
-    deps=[landed_batch],
-    output_required=False,
-    check_specs=[
-        schema_check_spec("batch_scores", "Probabilities in [0, 1], deciles 1-10."),
-        dg.AssetCheckSpec(
-            DRIFT_CHECK,
-            asset="batch_scores",
-            description="Population stability index of key features against the training "
-            f"rows (warns at PSI >= {SIGNIFICANT_PSI}).",
-        ),
-    ],
-)
-def batch_scores(
-    context: dg.AssetExecutionContext, duckdb: DuckDBResource, mlflow_models: MlflowModels
-):
-    """The batch scored with the `champion` model: score, decile, predicted label at the model's
-    threshold, model name and version. The batch's rows are replaced in one transaction; the
-    `latest_candidates` view ranks the hidden affluent candidates of all batches."""
-    key = context.partition_key
-    with duckdb.get_connection() as con:
-        landed = read_table(con, landing.LANDED_TABLE, "batch_key = ?", [key])
-    if landed.empty:
-        raise dg.Failure(description=f"batch {key!r}: no rows in {landing.LANDED_TABLE}")
+def _champion(mlflow_models: MlflowModels, key: str) -> batch_scoring.ScoringModel:
     try:
         model = mlflow_models.describe(CHAMPION_ALIAS)
     except Exception as error:  # the registry is unreachable or unreadable
@@ -164,32 +92,178 @@ def batch_scores(
             description=f"no {CHAMPION_ALIAS!r} version of model {mlflow_models.model_name!r} "
             f"to score batch {key!r} with; train it with affluent_job first"
         )
-    features = build_features(landed)
-    yield drift_check_result(duckdb, features)
-    scores = score_features(
-        mlflow_models.load(model), features, model.threshold, model.decile_edges
+    return batch_scoring.ScoringModel(
+        mlflow_models.load(model), model, mlflow_models.holdout_curve(model)
     )
-    table = landing.scores_table(landed, scores, model)
-    table = yield from validate_with_check(scored_customers_schema(), table, "batch_scores")
-    table = landing.with_stable_types(table)
-    digest = str(landed["content_hash"].iloc[0])
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            "batch_scores",
+            partitions_def=landed_batches,
+            group_name="landing",
+            description="Every row of a landing file scored with the champion: probability, "
+            "decile, predicted segment, model version (lake: batch_scores/<batch>.parquet).",
+            skippable=True,
+        ),
+        dg.AssetSpec(
+            "batch_candidates",
+            partitions_def=landed_batches,
+            group_name="landing",
+            deps=["batch_scores"],
+            description="The batch's hidden affluent candidates with their three reasons and "
+            "expected precision (lake: batch_candidates/<batch>.parquet).",
+            skippable=True,
+        ),
+    ],
+    check_specs=[
+        schema_check_spec("batch_scores", "The data contract (label optional), every row."),
+        dg.AssetCheckSpec(
+            QUALITY_CHECK, asset="batch_scores", description="Unknown levels, ages (warn)."
+        ),
+        dg.AssetCheckSpec(
+            DRIFT_CHECK,
+            asset="batch_scores",
+            description="Population stability index of key features against the training "
+            f"rows (warns at PSI >= {SIGNIFICANT_PSI}).",
+        ),
+    ],
+)
+def batch_scores(
+    context: dg.AssetExecutionContext,
+    config: LandingConfig,
+    duckdb: DuckDBResource,
+    mlflow_models: MlflowModels,
+    scoring_progress: dg.ResourceParam[ProgressCallback],
+):
+    """One landing file, streamed in chunks of `chunk_rows`: checked against the data contract
+    (`C_seg` optional), cleaned and featurized with the training code and scored with the
+    `champion`; then its candidates get reasons and expected precision. A file that cannot be
+    read or breaks the contract (on any row) is quarantined with `<name>.reason.txt` and the run
+    fails naming file, columns and rows; content already scored under another batch adds no
+    rows."""
+    key = context.partition_key
+    folder = config.landing_dir or settings.landing_dir()
+    quarantine_dir = config.quarantine_dir or settings.quarantine_dir()
+    lake_dir = config.lake_dir or settings.lake_dir()
+    path = landing.find_batch_file(folder, key)
+    if path is None:
+        raise dg.Failure(description=f"batch {key!r}: no landing file for it in {folder}")
+    scorer = _champion(mlflow_models, key)
+    identity = batch_scoring.BatchIdentity(
+        key, path.name, context.run_id, datetime.now(UTC).replace(tzinfo=None)
+    )
+
+    def progress(phase: str, rows: int) -> None:
+        scoring_progress(phase, rows)
+        context.log.debug(f"{phase}: {rows:,} rows")
+
+    staging = lake.staging_dir(lake_dir, key)
+    try:
+        try:
+            with open_extract(path) as extract:
+                digest = extract.sha256()
+                duplicate_of = lake.scored_elsewhere(lake_dir, digest, key)
+                if duplicate_of is not None:
+                    yield from _duplicate(context, path, digest, duplicate_of)
+                    return
+                scored = batch_scoring.score_extract(
+                    extract, digest, identity, scorer, staging, config.chunk_rows,
+                    drift_reference(duckdb), progress,
+                )  # fmt: skip
+        except ExtractError as error:
+            yield _contract_check(error)
+            raise _reject(path, quarantine_dir, str(error), context.log) from None
+        yield dg.AssetCheckResult(
+            asset_key="batch_scores",
+            check_name=SCHEMA_CHECK,
+            passed=True,
+            metadata={"rows": scored.rows, "typed_read": scored.typed_read},
+        )
+        yield quality_check_result(scored.quality, asset_key="batch_scores")
+        yield drift_check_result(scored.drift)
+        lake.publish(scored.scores_file, lake_dir, lake.SCORES, key)
+        ensure_views(duckdb, lake_dir)
+        scores_ready = sum(scored.stopwatch.seconds.values())
+        context.log.info(
+            f"scored {scored.rows:,} rows of {path.name} with {scorer.registered.name} "
+            f"v{scorer.registered.version}; explaining {scored.candidates:,} candidates"
+        )
+        yield dg.MaterializeResult(
+            asset_key="batch_scores",
+            metadata=_scores_metadata(scored, scorer, scores_ready),
+        )
+        staged = staging / "candidates.parquet"
+        candidates = batch_scoring.explain_candidates(
+            scored, identity, scorer, staged, config.chunk_rows, progress
+        )
+        lake.publish(staged, lake_dir, lake.CANDIDATES, key)
+        yield dg.MaterializeResult(
+            asset_key="batch_candidates",
+            metadata={
+                "dagster/row_count": candidates,
+                "model_version": scorer.registered.version,
+                "expected_precision": "holdout curve" if scorer.curve else "not available",
+                "seconds": dg.MetadataValue.json(scored.stopwatch.seconds),
+            },
+        )
+    finally:
+        lake.discard_staging(staging)
+
+
+def _duplicate(context, path: Path, digest: str, duplicate_of: str):
+    context.log.warning(
+        f"{path.name}: same content (sha256 {digest[:12]}) already scored as batch "
+        f"{duplicate_of!r}; no rows added"
+    )
+    yield dg.AssetObservation(
+        asset_key="batch_scores",
+        partition=context.partition_key,
+        metadata={"duplicate_of": duplicate_of, "content_hash": digest, "file": path.name},
+    )
+    # The content was checked when batch `duplicate_of` was scored; nothing new to check.
+    for check in (SCHEMA_CHECK, QUALITY_CHECK, DRIFT_CHECK):
+        yield dg.AssetCheckResult(
+            asset_key="batch_scores",
+            check_name=check,
+            passed=True,
+            description=f"same content as batch {duplicate_of!r}, checked when it was scored",
+        )
+
+
+def _scores_metadata(scored, scorer, seconds: float) -> dict:
+    return {
+        "dagster/row_count": scored.rows,
+        "predicted_affluent": scored.predicted_affluent,
+        "candidates": scored.candidates,
+        "model_version": scorer.registered.version,
+        "content_hash": scored.content_hash,
+        "rows_per_second": round(scored.rows / max(seconds, 1e-9)),
+        "seconds": dg.MetadataValue.json(
+            {name: round(value, 3) for name, value in scored.stopwatch.seconds.items()}
+        ),
+    }
+
+
+def ensure_views(duckdb: DuckDBResource, lake_dir: str) -> None:
+    """The warehouse's views over the lake. Checked read-only first: only the first landing run
+    (or one after the lake moved) opens the warehouse for writing, for a moment."""
+    try:
+        with duckdb_client.connect(duckdb.database, read_only=True) as con:
+            if lake.views_current(con, lake_dir):
+                return
+    except duckdb_client.Error:
+        pass  # no warehouse yet, or a writer holds it: create the views below (with retries)
+    lake.ensure_placeholders(
+        lake_dir,
+        {
+            lake.SCORES: batch_scoring.SCORES_SCHEMA,
+            lake.CANDIDATES: batch_scoring.CANDIDATES_SCHEMA,
+        },
+    )
     with duckdb.get_connection() as con:
-        duplicate_of = landing.scored_elsewhere(con, landing.SCORES_TABLE, digest, key)
-        if duplicate_of is None:
-            replace_rows(con, landing.SCORES_TABLE, "batch_key", key, table)
-            landing.create_candidates_view(con)
-    if duplicate_of is not None:
-        context.log.warning(f"batch {key!r}: content already scored as {duplicate_of!r}")
-        return
-    context.log.info(f"scored {len(table)} rows of {key} with {model.name} v{model.version}")
-    yield dg.MaterializeResult(
-        metadata={
-            **table_metadata(table, BATCH_DESCRIPTIONS),
-            "predicted_affluent": int((table["predicted_segment"] == "AFFLUENT").sum()),
-            "model_version": model.version,
-            "content_hash": digest,
-        }
-    )
+        lake.create_views(con, lake_dir)
 
 
 def training_features(con) -> pd.DataFrame | None:
@@ -202,20 +276,30 @@ def training_features(con) -> pd.DataFrame | None:
     ).df()
 
 
-def drift_check_result(duckdb: DuckDBResource, features: pd.DataFrame) -> dg.AssetCheckResult:
+def drift_reference(duckdb: DuckDBResource) -> DriftReference | None:
+    """Bins of the training rows' key features, read once per run (read-only); None before the
+    first training, or while the main graph holds the warehouse (the check then says so)."""
+    try:
+        with duckdb_client.connect(duckdb.database, read_only=True) as con:
+            training = training_features(con)
+    except duckdb_client.Error:
+        return None
+    return None if training is None or training.empty else DriftReference.from_training(training)
+
+
+def drift_check_result(report: pd.DataFrame | None) -> dg.AssetCheckResult:
     """Non-blocking: how far this batch's key features have moved from the training rows."""
-    with duckdb.get_connection() as con:
-        training = training_features(con)
-    if training is None or training.empty:
+    if report is None:
         return dg.AssetCheckResult(
+            asset_key="batch_scores",
             check_name=DRIFT_CHECK,
             passed=True,
             severity=dg.AssetCheckSeverity.WARN,
             description="no training rows in the warehouse to compare with",
         )
-    report = drift_report(training, features)
     worst = report.iloc[0]
     return dg.AssetCheckResult(
+        asset_key="batch_scores",
         check_name=DRIFT_CHECK,
         passed=bool(worst["psi"] < SIGNIFICANT_PSI),
         severity=dg.AssetCheckSeverity.WARN,
@@ -230,9 +314,9 @@ def drift_check_result(duckdb: DuckDBResource, features: pd.DataFrame) -> dg.Ass
 
 landing_job = dg.define_asset_job(
     "landing_job",
-    selection=dg.AssetSelection.assets(landed_batch, batch_scores),
+    selection=dg.AssetSelection.assets(batch_scores),
     partitions_def=landed_batches,
-    description="Validate, clean and score one landing file (one dynamic partition per file).",
+    description="Check, score and explain one landing file (one dynamic partition per file).",
     # One process: a landing file is scored seconds after it lands.
     executor_def=dg.in_process_executor,
 )

@@ -79,7 +79,7 @@ def build_landing_sensor(
                 dg.RunRequest(
                     run_key=signature.run_key,
                     partition_key=signature.batch_key,
-                    run_config={"ops": {"landed_batch": {"config": {"landing_dir": str(folder)}}}},
+                    run_config={"ops": {"batch_scores": {"config": {"landing_dir": str(folder)}}}},
                     tags={LANDING_FILE_TAG: signature.name},
                 )
                 for signature in plan.ready

@@ -325,6 +325,8 @@ def model_evaluation(
     probability = predict_probability(mlflow_models.load(model), holdout_features)
     metrics = evaluation.classification_metrics(holdout_labels, probability, model.threshold)
     registry.log_holdout_metrics(mlflow_models.tracking_uri, model.run_id, metrics)
+    curve = evaluation.HoldoutCurve.from_holdout(holdout_labels, probability, max_points=20_000)
+    registry.log_holdout_curve(mlflow_models.tracking_uri, model.run_id, curve)
     lift = evaluation.lift_table(holdout_labels, probability)
     reliability = evaluation.reliability_table(holdout_labels, probability)
     table = pd.DataFrame(

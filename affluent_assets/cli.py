@@ -1,0 +1,187 @@
+"""`affluent score PATH`: score one file through the landing assets and checks, in this process,
+recorded in the Dagster instance (the run shows in the UI when DAGSTER_HOME is set, as `make`
+sets it), with a progress bar on a terminal; then print the batch and its top candidates.
+
+Exit codes: 0 scored (or the same content was already scored), 1 the file was rejected and
+quarantined (the message says why), 2 the command could not run (no such file, no model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+EXIT_REJECTED = 1
+EXIT_ERROR = 2
+
+TOP_SQL = """
+select row_number() over (order by affluent_probability desc, customer_key) as rank,
+       customer_key, round(affluent_probability, 3) as score,
+       round(expected_precision, 3) as expected_precision, reason_1, reason_2, reason_3
+from read_parquet(?) order by rank limit ?
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="affluent", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    score = commands.add_parser("score", help="score one ETB file (.csv, .xlsx, .parquet)")
+    score.add_argument("path", type=Path, help="the file to score")
+    score.add_argument("--chunk-rows", type=int, default=None, help="rows read at a time")
+    score.add_argument("--top", type=int, default=10, help="candidates to print")
+    score.add_argument("--report-json", type=Path, help="also write the figures as JSON here")
+    score.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+class _ProgressBars:
+    """tqdm bars per phase: rows done and rows per second."""
+
+    LABELS = {"score": "scoring", "explain": "explaining candidates"}
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bars: dict = {}
+
+    def __call__(self, phase: str, rows: int) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        bar = self.bars.get(phase)
+        if bar is None:
+            bar = self.bars[phase] = tqdm(
+                desc=self.LABELS.get(phase, phase), unit=" rows", unit_scale=True, file=sys.stderr
+            )
+        bar.update(rows - bar.n)
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+def score(args: argparse.Namespace) -> int:
+    # Imported here so `affluent --help` answers at once.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    import dagster as dg
+
+    from affluent_assets import settings
+    from affluent_assets.definitions import defs
+    from affluent_assets.defs.landing.assets import landed_batches
+    from affluent_assets.lib import lake, landing
+
+    path = args.path.resolve()
+    if not path.is_file():
+        print(f"affluent score: {args.path}: no such file", file=sys.stderr)
+        return EXIT_ERROR
+    if not landing.is_landing_name(path.name):
+        print(
+            f"affluent score: {path.name}: not a landing file (expected "
+            f"{', '.join(landing.LANDING_SUFFIXES)}, not hidden)",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    key = landing.batch_key_for(path.name)
+    instance = (
+        dg.DagsterInstance.get()
+        if os.environ.get("DAGSTER_HOME")
+        else dg.DagsterInstance.ephemeral()
+    )
+    instance.add_dynamic_partitions(landed_batches.name, [key])
+    config = {"landing_dir": str(path.parent)}
+    if args.chunk_rows:
+        config["chunk_rows"] = args.chunk_rows
+    bars = _ProgressBars(sys.stderr.isatty() and not args.no_progress)
+    started = time.perf_counter()
+    try:
+        result = defs.resolve_job_def("landing_job").execute_in_process(
+            run_config={
+                "ops": {"batch_scores": {"config": config}},
+                # The run's events go to the instance (and the UI); the terminal shows the bar and,
+                # for a rejected file, the one message that says why.
+                "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
+            },
+            instance=instance,
+            partition_key=key,
+            raise_on_error=False,
+            tags={"affluent/landing_file": path.name, "affluent/launched_by": "affluent score"},
+            resources={"scoring_progress": bars},
+        )
+    finally:
+        bars.close()
+    seconds = time.perf_counter() - started
+    if not result.success:
+        return _report_failure(result)
+    scores = _materialization(result, "batch_scores")
+    if scores is None:  # same content already scored: the run says under which batch
+        print(f"{path.name}: same content already scored; no rows added (run {result.run_id})")
+        return 0
+    figures = {
+        "batch_key": key,
+        "run_id": result.run_id,
+        "rows": scores["dagster/row_count"],
+        "candidates": scores["candidates"],
+        "model_version": scores["model_version"],
+        "seconds": seconds,
+        "stages": scores["seconds"],
+    }
+    candidates_file = lake.batch_file(settings.lake_dir(), lake.CANDIDATES, key)
+    _print_summary(figures, candidates_file, args.top)
+    if args.report_json:
+        args.report_json.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+def _materialization(result, asset: str) -> dict | None:
+    for event in result.get_asset_materialization_events():
+        materialization = event.step_materialization_data.materialization
+        if materialization.asset_key.to_user_string() == asset:
+            return {name: value.value for name, value in materialization.metadata.items()}
+    return None
+
+
+def _report_failure(result) -> int:
+    for event in result.all_events:
+        if event.is_step_failure:
+            data = event.step_failure_data
+            message = (
+                data.user_failure_data.description
+                if data.user_failure_data is not None
+                else data.error.message
+            )
+            print(message, file=sys.stderr)
+            quarantined = (
+                data.user_failure_data is not None
+                and "quarantined_as" in data.user_failure_data.metadata
+            )
+            return EXIT_REJECTED if quarantined else EXIT_ERROR
+    print(f"the run failed (run {result.run_id})", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def _print_summary(figures: dict, candidates_file: Path, top: int) -> None:
+    import duckdb
+
+    rate = figures["rows"] / max(figures["seconds"], 1e-9)
+    print(
+        f"batch {figures['batch_key']}: {figures['rows']:,} rows scored with model "
+        f"v{figures['model_version']} in {figures['seconds']:.1f} s ({rate:,.0f} rows/s); "
+        f"{figures['candidates']:,} candidates (run {figures['run_id']})"
+    )
+    if top > 0 and figures["candidates"]:
+        with duckdb.connect() as con:
+            table = con.execute(TOP_SQL, [str(candidates_file), top]).df()
+        print(table.to_string(index=False))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    return score(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,401 @@
+"""Score one extract file of any size in chunks: read, check against the contract, clean,
+featurize and score each chunk with the training code, append it to a staged Parquet file, and
+keep the candidates' features aside for their reasons. Memory holds one chunk, whatever the
+file's size; nothing is published here (see lib/lake.py), so a file that breaks the contract
+on its last row leaves nothing behind.
+
+`score_extract` is the scoring pass; `explain_candidates` adds reasons and expected precision
+to the candidates it kept. Both are plain functions a notebook can call.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from affluent_assets.lib.contract import POSITIVE
+from affluent_assets.lib.drift import DriftAccumulator, DriftReference
+from affluent_assets.lib.evaluation import HoldoutCurve
+from affluent_assets.lib.extract_io import DEFAULT_CHUNK_ROWS, Extract, TypedReadFailed
+from affluent_assets.lib.features import (
+    CATEGORICAL_FEATURES,
+    MODEL_FEATURES,
+    build_features,
+    clean_customers,
+)
+from affluent_assets.lib.registry import RegisteredModel
+from affluent_assets.lib.schemas import (
+    MAX_ROWS_NAMED,
+    ContractViolation,
+    QualityFindings,
+    describe_failures,
+    quality_findings,
+    raw_extract_schema,
+    validate_frame,
+)
+from affluent_assets.lib.scoring import REASON_COUNT, reason_codes, score_features
+from affluent_assets.lib.training import CalibratedModel
+
+Progress = Callable[[str, int], None]  # (phase, rows done in that phase)
+
+_TEXT = pa.string()
+_BATCH_FIELDS = [
+    pa.field("batch_key", _TEXT),
+    pa.field("source_file", _TEXT),
+    pa.field("content_hash", _TEXT),
+    pa.field("customer_key", _TEXT),
+    pa.field("c_id", pa.int64()),
+    pa.field("source_row", pa.int64()),
+]
+_MODEL_FIELDS = [
+    pa.field("threshold", pa.float64()),
+    pa.field("model_name", _TEXT),
+    pa.field("model_version", _TEXT),
+    pa.field("run_id", _TEXT),
+    pa.field("scored_at", pa.timestamp("us")),
+]
+SCORES_SCHEMA = pa.schema(
+    [
+        *_BATCH_FIELDS,
+        pa.field("c_seg", _TEXT),
+        pa.field("affluent_probability", pa.float64()),
+        pa.field("score_decile", pa.int64()),
+        pa.field("predicted_segment", _TEXT),
+        *_MODEL_FIELDS,
+    ]
+)
+CANDIDATES_SCHEMA = pa.schema(
+    [
+        *_BATCH_FIELDS,
+        pa.field("affluent_probability", pa.float64()),
+        pa.field("score_decile", pa.int64()),
+        pa.field("expected_precision", pa.float64()),
+        pa.field("expected_recall", pa.float64()),
+        *[pa.field(f"reason_{i + 1}", _TEXT) for i in range(REASON_COUNT)],
+        *_MODEL_FIELDS,
+    ]
+)
+_KEPT_SCHEMA = pa.schema(
+    [
+        pa.field("customer_key", _TEXT),
+        pa.field("c_id", pa.int64()),
+        pa.field("source_row", pa.int64()),
+        pa.field("affluent_probability", pa.float64()),
+        pa.field("score_decile", pa.int64()),
+        *[
+            pa.field(name, _TEXT if name in CATEGORICAL_FEATURES else pa.float64())
+            for name in MODEL_FEATURES
+        ],
+    ]
+)
+
+
+@dataclass(frozen=True)
+class ScoringModel:
+    """The champion as scoring needs it: the fitted model, its registered version (threshold,
+    decile edges) and its holdout precision curve (None for a model trained without one)."""
+
+    model: CalibratedModel
+    registered: RegisteredModel
+    curve: HoldoutCurve | None = None
+
+
+@dataclass(frozen=True)
+class BatchIdentity:
+    """What every stored row of a batch says about where it came from and who scored it."""
+
+    batch_key: str
+    source_file: str
+    run_id: str
+    scored_at: datetime
+
+
+@dataclass
+class Stopwatch:
+    """Seconds spent per stage, for metadata and the benchmark's breakdown."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+
+@dataclass
+class ScoredBatch:
+    """The outcome of a scoring pass: staged files and what was learned on the way."""
+
+    content_hash: str
+    rows: int
+    predicted_affluent: int
+    candidates: int
+    scores_file: Path
+    kept_file: Path
+    quality: QualityFindings
+    drift: pd.DataFrame | None
+    typed_read: bool
+    stopwatch: Stopwatch
+
+
+class _Failures:
+    """Contract failures of every chunk, rows counted in the whole file; at most
+    MAX_ROWS_NAMED cases kept per column and check, the rest only counted."""
+
+    def __init__(self) -> None:
+        self.cases: list[pd.DataFrame] = []
+        self.totals: dict[tuple, int] = {}
+        self.structural: set[tuple] = set()
+
+    def add(self, violation: ContractViolation) -> None:
+        cases = violation.failures
+        for (column, check), group in cases.groupby(["column", "check"], dropna=False):
+            key = (column, check)
+            if group["index"].isna().all():  # a missing column fails every chunk alike
+                if key in self.structural:
+                    continue
+                self.structural.add(key)
+                self.cases.append(group)
+                continue
+            seen = self.totals.get(key, 0)
+            self.totals[key] = seen + len(group)
+            if seen < MAX_ROWS_NAMED:
+                self.cases.append(group.head(MAX_ROWS_NAMED - seen))
+
+    def __bool__(self) -> bool:
+        return bool(self.cases)
+
+    def only_structural(self) -> bool:
+        return not self.totals
+
+    def violation(self, source: str) -> ContractViolation:
+        cases = pd.concat(self.cases, ignore_index=True)
+        return ContractViolation(source, describe_failures(cases, self.totals), cases)
+
+
+def score_extract(
+    extract: Extract,
+    digest: str,
+    identity: BatchIdentity,
+    scorer: ScoringModel,
+    staging: Path,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    drift_reference: DriftReference | None = None,
+    progress: Progress | None = None,
+) -> ScoredBatch:
+    """Score every row of an open extract (whose sha256 is `digest`) into
+    `staging/scores.parquet`, keeping the candidates' features in
+    `staging/candidates_features.parquet`. Raises ExtractError (or ContractViolation, naming
+    every bad column and rows numbered in the whole file) when the file cannot be read or
+    breaks the contract; then nothing staged is of use."""
+    arguments = (digest, identity, scorer, staging, chunk_rows, drift_reference, progress)
+    try:
+        return _scoring_pass(extract, True, *arguments)
+    except TypedReadFailed:
+        # A value the typed reader cannot parse: pandas' inference lets the contract name
+        # every bad row (or accepts what pandas reads, e.g. padded numbers).
+        return _scoring_pass(extract, False, *arguments)
+
+
+def _scoring_pass(
+    extract, typed, digest, identity, scorer, staging, chunk_rows, drift_reference, progress
+) -> ScoredBatch:
+    clock = Stopwatch()
+    schema = raw_extract_schema(require_label=False)
+    failures = _Failures()
+    quality = QualityFindings()
+    drift = DriftAccumulator(drift_reference) if drift_reference is not None else None
+    scores_file, kept_file = staging / "scores.parquet", staging / "candidates_features.parquet"
+    rows = predicted = kept = 0
+    with (
+        pq.ParquetWriter(scores_file, SCORES_SCHEMA) as scores_out,
+        pq.ParquetWriter(kept_file, _KEPT_SCHEMA) as kept_out,
+    ):
+        chunks = extract.chunks(chunk_rows, typed=typed)
+        while True:
+            with clock.stage("read"):
+                raw = next(chunks, None)
+            if raw is None:
+                break
+            with clock.stage("validate"):
+                try:
+                    valid = validate_frame(schema, raw, extract.path.name)
+                except ContractViolation as violation:
+                    failures.add(violation)
+                    if failures.only_structural():
+                        break  # a missing column: every chunk would say the same
+                    continue
+                if failures:
+                    continue  # keep checking, to name every bad row, but score no more
+                quality.merge(quality_findings(valid))
+            with clock.stage("clean"):
+                # clean_customers takes the contract's columns and makes whole numbers int64.
+                clean = clean_customers(valid, extract.path.name, rows + 1)
+            with clock.stage("features"):
+                features = build_features(clean)
+                if drift is not None:
+                    drift.add(features)
+            with clock.stage("predict"):
+                model = scorer.registered
+                scores = score_features(scorer.model, features, model.threshold, model.decile_edges)
+            with clock.stage("write"):
+                scores_out.write_table(_scores_table(clean, scores, digest, identity, model))
+                keep = _is_candidate(clean, scores)
+                if keep.any():
+                    kept_out.write_table(_kept_table(features, clean, scores, keep))
+            rows += len(clean)
+            predicted += int((scores["predicted_segment"] == POSITIVE).sum())
+            kept += int(keep.sum())
+            if progress is not None:
+                progress("score", rows)
+    if failures:
+        raise failures.violation(extract.path.name)
+    return ScoredBatch(
+        content_hash=digest,
+        rows=rows,
+        predicted_affluent=predicted,
+        candidates=kept,
+        scores_file=scores_file,
+        kept_file=kept_file,
+        quality=quality,
+        drift=drift.report() if drift is not None and drift.rows else None,
+        typed_read=typed,
+        stopwatch=clock,
+    )
+
+
+def _is_candidate(clean: pd.DataFrame, scores: pd.DataFrame) -> np.ndarray:
+    """Predicted AFFLUENT and not already labelled AFFLUENT (a file may carry no label)."""
+    labelled_affluent = clean["c_seg"].to_numpy(dtype=object) == POSITIVE
+    return (scores["predicted_segment"].to_numpy() == POSITIVE) & ~labelled_affluent
+
+
+def _constant(value, rows: int, type_: pa.DataType) -> pa.Array:
+    return pa.repeat(pa.scalar(value, type_), rows)
+
+
+def _model_columns(rows: int, identity: BatchIdentity, model: RegisteredModel) -> dict:
+    return {
+        "threshold": _constant(float(model.threshold), rows, pa.float64()),
+        "model_name": _constant(model.name, rows, _TEXT),
+        "model_version": _constant(str(model.version), rows, _TEXT),
+        "run_id": _constant(identity.run_id, rows, _TEXT),
+        "scored_at": _constant(identity.scored_at, rows, pa.timestamp("us")),
+    }
+
+
+def _batch_columns(rows: int, identity: BatchIdentity, digest: str) -> dict:
+    return {
+        "batch_key": _constant(identity.batch_key, rows, _TEXT),
+        "source_file": _constant(identity.source_file, rows, _TEXT),
+        "content_hash": _constant(digest, rows, _TEXT),
+    }
+
+
+def _scores_table(clean, scores, digest, identity, model) -> pa.Table:
+    rows = len(clean)
+    columns = {
+        **_batch_columns(rows, identity, digest),
+        "customer_key": pa.array(scores["customer_key"].to_numpy(), _TEXT),
+        "c_id": pa.array(clean["c_id"].to_numpy(), pa.int64()),
+        "source_row": pa.array(clean["source_row"].to_numpy(), pa.int64()),
+        "c_seg": pa.array(clean["c_seg"].to_numpy(dtype=object), _TEXT, from_pandas=True),
+        "affluent_probability": pa.array(scores["affluent_probability"].to_numpy()),
+        "score_decile": pa.array(scores["score_decile"].to_numpy(), pa.int64()),
+        "predicted_segment": pa.array(scores["predicted_segment"].to_numpy(), _TEXT),
+        **_model_columns(rows, identity, model),
+    }
+    return pa.Table.from_pydict(columns, schema=SCORES_SCHEMA)
+
+
+def _kept_table(features, clean, scores, keep: np.ndarray) -> pa.Table:
+    """The candidates' identity, score and model inputs, for `explain_candidates`."""
+    columns = {
+        "customer_key": scores["customer_key"],
+        "c_id": clean["c_id"],
+        "source_row": clean["source_row"],
+        "affluent_probability": scores["affluent_probability"],
+        "score_decile": scores["score_decile"],
+    } | {name: features[name] for name in MODEL_FEATURES}
+    return pa.Table.from_arrays(
+        [
+            pa.array(columns[f.name].to_numpy()[keep], f.type, from_pandas=True)
+            for f in _KEPT_SCHEMA
+        ],
+        schema=_KEPT_SCHEMA,
+    )
+
+
+def explain_candidates(
+    batch: ScoredBatch,
+    identity: BatchIdentity,
+    scorer: ScoringModel,
+    out: Path,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    progress: Progress | None = None,
+) -> int:
+    """Write the batch's candidates to `out`, each with its three reasons (the same SHAP-based
+    texts as the main list) and the expected precision and recall of calling everyone scored at
+    or above it (the champion's holdout curve). Reasons cost far more per row than scores, so
+    they are computed for the candidates only. Returns the number of candidates."""
+    clock = batch.stopwatch
+    done = 0
+    with pq.ParquetWriter(out, CANDIDATES_SCHEMA) as writer:
+        for record_batch in pq.ParquetFile(batch.kept_file).iter_batches(batch_size=chunk_rows):
+            kept = record_batch.to_pandas()
+            with clock.stage("reasons"):
+                reasons = reason_codes(scorer.model, kept)
+            with clock.stage("expected_precision"):
+                expected = _expected(scorer.curve, kept["affluent_probability"])
+            with clock.stage("write"):
+                writer.write_table(
+                    _candidates_table(kept, reasons, expected, batch, identity, scorer)
+                )
+            done += len(kept)
+            if progress is not None:
+                progress("explain", done)
+    return done
+
+
+def _expected(curve: HoldoutCurve | None, probability: pd.Series) -> pd.DataFrame:
+    if curve is None:
+        nan = np.full(len(probability), np.nan)
+        return pd.DataFrame({"expected_precision": nan, "expected_recall": nan})
+    return curve.at(probability).reset_index(drop=True)
+
+
+def _candidates_table(kept, reasons, expected, batch, identity, scorer) -> pa.Table:
+    rows = len(kept)
+    columns = {
+        **_batch_columns(rows, identity, batch.content_hash),
+        **{
+            name: pa.array(kept[name].to_numpy(), SCORES_SCHEMA.field(name).type)
+            for name in (
+                "customer_key",
+                "c_id",
+                "source_row",
+                "affluent_probability",
+                "score_decile",
+            )
+        },
+        "expected_precision": pa.array(expected["expected_precision"].to_numpy(), pa.float64()),
+        "expected_recall": pa.array(expected["expected_recall"].to_numpy(), pa.float64()),
+        **{
+            name: pa.array(reasons[name].to_numpy(dtype=object), _TEXT, from_pandas=True)
+            for name in reasons.columns
+        },
+        **_model_columns(rows, identity, scorer.registered),
+    }
+    return pa.Table.from_pydict(columns, schema=CANDIDATES_SCHEMA)

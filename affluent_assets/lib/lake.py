@@ -1,0 +1,143 @@
+"""Landed-batch results as Parquet files, one per batch and table, with DuckDB views over them.
+
+A batch is written under the lake's staging folder and renamed into place when complete
+(`publish`), so a reader sees a batch whole or not at all, and writers never take a lock:
+several runs write at once, and an analyst's read-only query of the warehouse never waits for
+or fails because of a landing run. The warehouse holds only the views (`create_views`).
+
+    <lake>/batch_scores/<batch key>.parquet       every row of a batch, scored
+    <lake>/batch_candidates/<batch key>.parquet   its candidates, with reasons
+    <lake>/_staging/<batch key>/...               work in progress, never read by a view
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SCORES = "batch_scores"
+CANDIDATES = "batch_candidates"
+LATEST_CANDIDATES = "latest_candidates"
+TABLES = (SCORES, CANDIDATES)
+# Batch keys never start with "_" (see landing.batch_key_for), so these names cannot collide.
+STAGING = "_staging"
+EMPTY_FILE = "_empty.parquet"
+
+
+def table_dir(lake: str | Path, table: str) -> Path:
+    return Path(lake).resolve() / table
+
+
+def batch_file(lake: str | Path, table: str, batch_key: str) -> Path:
+    return table_dir(lake, table) / f"{batch_key}.parquet"
+
+
+def staging_dir(lake: str | Path, batch_key: str) -> Path:
+    """A fresh folder for one run's work on a batch, inside the lake so that `publish` is a
+    rename on one file system."""
+    folder = Path(lake).resolve() / STAGING / batch_key / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    return folder
+
+
+def discard_staging(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def publish(staged: Path, lake: str | Path, table: str, batch_key: str) -> Path:
+    """Move a complete staged file into place: readers see the old file or the new, never half."""
+    target = batch_file(lake, table, batch_key)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with staged.open("rb") as handle:
+        os.fsync(handle.fileno())  # the data is on disk before the name points at it
+    os.replace(staged, target)
+    return target
+
+
+def ensure_placeholders(lake: str | Path, schemas: dict[str, pa.Schema]) -> None:
+    """A zero-row file per table, so its view reads (as empty) before the first batch lands."""
+    for table, schema in schemas.items():
+        folder = table_dir(lake, table)
+        folder.mkdir(parents=True, exist_ok=True)
+        empty = folder / EMPTY_FILE
+        if not empty.exists():
+            staged = folder.parent / STAGING / f"{table}-{uuid.uuid4().hex}{EMPTY_FILE}"
+            staged.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(schema.empty_table(), staged)
+            os.replace(staged, empty)
+
+
+def _glob(lake: str | Path, table: str) -> str:
+    return str(table_dir(lake, table) / "*.parquet").replace("'", "''")
+
+
+def view_statements(lake: str | Path) -> dict[str, str]:
+    """The views analysts query, by name. `latest_candidates` shows a batch's candidates only
+    with the scores of the same run, so a batch whose list is being rebuilt is never mixed."""
+    scores = f"read_parquet('{_glob(lake, SCORES)}', union_by_name = true)"
+    candidates = f"read_parquet('{_glob(lake, CANDIDATES)}', union_by_name = true)"
+    return {
+        SCORES: f"create or replace view {SCORES} as select * from {scores}",
+        CANDIDATES: f"create or replace view {CANDIDATES} as select * from {candidates}",
+        LATEST_CANDIDATES: f"""
+            create or replace view {LATEST_CANDIDATES} as
+            select
+                row_number() over (
+                    order by c.affluent_probability desc, c.batch_key, c.customer_key
+                ) as candidate_rank,
+                c.*
+            from {CANDIDATES} c
+            semi join (select distinct batch_key, run_id from {SCORES}) s
+                on c.batch_key = s.batch_key and c.run_id = s.run_id
+        """,
+    }
+
+
+def views_current(con: duckdb.DuckDBPyConnection, lake: str | Path) -> bool:
+    """Whether the warehouse's views already point at this lake (checked read-only, so a landing
+    run opens the warehouse for writing only the first time)."""
+    found = dict(con.execute("select view_name, sql from duckdb_views()").fetchall())
+    return all(name in found for name in view_statements(lake)) and all(
+        _glob(lake, table) in found[table] for table in TABLES
+    )
+
+
+def create_views(con: duckdb.DuckDBPyConnection, lake: str | Path) -> None:
+    """(Re)create the views; tables of the same name from before the lake are dropped."""
+    tables = {
+        row[0]
+        for row in con.execute(
+            "select table_name from information_schema.tables"
+            " where table_schema = 'main' and table_type = 'BASE TABLE'"
+        ).fetchall()
+    }
+    con.execute("begin transaction")
+    try:
+        for name in (SCORES, CANDIDATES, LATEST_CANDIDATES, "landed_batch"):
+            if name in tables:
+                con.execute(f'drop table "{name}"')
+        for statement in view_statements(lake).values():
+            con.execute(statement)
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+
+
+def scored_elsewhere(lake: str | Path, digest: str, batch_key: str) -> str | None:
+    """The batch key that already holds scores of this exact content under another batch."""
+    if not any(table_dir(lake, SCORES).glob("*.parquet")):
+        return None
+    with duckdb.connect() as con:
+        found = con.execute(
+            f"select batch_key from read_parquet('{_glob(lake, SCORES)}', union_by_name = true)"
+            " where content_hash = ? and batch_key <> ? limit 1",
+            [digest, batch_key],
+        ).fetchall()
+    return str(found[0][0]) if found else None
