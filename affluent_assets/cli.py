@@ -117,6 +117,7 @@ def score(args: argparse.Namespace) -> int:
     if not result.success:
         return _report_failure(result)
     scores = _materialization(result, "batch_scores")
+    candidates = _materialization(result, "batch_candidates") or {}
     if scores is None:  # same content already scored: the run says under which batch
         print(f"{path.name}: same content already scored; no rows added (run {result.run_id})")
         return 0
@@ -127,7 +128,10 @@ def score(args: argparse.Namespace) -> int:
         "candidates": scores["candidates"],
         "model_version": scores["model_version"],
         "seconds": seconds,
-        "stages": scores["seconds"],
+        # Inside the run: until the scores were queryable, and until the list with reasons was.
+        "seconds_scores_queryable": scores["seconds_to_queryable"],
+        "seconds_candidates_queryable": candidates.get("seconds_to_queryable"),
+        "stages": candidates.get("seconds", scores["seconds"]),
     }
     candidates_file = lake.batch_file(settings.lake_dir(), lake.CANDIDATES, key)
     _print_summary(figures, candidates_file, args.top)
