@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -219,10 +220,7 @@ def _scoring_pass(
     drift = DriftAccumulator(drift_reference) if drift_reference is not None else None
     scores_file, kept_file = staging / "scores.parquet", staging / "candidates_features.parquet"
     rows = predicted = kept = 0
-    with (
-        pq.ParquetWriter(scores_file, SCORES_SCHEMA) as scores_out,
-        pq.ParquetWriter(kept_file, _KEPT_SCHEMA) as kept_out,
-    ):
+    with _StagedWriter(scores_file, kept_file) as staged:
         chunks = extract.chunks(chunk_rows, typed=typed)
         while True:
             with clock.stage("read"):
@@ -251,10 +249,11 @@ def _scoring_pass(
                 model = scorer.registered
                 scores = score_features(scorer.model, features, model.threshold, model.decile_edges)
             with clock.stage("write"):
-                scores_out.write_table(_scores_table(clean, scores, digest, identity, model))
                 keep = _is_candidate(clean, scores)
-                if keep.any():
-                    kept_out.write_table(_kept_table(features, clean, scores, keep))
+                staged.append(
+                    _scores_table(clean, scores, digest, identity, model),
+                    _kept_table(features, clean, scores, keep) if keep.any() else None,
+                )
             rows += len(clean)
             predicted += int((scores["predicted_segment"] == POSITIVE).sum())
             kept += int(keep.sum())
@@ -274,6 +273,43 @@ def _scoring_pass(
         typed_read=typed,
         stopwatch=clock,
     )
+
+
+class _StagedWriter:
+    """Appends each chunk's scores and kept candidates to their staged files on a background
+    thread (Parquet encoding releases the GIL), so writing one chunk overlaps scoring the next.
+    At most one chunk waits to be written, so memory stays at about two chunks."""
+
+    def __init__(self, scores_file: Path, kept_file: Path):
+        self.scores = pq.ParquetWriter(scores_file, SCORES_SCHEMA)
+        self.kept = pq.ParquetWriter(kept_file, _KEPT_SCHEMA)
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="staged-writer")
+        self.pending: Future | None = None
+
+    def append(self, scores: pa.Table, kept: pa.Table | None) -> None:
+        self.wait()
+        self.pending = self.pool.submit(self._write, scores, kept)
+
+    def _write(self, scores: pa.Table, kept: pa.Table | None) -> None:
+        self.scores.write_table(scores)
+        if kept is not None:
+            self.kept.write_table(kept)
+
+    def wait(self) -> None:
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            pending.result()  # a failed write fails the pass
+
+    def __enter__(self) -> _StagedWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.wait()
+        finally:
+            self.pool.shutdown(wait=True)
+            self.scores.close()
+            self.kept.close()
 
 
 def _is_candidate(clean: pd.DataFrame, scores: pd.DataFrame) -> np.ndarray:
