@@ -16,6 +16,8 @@ affluent_job = dg.define_asset_job(
     "affluent_job",
     selection=dg.AssetSelection.assets(*MAIN_ASSETS),
     description="Extract -> features -> model -> evaluation -> scores -> candidates -> segments.",
+    # dagster.yaml limits runs with this tag to one at a time: the main graph never races itself.
+    tags={"affluent/graph": "main"},
     # One process: steps share a warm interpreter (xgboost, mlflow imports) and DuckDB writes
     # are serialized anyway.
     executor_def=dg.in_process_executor,

@@ -201,6 +201,23 @@ def write_extract(df: pd.DataFrame, path: str | Path) -> Path:
     return path
 
 
+def write_demo_csv(path: str | Path, rows: int, seed: int = 42, chunk_rows: int = 250_000) -> Path:
+    """An N-row contract-true CSV written chunk by chunk (seeds seed, seed+1, ...), so a file of
+    any size is made in bounded memory. C_ID repeats across chunks, as the contract allows."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    types = {"int": pa.int64(), "float": pa.float64(), "text": pa.string()}
+    schema = pa.schema([(name, types[kind]) for name, kind in RAW_COLUMNS.items()])
+    with pacsv.CSVWriter(str(path), schema) as writer:
+        for number, start in enumerate(range(0, rows, chunk_rows)):
+            frame = generate_customers(min(chunk_rows, rows - start), seed=seed + number)
+            writer.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False))
+    return path
+
+
 class _Generator:
     """Draws latents that share one per-customer score and maps them onto contract marginals."""
 
