@@ -47,6 +47,7 @@ from affluent_assets.lib.scoring import REASON_COUNT, reason_codes, score_featur
 from affluent_assets.lib.training import CalibratedModel
 
 Progress = Callable[[str, int], None]  # (phase, rows done in that phase)
+EXPLAIN_ROWS = 50_000
 
 _TEXT = pa.string()
 _BATCH_FIELDS = [
@@ -389,7 +390,9 @@ def explain_candidates(
     clock = batch.stopwatch
     done = 0
     with pq.ParquetWriter(out, CANDIDATES_SCHEMA) as writer:
-        for record_batch in pq.ParquetFile(batch.kept_file).iter_batches(batch_size=chunk_rows):
+        # Smaller batches than scoring: contributions hold a float per feature and row.
+        batch_rows = min(chunk_rows, EXPLAIN_ROWS)
+        for record_batch in pq.ParquetFile(batch.kept_file).iter_batches(batch_size=batch_rows):
             kept = record_batch.to_pandas()
             with clock.stage("reasons"):
                 reasons = reason_codes(scorer.model, kept)

@@ -3,15 +3,18 @@ reasons per customer, and the segment profile marketing reads."""
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import pandas as pd
-import xgboost as xgb
 from sklearn.linear_model import LogisticRegression
 from xgboost import XGBClassifier
 
 from affluent_assets.lib.contract import NEGATIVE, POSITIVE, RAW_COLUMNS
 from affluent_assets.lib.features import CATEGORICAL_FEATURES, MODEL_FEATURES, snake_case
+from affluent_assets.lib.prepared import prepared_matrix
 from affluent_assets.lib.training import CalibratedModel, assign_decile, predict_probability
+from affluent_assets.lib.tree_shap import TreeExplainer
 
 REASON_COUNT = 3
 # Feature names as the bank knows them (contract spelling) for reason texts.
@@ -62,24 +65,35 @@ def feature_contributions(
     """Per-row contribution of each model feature to the uncalibrated score, one-hot columns
     summed back to their source column, and the base value per row; each row sums to the
     model's raw output. XGBoost: exact tree SHAP in log-odds; logistic regression: coefficient
-    x standardized value, in log-odds; random forest: path contributions, in probability."""
+    x standardized value, in log-odds; random forest: path contributions, in probability.
+    XGBoost's tree SHAP comes from lib/tree_shap.py: the same values as the booster's
+    `pred_contribs`, several times faster on many rows."""
     preprocess = model.pipeline.named_steps["preprocess"]
     estimator = model.pipeline.named_steps["model"]
-    transformed = np.asarray(preprocess.transform(features[MODEL_FEATURES]), dtype="float64")
+    transformed = prepared_matrix(model.pipeline, features, "float64")
     if isinstance(estimator, XGBClassifier):
-        contributions = estimator.get_booster().predict(
-            xgb.DMatrix(transformed), pred_contribs=True
-        )
-        per_column, base = contributions[:, :-1], contributions[:, -1]
+        per_column, base = _explainer(estimator.get_booster()).contributions(transformed)
     elif isinstance(estimator, LogisticRegression):
         per_column = transformed * estimator.coef_[0]
         base = np.full(len(transformed), float(estimator.intercept_[0]))
     else:
         per_column, base = _forest_contributions(estimator, transformed)
     source = [_source_feature(name) for name in preprocess.get_feature_names_out()]
-    grouped = pd.DataFrame(per_column, columns=source, index=features.index)
-    grouped = grouped.T.groupby(level=0, sort=False).sum().T
-    return grouped[[c for c in MODEL_FEATURES if c in grouped.columns]], base
+    kept = [c for c in MODEL_FEATURES if c in source]
+    # One-hot columns summed back to their feature: a 0/1 matrix product, column order kept.
+    membership = np.asarray([[s == c for c in kept] for s in source], dtype="float64")
+    grouped = np.asarray(per_column, dtype="float64") @ membership
+    return pd.DataFrame(grouped, columns=kept, index=features.index), base
+
+
+_EXPLAINERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _explainer(booster) -> TreeExplainer:
+    """One explainer per loaded booster: its tables take about a second to build."""
+    if booster not in _EXPLAINERS:
+        _EXPLAINERS[booster] = TreeExplainer(booster)
+    return _EXPLAINERS[booster]
 
 
 def _forest_contributions(forest, transformed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -132,12 +146,13 @@ def reason_codes(
     values = contributions.to_numpy()
     top = np.argsort(-values, axis=1, kind="stable")[:, :count]
     columns = contributions.columns.to_numpy()
-    raw = features[MODEL_FEATURES].reset_index(drop=True)
+    labels = [DISPLAY_NAMES.get(name, name) for name in columns]
+    raw = [features[name].to_numpy() for name in columns]  # plain arrays: per-cell access is hot
     for row, picks in enumerate(top):
         for rank, column_index in enumerate(picks):
-            name, value = columns[column_index], values[row, column_index]
+            value = values[row, column_index]
             reasons[f"reason_{rank + 1}"].append(
-                f"{DISPLAY_NAMES.get(name, name)} = {_readable(raw.at[row, name])} ({value:+.2f})"
+                f"{labels[column_index]} = {_readable(raw[column_index][row])} ({value:+.2f})"
                 if value > 0
                 else None
             )

@@ -1,0 +1,40 @@
+"""The vectorized tree SHAP equals XGBoost's own `pred_contribs`, blanks and deep trees too."""
+
+import numpy as np
+import pytest
+import xgboost as xgb
+
+from affluent_assets.lib.prepared import prepared_matrix
+from affluent_assets.lib.tree_shap import TreeExplainer
+
+
+def own_contributions(booster: xgb.Booster, matrix: np.ndarray) -> np.ndarray:
+    return booster.predict(xgb.DMatrix(matrix), pred_contribs=True)
+
+
+def test_equals_pred_contribs_of_the_trained_model(demo_model):
+    pipeline = demo_model.model.model.pipeline
+    matrix = prepared_matrix(pipeline, demo_model.features.head(400))
+    booster = pipeline.named_steps["model"].get_booster()
+    phi, base = TreeExplainer(booster).contributions(matrix)
+    expected = own_contributions(booster, matrix)
+    np.testing.assert_allclose(phi, expected[:, :-1], atol=2e-5)
+    np.testing.assert_allclose(base, expected[:, -1], atol=2e-5)
+
+
+@pytest.mark.parametrize("depth", [1, 3, 6])
+def test_equals_pred_contribs_with_blanks_and_repeated_features(depth):
+    rng = np.random.default_rng(depth)
+    X = rng.normal(size=(2000, 5)).astype("float32")
+    y = (X[:, 0] + X[:, 1] * X[:, 2] + rng.normal(size=2000) > 0).astype(int)
+    X[rng.random(X.shape) < 0.1] = np.nan  # blanks follow each split's default direction
+    booster = xgb.train(
+        {"max_depth": depth, "objective": "binary:logistic", "eta": 0.3},
+        xgb.DMatrix(X, label=y),
+        num_boost_round=15,
+    )
+    sample = X[:300]
+    phi, base = TreeExplainer(booster).contributions(sample)
+    expected = own_contributions(booster, sample)
+    np.testing.assert_allclose(phi, expected[:, :-1], atol=2e-5)
+    np.testing.assert_allclose(base, expected[:, -1], atol=2e-5)
