@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 
@@ -38,10 +39,20 @@ def batch_file(lake: str | Path, table: str, batch_key: str) -> Path:
     return table_dir(lake, table) / f"{batch_key}.parquet"
 
 
+STALE_STAGING_SECONDS = 6 * 3600
+
+
 def staging_dir(lake: str | Path, batch_key: str) -> Path:
     """A fresh folder for one run's work on a batch, inside the lake so that `publish` is a
-    rename on one file system."""
-    folder = Path(lake).resolve() / STAGING / batch_key / uuid.uuid4().hex
+    rename on one file system. Work a killed run left for this batch more than six hours ago
+    is removed (a live run of the same file is never that old: its tag allows one at a time)."""
+    parent = Path(lake).resolve() / STAGING / batch_key
+    if parent.is_dir():
+        cutoff = time.time() - STALE_STAGING_SECONDS
+        for old in parent.iterdir():
+            if old.stat().st_mtime < cutoff:
+                discard_staging(old)
+    folder = parent / uuid.uuid4().hex
     folder.mkdir(parents=True)
     return folder
 

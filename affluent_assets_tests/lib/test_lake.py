@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import duckdb
 import pyarrow as pa
@@ -156,3 +157,13 @@ def test_a_run_killed_while_writing_leaves_the_published_batch(warehouse):
     assert killed.returncode == -9
     assert count(path, "select count(*) from batch_scores where content_hash = 'old'") == 5
     assert os.path.exists(staged)  # half-written work stays out of every view
+
+
+def test_work_a_killed_run_left_long_ago_is_removed(tmp_path):
+    root = tmp_path / "lake"
+    old = lake.staging_dir(root, "a")
+    recent = lake.staging_dir(root, "a")
+    long_ago = time.time() - lake.STALE_STAGING_SECONDS - 60
+    os.utime(old, (long_ago, long_ago))
+    lake.staging_dir(root, "a")
+    assert not old.exists() and recent.exists()
