@@ -60,44 +60,83 @@ def classification_metrics(
     return {name: float(value) for name, value in metrics.items()}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays: field-wise == would be ambiguous
 class HoldoutCurve:
     """The holdout's precision and recall for every score cut: at each distinct holdout score
     (descending), how many holdout rows score at or above it and how many of them are AFFLUENT.
     Stored with the model (MLflow artifact `holdout_curve.json`), so any list the model scores,
     landed batches included, says how precise calling down to each customer is likely to be.
-    Counts only: no customer row is in it."""
+    Counts only: no customer row is in it.
+
+    `next_lower[i]` is the highest holdout score below `cuts[i]` (for every cut but the last).
+    Unthinned it equals `cuts[i + 1]`; where thinning dropped cuts it is the first dropped one,
+    which is what tells `at` whether a query falls where exact figures were dropped."""
 
     cuts: np.ndarray
     called: np.ndarray
     caught: np.ndarray
+    next_lower: np.ndarray
     positives: int
+
+    def __post_init__(self):
+        points = len(self.cuts)
+        if len(self.called) != points or len(self.caught) != points:
+            raise ValueError("holdout curve: cuts, called and caught differ in length")
+        if len(self.next_lower) != max(0, points - 1):
+            raise ValueError("holdout curve: next_lower needs one score per cut but the last")
 
     @classmethod
     def from_holdout(
-        cls, y_true: pd.Series, probability: pd.Series, max_points: int | None = None
+        cls, y_true: pd.Series, probability: pd.Series, max_points: int | None = 5000
     ) -> HoldoutCurve:
-        """`max_points` thins a very large holdout's curve to that many evenly spaced cuts
-        (always keeping the first and the last); the figures at kept cuts stay exact."""
+        """The curve of the holdout's labels and probabilities. With more distinct scores than
+        `max_points`, only that many cuts are kept, evenly spaced by rank (always the first and
+        the last) so the artifact stays small; the figures at kept cuts stay exact. None: all."""
+        if max_points is not None and max_points < 2:
+            raise ValueError(f"max_points must keep at least the first and last cut: {max_points}")
         y = np.asarray(y_true, dtype="int64")
         p = np.asarray(probability, dtype="float64")
+        if len(y) != len(p):
+            raise ValueError(f"{len(y)} labels but {len(p)} probabilities")
+        if np.isnan(p).any():
+            raise ValueError("holdout probabilities hold NaN: no score order to cut at")
         order = np.argsort(-p, kind="stable")
         sorted_p, hits = p[order], np.cumsum(y[order])
         # The last row of each run of equal scores: everyone at or above that score is called.
-        last = np.flatnonzero(np.append(sorted_p[1:] != sorted_p[:-1], True))
+        last = np.flatnonzero(np.append(sorted_p[1:] != sorted_p[:-1], len(p) > 0))
+        kept = np.arange(len(last))
         if max_points is not None and len(last) > max_points:
-            last = last[np.unique(np.linspace(0, len(last) - 1, max_points).round().astype(int))]
-        return cls(sorted_p[last], last + 1, hits[last], int(y.sum()))
+            kept = np.unique(np.linspace(0, len(last) - 1, max_points).round().astype("int64"))
+        return cls(
+            cuts=sorted_p[last[kept]],
+            called=last[kept] + 1,
+            caught=hits[last[kept]],
+            next_lower=sorted_p[last[kept[:-1] + 1]],
+            positives=int(y.sum()),
+        )
 
     def at(self, scores) -> pd.DataFrame:
-        """For each score s: the precision and recall of calling everyone scored >= s (with a
-        thinned curve, of the smallest kept cut >= s). No one called: precision NaN."""
-        queries = np.asarray(scores, dtype="float64")
-        # Number of cuts >= s (cuts are descending); the last of them is the one that applies.
-        reached = np.searchsorted(-self.cuts, -queries, side="right")
-        point = np.maximum(reached - 1, 0)
-        called = np.where(reached > 0, self.called[point] if len(self.cuts) else 0, 0)
-        caught = np.where(reached > 0, self.caught[point] if len(self.cuts) else 0, 0)
+        """For each score s: the precision and recall of calling everyone scored >= s, indexed
+        like `scores` when it is a Series. No one called (s above every holdout score, or NaN):
+        precision NaN, recall 0.
+
+        Thinned curves keep no figures for the dropped cuts, so where s falls among them this
+        reports the next kept cut below s: the fewest calls that still include everyone scored
+        >= s. A few more rows are called than strictly asked for, so precision leans low (the
+        list is not oversold) and recall leans high. Elsewhere, and always unthinned, exact."""
+        queries = np.atleast_1d(np.asarray(scores, dtype="float64"))
+        # Cuts are descending: this counts the cuts >= s, so `point` is the lowest cut >= s
+        # (-1: none) and everyone scored >= s is exactly everyone scored >= that cut ...
+        point = np.searchsorted(-self.cuts, -queries, side="right") - 1
+        point[np.isnan(queries)] = -1
+        # ... unless a dropped holdout score lies in [s, cut): then those rows are not in its
+        # figures and the next kept cut, which calls them too, applies.
+        lower = np.append(self.next_lower, np.nan)  # NaN: nothing below the last cut
+        dropped = (point >= 0) & (queries <= lower[np.maximum(point, 0)])
+        point = point + dropped
+        # Index 0 of the padded counts stands for calling no one.
+        called = np.append(0, self.called)[point + 1]
+        caught = np.append(0, self.caught)[point + 1]
         return pd.DataFrame(
             {
                 "expected_precision": np.where(called > 0, caught / np.maximum(called, 1), np.nan),
@@ -107,23 +146,30 @@ class HoldoutCurve:
         )
 
     def to_dict(self) -> dict:
+        """JSON-safe: plain lists of floats and ints."""
         return {
             "version": 1,
-            "cuts": self.cuts.tolist(),
-            "called": self.called.tolist(),
-            "caught": self.caught.tolist(),
-            "positives": self.positives,
+            "cuts": [float(cut) for cut in self.cuts],
+            "called": [int(count) for count in self.called],
+            "caught": [int(count) for count in self.caught],
+            "next_lower": [float(score) for score in self.next_lower],
+            "positives": int(self.positives),
         }
 
     @classmethod
     def from_dict(cls, data: dict) -> HoldoutCurve:
         if data.get("version") != 1:
             raise ValueError(f"unknown holdout curve version {data.get('version')!r}")
+        cuts = np.asarray(data["cuts"], dtype="float64")
+        # Curves stored before `next_lower` existed read as unthinned: their kept cuts' exact
+        # figures, the lowest kept cut >= s between them (how they were read then).
+        next_lower = data.get("next_lower", cuts[1:])
         return cls(
-            np.asarray(data["cuts"], dtype="float64"),
-            np.asarray(data["called"], dtype="int64"),
-            np.asarray(data["caught"], dtype="int64"),
-            int(data["positives"]),
+            cuts=cuts,
+            called=np.asarray(data["called"], dtype="int64"),
+            caught=np.asarray(data["caught"], dtype="int64"),
+            next_lower=np.asarray(next_lower, dtype="float64"),
+            positives=int(data["positives"]),
         )
 
 
@@ -133,7 +179,7 @@ def precision_at_scores(
     """For each score s: the holdout precision and recall of calling everyone scored >= s.
 
     This is how precise a candidate list cut at that customer is likely to be."""
-    return HoldoutCurve.from_holdout(y_true, probability).at(scores)
+    return HoldoutCurve.from_holdout(y_true, probability, max_points=None).at(scores)
 
 
 def lift_table(y_true: pd.Series, probability: pd.Series, bins: int = 10) -> pd.DataFrame:

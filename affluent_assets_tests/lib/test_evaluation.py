@@ -263,14 +263,120 @@ def test_thinned_holdout_curve_keeps_both_ends_and_exact_figures_at_kept_cuts():
     rng = np.random.default_rng(5)
     y = pd.Series(rng.integers(0, 2, 5000))
     p = pd.Series(rng.random(5000))
-    full = HoldoutCurve.from_holdout(y, p)
+    full = HoldoutCurve.from_holdout(y, p, max_points=None)
     thin = HoldoutCurve.from_holdout(y, p, max_points=100)
-    assert len(thin.cuts) == 100
+    assert len(full.cuts) == 5000 and len(thin.cuts) == 100
     assert thin.cuts[0] == full.cuts[0] and thin.cuts[-1] == full.cuts[-1]
+    assert thin.called[0] == 1 and thin.called[-1] == 5000 and thin.caught[-1] == y.sum()
     pd.testing.assert_frame_equal(thin.at(thin.cuts), full.at(thin.cuts))
-    # Between kept cuts, the smallest kept cut at or above the score applies.
-    between = (thin.cuts[10] + thin.cuts[11]) / 2
-    pd.testing.assert_frame_equal(thin.at([between]), full.at([thin.cuts[10]]))
+    pd.testing.assert_frame_equal(thin.at(thin.next_lower), full.at(thin.cuts[1:]))
+
+
+def _fewest_kept_calls_covering(p, kept_cuts, s) -> float:
+    """Brute force of the thinned rule: of the kept cuts whose calls include everyone scored
+    >= s, the one calling the fewest rows."""
+    called_at_s = {i for i, score in enumerate(p) if score >= s}
+    covering = [c for c in kept_cuts if called_at_s <= {i for i, x in enumerate(p) if x >= c}]
+    return max(covering)
+
+
+def test_thinned_holdout_curve_calls_at_least_everyone_scored_at_or_above_the_query():
+    rng = np.random.default_rng(8)
+    y = pd.Series((rng.random(300) < 0.3).astype(int))
+    p = pd.Series(np.round(rng.random(300), 2))  # ~100 distinct scores, ties
+    full = HoldoutCurve.from_holdout(y, p, max_points=None)
+    thin = HoldoutCurve.from_holdout(y, p, max_points=12)
+    assert len(thin.cuts) == 12
+    queries = [*full.cuts, *(full.cuts[1:] + full.cuts[:-1]) / 2, 0.0, -1.0]
+    expected = full.at([_fewest_kept_calls_covering(p, thin.cuts, s) for s in queries])
+    pd.testing.assert_frame_equal(thin.at(queries), expected)
+    # Where no kept figures are exact, recall never undercounts those scored >= s.
+    exact = precision_at_scores(y, p, pd.Series(queries))
+    assert (thin.at(queries)["expected_recall"] >= exact["expected_recall"] - 1e-12).all()
+
+
+def test_thinned_holdout_curve_reads_exactly_just_below_a_kept_cut():
+    y = pd.Series([1, 0, 1, 0, 0, 1, 0])
+    p = pd.Series([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3])
+    thin = HoldoutCurve.from_holdout(y, p, max_points=3)  # keeps 0.9, 0.6, 0.3
+    assert thin.cuts.tolist() == [0.9, 0.6, 0.3]
+    assert thin.next_lower.tolist() == [0.8, 0.5]
+    result = thin.at([0.95, 0.9, 0.85, 0.8, 0.65, 0.6, 0.55, 0.45, 0.3, 0.1])
+    # 0.85 and 0.55: no holdout score in [0.85, 0.9) or [0.55, 0.6), so those kept cuts are
+    # exact. 0.8, 0.65 and 0.45 fall among dropped cuts and read the next kept cut below,
+    # which calls everyone scored at or above them and a few more.
+    top, middle, everyone = 1.0, 2 / 4, 3 / 7
+    assert np.isnan(result["expected_precision"][0])
+    assert result["expected_precision"][1:].tolist() == pytest.approx(
+        [top, top, middle, middle, middle, middle, everyone, everyone, everyone]
+    )
+    assert result["expected_recall"].tolist() == pytest.approx(
+        [0, 1 / 3, 1 / 3, 2 / 3, 2 / 3, 2 / 3, 2 / 3, 1, 1, 1]
+    )
+
+
+def test_holdout_curve_unthinned_is_precision_at_scores_and_survives_json():
+    rng = np.random.default_rng(11)
+    y = pd.Series((rng.random(1000) < 0.25).astype(int))
+    p = pd.Series(np.round(rng.random(1000) * 0.6 + 0.3 * y, 3))
+    queries = pd.Series(np.linspace(-0.1, 1.1, 301), index=[f"c{i}" for i in range(301)])
+    curve = HoldoutCurve.from_holdout(y, p, max_points=None)
+    document = json.loads(json.dumps(curve.to_dict(), allow_nan=False))
+    assert document["version"] == 1
+    assert all(type(value) is float for value in document["cuts"] + document["next_lower"])
+    assert all(type(value) is int for value in document["called"] + document["caught"])
+    again = HoldoutCurve.from_dict(document)
+    assert again.to_dict() == curve.to_dict()
+    pd.testing.assert_frame_equal(again.at(queries), precision_at_scores(y, p, queries))
+
+
+def test_holdout_curve_read_from_a_document_without_next_lower():
+    thin = HoldoutCurve.from_holdout(Y, P, max_points=5)
+    document = thin.to_dict()
+    del document["next_lower"]
+    older = HoldoutCurve.from_dict(document)
+    np.testing.assert_array_equal(older.next_lower, thin.cuts[1:])
+    pd.testing.assert_frame_equal(older.at(thin.cuts), thin.at(thin.cuts))
+
+
+def test_holdout_curve_rejects_unknown_versions_and_mismatched_lists():
+    document = HoldoutCurve.from_holdout(Y, P).to_dict()
+    with pytest.raises(ValueError, match="version"):
+        HoldoutCurve.from_dict({**document, "version": 2})
+    with pytest.raises(ValueError, match="length"):
+        HoldoutCurve.from_dict({**document, "called": document["called"][:-1]})
+    with pytest.raises(ValueError, match="max_points"):
+        HoldoutCurve.from_holdout(Y, P, max_points=1)
+
+
+def test_holdout_curve_default_keeps_at_most_5000_cuts():
+    p = pd.Series(np.arange(6000) / 6000)
+    curve = HoldoutCurve.from_holdout(pd.Series(np.arange(6000) % 2), p)
+    assert len(curve.cuts) == 5000 and curve.cuts[0] == p.max() and curve.cuts[-1] == 0.0
+
+
+def test_holdout_curve_query_above_the_top_score_calls_no_one():
+    curve = HoldoutCurve.from_holdout(Y, P)
+    result = curve.at(pd.Series([1.01, np.inf, np.nan, 1.0, -np.inf], index=list("abcde")))
+    assert result.index.tolist() == list("abcde")
+    assert result["expected_precision"].isna().tolist() == [True, True, True, False, False]
+    assert result["expected_recall"].tolist() == pytest.approx([0, 0, 0, 1 / 6, 1])
+
+
+def test_empty_holdout_curve_calls_no_one():
+    curve = HoldoutCurve.from_holdout(pd.Series([], dtype=int), pd.Series([], dtype=float))
+    assert curve.to_dict()["cuts"] == [] and curve.positives == 0
+    result = HoldoutCurve.from_dict(curve.to_dict()).at([0.5, 0.0])
+    assert result["expected_precision"].isna().all()
+    assert result["expected_recall"].tolist() == [0.0, 0.0]
+
+
+def test_holdout_curve_of_a_single_affluent_class():
+    curve = HoldoutCurve.from_holdout(pd.Series([1, 1, 1]), pd.Series([0.7, 0.7, 0.2]))
+    assert curve.cuts.tolist() == [0.7, 0.2] and curve.called.tolist() == [2, 3]
+    result = curve.at([0.8, 0.7, 0.5, 0.2])
+    assert result["expected_precision"][1:].tolist() == [1.0, 1.0, 1.0]
+    assert result["expected_recall"].tolist() == pytest.approx([0, 2 / 3, 2 / 3, 1])
 
 
 def test_holdout_curve_of_a_single_class():
