@@ -2,7 +2,13 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# The Dagster instance: SQLite files in .dagster_home/, or with DAGSTER_PG_URL set, PostgreSQL
+# (runs, events, schedules) with the settings in .dagster_home/postgres/.
+ifdef DAGSTER_PG_URL
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home/postgres
+else
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+endif
 
 .PHONY: run test dev lint format venv clean
 
@@ -36,4 +42,5 @@ format: venv
 # still in data/landing are rescored); keeps data/raw, data/landing and data/quarantine.
 clean:
 	rm -rf data/warehouse.duckdb data/warehouse.duckdb.wal data/mlflow.db data/mlartifacts data/lake
-	find .dagster_home -mindepth 1 ! -name dagster.yaml -exec rm -rf {} +
+	find .dagster_home -mindepth 1 -maxdepth 1 ! -name dagster.yaml ! -name postgres -exec rm -rf {} +
+	find .dagster_home/postgres -mindepth 1 -maxdepth 1 ! -name dagster.yaml -exec rm -rf {} +

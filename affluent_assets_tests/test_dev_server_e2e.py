@@ -2,11 +2,8 @@
 DAGSTER_HOME and free port; the landing sensor (on by default) scores a dropped demo file into
 DuckDB and quarantines a bad one. Needs no network; takes about a minute."""
 
-import contextlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,17 +14,12 @@ import pytest
 
 from affluent_assets.lib.demo_data import generate_customers, write_extract
 from affluent_assets_tests.defs.conftest import register_tiny_model
+from affluent_assets_tests.servers import free_port, stop
 
 REPO = Path(__file__).resolve().parent.parent
 DAGSTER = Path(sys.executable).with_name("dagster")
 ROWS = 2_000
 DEADLINE_SECONDS = 150
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def count_rows(warehouse: Path, sql: str, params: list) -> int | None:
@@ -51,19 +43,6 @@ def wait_for(condition, what: str, server: subprocess.Popen, log: Path):
             pytest.fail(f"dagster dev exited ({server.returncode}):\n{log.read_text()[-4000:]}")
         time.sleep(1)
     pytest.fail(f"timed out waiting for {what}; dagster dev log:\n{log.read_text()[-4000:]}")
-
-
-def stop(server: subprocess.Popen) -> None:
-    """SIGTERM the whole process group, wait, then SIGKILL what is left."""
-    if server.poll() is None:
-        try:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            pass
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(server.pid, signal.SIGKILL)
-    server.wait(timeout=10)
 
 
 @pytest.mark.skipif(not DAGSTER.exists(), reason="dagster CLI not installed in this environment")

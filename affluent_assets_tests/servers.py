@@ -1,0 +1,149 @@
+"""Real server processes for tests: a PostgreSQL cluster (Debian's `postgresql` package, run as
+the `postgres` user on a temporary data directory and free port) and an `mlflow server`. Each
+is started in its own process group and stopped by it, so nothing outlives the test."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+MLFLOW = Path(sys.executable).with_name("mlflow")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stop(process: subprocess.Popen, timeout: float = 20) -> None:
+    """SIGTERM the whole process group, wait, then SIGKILL what is left."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=timeout)
+        except (subprocess.TimeoutExpired, ProcessLookupError):
+            pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+
+
+def postgres_bin() -> Path | None:
+    """Debian's server binaries (the `postgresql` package), newest major version first."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"), reverse=True)
+    return Path(found[0]).parent if found else None
+
+
+@dataclass(frozen=True)
+class Postgres:
+    port: int
+    socket_dir: str
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str) -> str:
+        import psycopg2
+
+        with contextlib.closing(psycopg2.connect(self.url())) as con:
+            con.autocommit = True
+            con.cursor().execute(f'create database "{name}"')
+        return self.url(name)
+
+
+def _as_postgres(command: list[str]) -> list[str]:
+    """The server refuses to run as root: as root, run it as the `postgres` user."""
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[Postgres]:
+    """A fresh cluster (trust authentication, loopback only) for the duration of the block."""
+    binaries = postgres_bin()
+    if binaries is None:
+        raise RuntimeError("PostgreSQL server not installed: apt-get install postgresql")
+    folder = Path(tempfile.mkdtemp(prefix="affluent-pg-"))
+    data, sockets = folder / "data", folder / "sockets"
+    sockets.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres")
+        shutil.chown(sockets, "postgres")
+    port = free_port()
+    server = None
+    try:
+        subprocess.run(
+            _as_postgres([str(binaries / "initdb"), "-D", str(data), "-U", "postgres",
+                          "-A", "trust", "-E", "UTF8", "--no-sync"]),
+            check=True, capture_output=True, text=True,
+        )  # fmt: skip
+        server = subprocess.Popen(
+            _as_postgres([str(binaries / "postgres"), "-D", str(data), "-p", str(port),
+                          "-h", "127.0.0.1", "-k", str(sockets), "-c", "fsync=off"]),
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+        )  # fmt: skip
+        _wait_for_port(port, server, "postgres")
+        yield Postgres(port, str(sockets))
+    finally:
+        if server is not None:
+            # SIGTERM is PostgreSQL's "smart" shutdown, which waits for clients; SIGINT is fast.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(server.pid, signal.SIGINT)
+            stop(server)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def mlflow_server(backend_store_uri: str, artifacts: Path) -> Iterator[str]:
+    """`mlflow server` with its artifacts served by the server (clients never see the folder);
+    yields its tracking URI."""
+    port = free_port()
+    log = artifacts.parent / "mlflow-server.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [str(MLFLOW), "server", "--host", "127.0.0.1", "--port", str(port),
+             "--backend-store-uri", backend_store_uri, "--serve-artifacts",
+             "--artifacts-destination", str(artifacts), "--workers", "1"],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for_http(f"{uri}/health", server, log)
+        yield uri
+    finally:
+        stop(server)
+
+
+def _wait_for_port(port: int, process: subprocess.Popen, name: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited: {process.stderr.read() if process.stderr else ''}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"{name} did not listen on port {port} within {seconds} s")
+
+
+def _wait_for_http(url: str, process: subprocess.Popen, log: Path, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: server exited:\n{log.read_text()[-3000:]}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as response:
+            if response.status == 200:
+                return
+        time.sleep(0.5)
+    raise RuntimeError(f"{url}: no answer within {seconds} s:\n{log.read_text()[-3000:]}")
