@@ -1,4 +1,5 @@
-"""Shared fixtures: a small seeded demo extract and one tiny model trained on its train rows."""
+"""Shared fixtures: a small seeded demo extract, one tiny model trained on its train rows, and a
+real PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from affluent_assets.lib.training import (  # noqa: E402
     split_customers,
     train_affluent_model,
 )
+from affluent_assets_tests.servers import postgres_server  # noqa: E402
 
 SEED = 7
 TINY_XGBOOST = ModelSpec("xgboost", params={"n_estimators": 30})
@@ -66,3 +68,10 @@ def demo_model() -> DemoModel:
     return DemoModel(
         clean, features, labels, is_train, train_demo_model(features, labels, is_train)
     )
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One real PostgreSQL server for the session's tests (each takes its own database)."""
+    with postgres_server() as server:
+        yield server

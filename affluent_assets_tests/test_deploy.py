@@ -261,6 +261,13 @@ def test_docs_install_the_chart_version_pyproject_pins():
     assert "What was tested here and what was not" in docs
 
 
+def test_the_image_installs_the_run_launcher_and_instance_storage():
+    """Run pods import the instance's K8sRunLauncher and PostgreSQL storage from the image."""
+    dependencies = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = {re.split(r"[=<>~ ]", dependency, maxsplit=1)[0] for dependency in dependencies}
+    assert {"dagster-k8s", "dagster-postgres"} <= names
+
+
 def test_ci_workflow_runs_the_ci_script_and_pushes_only_the_scanned_image():
     workflow = yaml.safe_load(WORKFLOW.read_text())
     triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true

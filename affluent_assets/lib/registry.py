@@ -9,6 +9,7 @@ import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import mlflow
 import pandas as pd
@@ -40,8 +41,22 @@ def ensure_experiment(tracking_uri: str, experiment: str, artifact_root: str | N
     found = client.get_experiment_by_name(experiment)
     if found is not None:
         return found.experiment_id
-    location = Path(artifact_root).resolve().as_uri() if artifact_root else None
+    location = experiment_artifact_location(tracking_uri, artifact_root)
     return client.create_experiment(experiment, artifact_location=location)
+
+
+def experiment_artifact_location(tracking_uri: str, artifact_root: str | None) -> str | None:
+    """Where a new experiment keeps its artifacts. A local folder only serves a local store: a
+    tracking server's clients on other hosts could not load `models:/...` from this disk, so
+    there the server's own artifact location applies (None) unless `artifact_root` is a URI
+    every host can reach (s3://, gs://, mlflow-artifacts:/ ...)."""
+    if not artifact_root:
+        return None
+    if "://" in artifact_root or artifact_root.startswith("mlflow-artifacts:"):
+        return artifact_root
+    if urlparse(tracking_uri).scheme in ("http", "https", "databricks"):
+        return None
+    return Path(artifact_root).resolve().as_uri()
 
 
 def log_and_register(

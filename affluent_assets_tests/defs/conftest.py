@@ -54,10 +54,11 @@ def training_data() -> tuple[pd.DataFrame, pd.DataFrame]:
     return features, split
 
 
-def register_tiny_model(root: Path) -> ModelStore:
+def register_tiny_model(root: Path, tracking_uri: str | None = None) -> ModelStore:
     """A small XGBoost model trained by the platform's own training code on demo rows and
-    registered as `champion` in an MLflow store in `root`."""
-    tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
+    registered as `champion` in an MLflow store in `root` (or at `tracking_uri`, with `root`
+    as the configured artifact folder)."""
+    tracking_uri = tracking_uri or f"sqlite:///{root / 'mlflow.db'}"
     features, split = training_data()
     train = (split["split"] == "train").to_numpy()
     labels = split["is_affluent"][train]

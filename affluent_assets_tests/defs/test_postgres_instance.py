@@ -10,12 +10,10 @@ from pathlib import Path
 
 import dagster as dg
 import psycopg2
-import pytest
 import yaml
 
 from affluent_assets.lib.demo_data import generate_customers, write_extract
 from affluent_assets.lib.landing import batch_key_for
-from affluent_assets_tests.servers import postgres_server
 
 REPO = Path(__file__).resolve().parents[2]
 SQLITE_SETTINGS = REPO / ".dagster_home" / "dagster.yaml"
@@ -45,12 +43,6 @@ def test_make_uses_the_postgres_instance_only_when_dagster_pg_url_is_set():
     assert _make_variable("DAGSTER_HOME") == str(REPO / ".dagster_home")
     with_pg = _make_variable("DAGSTER_HOME", DAGSTER_PG_URL="postgresql://x@localhost/dagster")
     assert with_pg == str(POSTGRES_SETTINGS.parent)
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    with postgres_server() as server:
-        yield server
 
 
 def test_a_landing_run_is_kept_in_postgres(postgres, landing_stores, tmp_path, monkeypatch):
