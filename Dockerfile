@@ -14,12 +14,13 @@ RUN groupadd --system --gid 1001 dagster \
 
 WORKDIR /opt/dagster/app
 
-# Dependencies first, from pyproject.toml with an empty package, so that a code edit does not
-# reinstall them; then the code itself without dependencies.
-COPY pyproject.toml README.md ./
+# Dependencies first, from pyproject.toml at the versions of requirements.lock (the ones CI
+# tested) with an empty package, so that a code edit does not reinstall them; then the code
+# itself without dependencies.
+COPY pyproject.toml requirements.lock README.md ./
 RUN mkdir affluent_assets \
     && touch affluent_assets/__init__.py \
-    && pip install --no-cache-dir . \
+    && pip install --no-cache-dir -c requirements.lock . \
     && pip uninstall --yes affluent_assets \
     && rm -rf affluent_assets build affluent_assets.egg-info
 COPY affluent_assets ./affluent_assets

@@ -10,12 +10,13 @@ else
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 endif
 
-.PHONY: run test dev lint format venv clean
+.PHONY: run test dev lint format venv clean lock
 
-$(BIN)/dagster: pyproject.toml
+# Versions come from requirements.lock (the same the image and CI install); `make lock` renews it.
+$(BIN)/dagster: pyproject.toml requirements.lock
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $(BIN)/dagster
 
 venv: $(BIN)/dagster
@@ -33,6 +34,10 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/hadolint Dockerfile
+
+lock: venv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --upgrade -o requirements.lock
 
 format: venv
 	$(BIN)/ruff format .

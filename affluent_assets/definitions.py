@@ -14,7 +14,7 @@ MAIN_ASSETS = dg.load_assets_from_modules([ingest, features, model, scoring])
 
 affluent_job = dg.define_asset_job(
     "affluent_job",
-    selection=dg.AssetSelection.assets(*MAIN_ASSETS),
+    selection=dg.AssetSelection.assets(*MAIN_ASSETS, landing.landed_batch_views),
     description="Extract -> features -> model -> evaluation -> scores -> candidates -> segments.",
     # dagster.yaml limits runs with this tag to one at a time: the main graph never races itself.
     tags={"affluent/graph": "main"},

@@ -30,6 +30,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from report import write_report  # noqa: E402
 
+from affluent_assets.lib.extract_io import DEFAULT_CHUNK_ROWS  # noqa: E402
+
 AFFLUENT = Path(sys.executable).with_name("affluent")
 # Measured by the issue on this machine before streaming (the whole-frame landing functions).
 BEFORE = {
@@ -112,7 +114,7 @@ def raw_predict_rate(path: Path, chunk_rows: int) -> tuple[float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--chunk-rows", type=int, default=250_000)
+    parser.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS)
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
     source = demo_file(args.rows, args.seed)

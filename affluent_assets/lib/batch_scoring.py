@@ -236,28 +236,23 @@ def _scoring_pass(
                     if failures.only_structural():
                         break  # a missing column: every chunk would say the same
                     continue
+                finally:
+                    del raw  # validated in place: `valid` is the same frame
                 if failures:
                     continue  # keep checking, to name every bad row, but score no more
                 quality.merge(quality_findings(valid))
-            with clock.stage("clean"):
-                # clean_customers takes the contract's columns and makes whole numbers int64.
-                clean = clean_customers(valid, extract.path.name, rows + 1)
-            with clock.stage("features"):
-                features = build_features(clean)
-                if drift is not None:
-                    drift.add(features)
-            with clock.stage("predict"):
-                model = scorer.registered
-                scores = score_features(scorer.model, features, model.threshold, model.decile_edges)
+            # Only this chunk's tables outlive the call: the frames it was built from are freed
+            # before the next chunk is read, so memory holds one chunk (plus one being written).
+            scores, candidates, affluent = _score_chunk(
+                valid, rows + 1, extract.path.name, scorer, digest, identity, drift, clock
+            )
+            del valid
             with clock.stage("write"):
-                keep = _is_candidate(clean, scores)
-                staged.append(
-                    _scores_table(clean, scores, digest, identity, model),
-                    _kept_table(features, clean, scores, keep) if keep.any() else None,
-                )
-            rows += len(clean)
-            predicted += int((scores["predicted_segment"] == POSITIVE).sum())
-            kept += int(keep.sum())
+                staged.append(scores, candidates)
+            rows += scores.num_rows
+            predicted += affluent
+            kept += 0 if candidates is None else candidates.num_rows
+            del scores, candidates
             if progress is not None:
                 progress("score", rows)
     if failures:
@@ -274,6 +269,26 @@ def _scoring_pass(
         typed_read=typed,
         stopwatch=clock,
     )
+
+
+def _score_chunk(valid, first_row, source, scorer, digest, identity, drift, clock):
+    """One validated chunk -> (its scores table, its candidates' table or None, how many were
+    predicted AFFLUENT)."""
+    with clock.stage("clean"):
+        # clean_customers takes the contract's columns and makes whole numbers int64.
+        clean = clean_customers(valid, source, first_row)
+    with clock.stage("features"):
+        features = build_features(clean)
+        if drift is not None:
+            drift.add(features)
+    with clock.stage("predict"):
+        model = scorer.registered
+        scores = score_features(scorer.model, features, model.threshold, model.decile_edges)
+    with clock.stage("write"):
+        keep = _is_candidate(clean, scores)
+        affluent = int((scores["predicted_segment"] == POSITIVE).sum())
+        candidates = _kept_table(features, clean, scores, keep) if keep.any() else None
+        return _scores_table(clean, scores, digest, identity, model), candidates, affluent
 
 
 class _StagedWriter:

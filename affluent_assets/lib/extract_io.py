@@ -29,13 +29,15 @@ from affluent_assets.lib.contract import DATA_SHEET, RAW_COLUMNS
 
 EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls")
 EXTRACT_SUFFIXES = (*EXCEL_SUFFIXES, ".csv", ".parquet")
-DEFAULT_CHUNK_ROWS = 250_000
+DEFAULT_CHUNK_ROWS = 100_000
 # What pandas reads as blank in a CSV; the typed reader is told the same, so both agree.
 BLANK_TEXTS = [
     "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
     "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
 ]  # fmt: skip
-_CSV_BLOCK_BYTES = 16 << 20
+# Small blocks: the reader decodes several at once on its threads, and its memory grows much
+# faster than the block (16 MiB blocks held ~700 MiB, 1 MiB ~50), while reading no slower.
+_CSV_BLOCK_BYTES = 1 << 20
 
 
 class ExtractError(ValueError):

@@ -12,10 +12,13 @@ or fails because of a landing run. The warehouse holds only the views (`create_v
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -82,6 +85,21 @@ def ensure_placeholders(lake: str | Path, schemas: dict[str, pa.Schema]) -> None
             staged.parent.mkdir(parents=True, exist_ok=True)
             pq.write_table(schema.empty_table(), staged)
             os.replace(staged, empty)
+
+
+@contextmanager
+def views_lock(lake: str | Path) -> Iterator[None]:
+    """Held while one process (re)creates the warehouse's views: runs that land together wait
+    here, and all but the first then find the views current and never open the warehouse for
+    writing (each opening would make analysts' read-only queries fail for a moment)."""
+    folder = Path(lake)
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".views.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _glob(lake: str | Path, table: str) -> str:

@@ -5,6 +5,7 @@ with a reason, and leaves DuckDB exactly as it was."""
 import hashlib
 from dataclasses import replace
 
+import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
@@ -98,6 +99,30 @@ def test_landed_candidates_carry_reasons_and_expected_precision(landing_stores):
     assert candidates["expected_precision"].between(0, 1).all()
     # Calling deeper never raises the expected hit rate (the holdout curve is cumulative).
     assert candidates["expected_recall"].is_monotonic_increasing
+
+
+def test_the_main_graphs_views_let_landing_runs_only_read_the_warehouse(landing_stores):
+    from dagster_duckdb import DuckDBResource
+
+    from affluent_assets.defs.landing.assets import landed_batch_views
+
+    views = dg.materialize(
+        [landed_batch_views],
+        resources={"duckdb": DuckDBResource(database=str(landing_stores.warehouse))},
+        run_config={
+            "ops": {"landed_batch_views": {"config": {"lake_dir": str(landing_stores.lake)}}}
+        },
+    )
+    assert views.success
+    assert query(landing_stores, "select count(*) as n from latest_candidates")["n"][0] == 0
+    land(landing_stores, "while reading.csv", seed=4)
+    # An analyst's read-only connection stays open through the run. In one process DuckDB
+    # refuses a second configuration of the same file: a run that opened the warehouse for
+    # writing would fail here, as an analyst's query in another process would fail then.
+    with duckdb.connect(str(landing_stores.warehouse), read_only=True) as analyst:
+        assert landing_stores.run(batch_key_for("while reading.csv")).success
+        rows = analyst.execute("select count(*) from batch_scores").fetchone()[0]
+    assert rows == GOOD_ROWS
 
 
 def test_latest_candidates_view_ranks_hidden_affluent_across_batches(landing_stores):

@@ -185,3 +185,4 @@ def test_the_definitions_sensor_is_on_by_default():
     job = defs.resolve_job_def("affluent_job")
     keys = {key.to_user_string() for key in job.asset_layer.executable_asset_keys}
     assert not keys & {"batch_scores", "batch_candidates"}
+    assert "landed_batch_views" in keys  # created by the main graph, only read by landing runs

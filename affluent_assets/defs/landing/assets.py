@@ -19,7 +19,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from affluent_assets import settings
-from affluent_assets.defs.common import SCHEMA_CHECK, schema_check_spec
+from affluent_assets.defs.common import DUCKDB_POOL, SCHEMA_CHECK, schema_check_spec
 from affluent_assets.defs.ingest.assets import QUALITY_CHECK, quality_check_result
 from affluent_assets.defs.resources import MlflowModels
 from affluent_assets.lib import batch_scoring, lake, landing
@@ -250,24 +250,48 @@ def _scores_metadata(scored, scorer, seconds: float) -> dict:
     }
 
 
-def ensure_views(duckdb: DuckDBResource, lake_dir: str) -> None:
-    """The warehouse's views over the lake. Checked read-only first: only the first landing run
-    (or one after the lake moved) opens the warehouse for writing, for a moment."""
+def ensure_views(duckdb: DuckDBResource, lake_dir: str) -> bool:
+    """The warehouse's views over the lake; True if they had to be (re)created. Checked
+    read-only first: the main graph creates them (`landed_batch_views`), so landing runs open the
+    warehouse for writing only if the lake moved since, and then one at a time."""
+    if _views_current(duckdb, lake_dir):
+        return False
+    with lake.views_lock(lake_dir):
+        if _views_current(duckdb, lake_dir):  # another run created them while this one waited
+            return False
+        lake.ensure_placeholders(
+            lake_dir,
+            {
+                lake.SCORES: batch_scoring.SCORES_SCHEMA,
+                lake.CANDIDATES: batch_scoring.CANDIDATES_SCHEMA,
+            },
+        )
+        with duckdb.get_connection() as con:
+            lake.create_views(con, lake_dir)
+    return True
+
+
+def _views_current(duckdb: DuckDBResource, lake_dir: str) -> bool:
     try:
         with duckdb_client.connect(duckdb.database, read_only=True) as con:
-            if lake.views_current(con, lake_dir):
-                return
+            return lake.views_current(con, lake_dir)
     except duckdb_client.Error:
-        pass  # no warehouse yet, or a writer holds it: create the views below (with retries)
-    lake.ensure_placeholders(
-        lake_dir,
-        {
-            lake.SCORES: batch_scoring.SCORES_SCHEMA,
-            lake.CANDIDATES: batch_scoring.CANDIDATES_SCHEMA,
-        },
-    )
-    with duckdb.get_connection() as con:
-        lake.create_views(con, lake_dir)
+        return False  # no warehouse yet, or a writer holds it: create (the resource retries)
+
+
+class ViewsConfig(dg.Config):
+    lake_dir: str = ""  # empty: the configured default (AFFLUENT_LAKE or data/lake)
+
+
+@dg.asset(group_name="landing", pool=DUCKDB_POOL)
+def landed_batch_views(config: ViewsConfig, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    """The warehouse's views over landed batches (`batch_scores`, `batch_candidates`,
+    `latest_candidates`), empty until the first file lands. Part of the main graph, which owns
+    the warehouse's writes, so the landing runs find them in place and only read it."""
+    lake_dir = config.lake_dir or settings.lake_dir()
+    created = ensure_views(duckdb, lake_dir)
+    views = list(lake.view_statements(lake_dir))
+    return dg.MaterializeResult(metadata={"lake": lake_dir, "views": views, "created": created})
 
 
 def training_features(con) -> pd.DataFrame | None:
