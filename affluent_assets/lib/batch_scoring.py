@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -23,13 +22,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from affluent_assets.lib import batch_tables
+from affluent_assets.lib.batch_tables import (
+    CANDIDATES_SCHEMA,
+    KEPT_SCHEMA,
+    SCORES_SCHEMA,
+    BatchIdentity,
+)
 from affluent_assets.lib.contract import POSITIVE
 from affluent_assets.lib.drift import DriftAccumulator, DriftReference
 from affluent_assets.lib.evaluation import HoldoutCurve
 from affluent_assets.lib.extract_io import DEFAULT_CHUNK_ROWS, Extract, TypedReadFailed
 from affluent_assets.lib.features import (
-    CATEGORICAL_FEATURES,
-    MODEL_FEATURES,
     build_features,
     clean_customers,
 )
@@ -43,62 +47,11 @@ from affluent_assets.lib.schemas import (
     raw_extract_schema,
     validate_frame,
 )
-from affluent_assets.lib.scoring import REASON_COUNT, reason_codes, score_features
+from affluent_assets.lib.scoring import reason_codes, score_features
 from affluent_assets.lib.training import CalibratedModel
 
 Progress = Callable[[str, int], None]  # (phase, rows done in that phase)
 EXPLAIN_ROWS = 50_000
-
-_TEXT = pa.string()
-_BATCH_FIELDS = [
-    pa.field("batch_key", _TEXT),
-    pa.field("source_file", _TEXT),
-    pa.field("content_hash", _TEXT),
-    pa.field("customer_key", _TEXT),
-    pa.field("c_id", pa.int64()),
-    pa.field("source_row", pa.int64()),
-]
-_MODEL_FIELDS = [
-    pa.field("threshold", pa.float64()),
-    pa.field("model_name", _TEXT),
-    pa.field("model_version", _TEXT),
-    pa.field("run_id", _TEXT),
-    pa.field("scored_at", pa.timestamp("us")),
-]
-SCORES_SCHEMA = pa.schema(
-    [
-        *_BATCH_FIELDS,
-        pa.field("c_seg", _TEXT),
-        pa.field("affluent_probability", pa.float64()),
-        pa.field("score_decile", pa.int64()),
-        pa.field("predicted_segment", _TEXT),
-        *_MODEL_FIELDS,
-    ]
-)
-CANDIDATES_SCHEMA = pa.schema(
-    [
-        *_BATCH_FIELDS,
-        pa.field("affluent_probability", pa.float64()),
-        pa.field("score_decile", pa.int64()),
-        pa.field("expected_precision", pa.float64()),
-        pa.field("expected_recall", pa.float64()),
-        *[pa.field(f"reason_{i + 1}", _TEXT) for i in range(REASON_COUNT)],
-        *_MODEL_FIELDS,
-    ]
-)
-_KEPT_SCHEMA = pa.schema(
-    [
-        pa.field("customer_key", _TEXT),
-        pa.field("c_id", pa.int64()),
-        pa.field("source_row", pa.int64()),
-        pa.field("affluent_probability", pa.float64()),
-        pa.field("score_decile", pa.int64()),
-        *[
-            pa.field(name, _TEXT if name in CATEGORICAL_FEATURES else pa.float64())
-            for name in MODEL_FEATURES
-        ],
-    ]
-)
 
 
 @dataclass(frozen=True)
@@ -109,16 +62,6 @@ class ScoringModel:
     model: CalibratedModel
     registered: RegisteredModel
     curve: HoldoutCurve | None = None
-
-
-@dataclass(frozen=True)
-class BatchIdentity:
-    """What every stored row of a batch says about where it came from and who scored it."""
-
-    batch_key: str
-    source_file: str
-    run_id: str
-    scored_at: datetime
 
 
 @dataclass
@@ -287,8 +230,9 @@ def _score_chunk(valid, first_row, source, scorer, digest, identity, drift, cloc
     with clock.stage("write"):
         keep = _is_candidate(clean, scores)
         affluent = int((scores["predicted_segment"] == POSITIVE).sum())
-        candidates = _kept_table(features, clean, scores, keep) if keep.any() else None
-        return _scores_table(clean, scores, digest, identity, model), candidates, affluent
+        candidates = batch_tables.kept_table(features, clean, scores, keep) if keep.any() else None
+        table = batch_tables.scores_table(clean, scores, digest, identity, model)
+        return table, candidates, affluent
 
 
 class _StagedWriter:
@@ -298,7 +242,7 @@ class _StagedWriter:
 
     def __init__(self, scores_file: Path, kept_file: Path):
         self.scores = pq.ParquetWriter(scores_file, SCORES_SCHEMA)
-        self.kept = pq.ParquetWriter(kept_file, _KEPT_SCHEMA)
+        self.kept = pq.ParquetWriter(kept_file, KEPT_SCHEMA)
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="staged-writer")
         self.pending: Future | None = None
 
@@ -334,62 +278,6 @@ def _is_candidate(clean: pd.DataFrame, scores: pd.DataFrame) -> np.ndarray:
     return (scores["predicted_segment"].to_numpy() == POSITIVE) & ~labelled_affluent
 
 
-def _constant(value, rows: int, type_: pa.DataType) -> pa.Array:
-    return pa.repeat(pa.scalar(value, type_), rows)
-
-
-def _model_columns(rows: int, identity: BatchIdentity, model: RegisteredModel) -> dict:
-    return {
-        "threshold": _constant(float(model.threshold), rows, pa.float64()),
-        "model_name": _constant(model.name, rows, _TEXT),
-        "model_version": _constant(str(model.version), rows, _TEXT),
-        "run_id": _constant(identity.run_id, rows, _TEXT),
-        "scored_at": _constant(identity.scored_at, rows, pa.timestamp("us")),
-    }
-
-
-def _batch_columns(rows: int, identity: BatchIdentity, digest: str) -> dict:
-    return {
-        "batch_key": _constant(identity.batch_key, rows, _TEXT),
-        "source_file": _constant(identity.source_file, rows, _TEXT),
-        "content_hash": _constant(digest, rows, _TEXT),
-    }
-
-
-def _scores_table(clean, scores, digest, identity, model) -> pa.Table:
-    rows = len(clean)
-    columns = {
-        **_batch_columns(rows, identity, digest),
-        "customer_key": pa.array(scores["customer_key"].to_numpy(), _TEXT),
-        "c_id": pa.array(clean["c_id"].to_numpy(), pa.int64()),
-        "source_row": pa.array(clean["source_row"].to_numpy(), pa.int64()),
-        "c_seg": pa.array(clean["c_seg"].to_numpy(dtype=object), _TEXT, from_pandas=True),
-        "affluent_probability": pa.array(scores["affluent_probability"].to_numpy()),
-        "score_decile": pa.array(scores["score_decile"].to_numpy(), pa.int64()),
-        "predicted_segment": pa.array(scores["predicted_segment"].to_numpy(), _TEXT),
-        **_model_columns(rows, identity, model),
-    }
-    return pa.Table.from_pydict(columns, schema=SCORES_SCHEMA)
-
-
-def _kept_table(features, clean, scores, keep: np.ndarray) -> pa.Table:
-    """The candidates' identity, score and model inputs, for `explain_candidates`."""
-    columns = {
-        "customer_key": scores["customer_key"],
-        "c_id": clean["c_id"],
-        "source_row": clean["source_row"],
-        "affluent_probability": scores["affluent_probability"],
-        "score_decile": scores["score_decile"],
-    } | {name: features[name] for name in MODEL_FEATURES}
-    return pa.Table.from_arrays(
-        [
-            pa.array(columns[f.name].to_numpy()[keep], f.type, from_pandas=True)
-            for f in _KEPT_SCHEMA
-        ],
-        schema=_KEPT_SCHEMA,
-    )
-
-
 def explain_candidates(
     batch: ScoredBatch,
     identity: BatchIdentity,
@@ -415,7 +303,9 @@ def explain_candidates(
                 expected = _expected(scorer.curve, kept["affluent_probability"])
             with clock.stage("write"):
                 writer.write_table(
-                    _candidates_table(kept, reasons, expected, batch, identity, scorer)
+                    batch_tables.candidates_table(
+                        kept, reasons, expected, batch.content_hash, identity, scorer.registered
+                    )
                 )
             done += len(kept)
             if progress is not None:
@@ -428,28 +318,3 @@ def _expected(curve: HoldoutCurve | None, probability: pd.Series) -> pd.DataFram
         nan = np.full(len(probability), np.nan)
         return pd.DataFrame({"expected_precision": nan, "expected_recall": nan})
     return curve.at(probability).reset_index(drop=True)
-
-
-def _candidates_table(kept, reasons, expected, batch, identity, scorer) -> pa.Table:
-    rows = len(kept)
-    columns = {
-        **_batch_columns(rows, identity, batch.content_hash),
-        **{
-            name: pa.array(kept[name].to_numpy(), SCORES_SCHEMA.field(name).type)
-            for name in (
-                "customer_key",
-                "c_id",
-                "source_row",
-                "affluent_probability",
-                "score_decile",
-            )
-        },
-        "expected_precision": pa.array(expected["expected_precision"].to_numpy(), pa.float64()),
-        "expected_recall": pa.array(expected["expected_recall"].to_numpy(), pa.float64()),
-        **{
-            name: pa.array(reasons[name].to_numpy(dtype=object), _TEXT, from_pandas=True)
-            for name in reasons.columns
-        },
-        **_model_columns(rows, identity, scorer.registered),
-    }
-    return pa.Table.from_pydict(columns, schema=CANDIDATES_SCHEMA)

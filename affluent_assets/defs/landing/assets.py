@@ -22,7 +22,7 @@ from affluent_assets import settings
 from affluent_assets.defs.common import DUCKDB_POOL, SCHEMA_CHECK, schema_check_spec
 from affluent_assets.defs.ingest.assets import QUALITY_CHECK, quality_check_result
 from affluent_assets.defs.resources import MlflowModels
-from affluent_assets.lib import batch_scoring, lake, landing
+from affluent_assets.lib import batch_scoring, batch_tables, lake, landing
 from affluent_assets.lib.drift import SIGNIFICANT_PSI, DriftReference
 from affluent_assets.lib.extract_io import DEFAULT_CHUNK_ROWS, ExtractError, open_extract
 from affluent_assets.lib.registry import CHAMPION_ALIAS
@@ -153,7 +153,7 @@ def batch_scores(
     if path is None:
         raise dg.Failure(description=f"batch {key!r}: no landing file for it in {folder}")
     scorer = _champion(mlflow_models, key)
-    identity = batch_scoring.BatchIdentity(
+    identity = batch_tables.BatchIdentity(
         key, path.name, context.run_id, datetime.now(UTC).replace(tzinfo=None)
     )
 
@@ -262,8 +262,8 @@ def ensure_views(duckdb: DuckDBResource, lake_dir: str) -> bool:
         lake.ensure_placeholders(
             lake_dir,
             {
-                lake.SCORES: batch_scoring.SCORES_SCHEMA,
-                lake.CANDIDATES: batch_scoring.CANDIDATES_SCHEMA,
+                lake.SCORES: batch_tables.SCORES_SCHEMA,
+                lake.CANDIDATES: batch_tables.CANDIDATES_SCHEMA,
             },
         )
         with duckdb.get_connection() as con:

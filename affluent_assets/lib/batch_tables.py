@@ -1,0 +1,154 @@
+"""The Arrow tables a landing batch is stored as: the schemas of the lake's files and the
+builders that turn one chunk's frames into them. Every stored row says which batch, file and
+run it came from and which model version scored it (`BatchIdentity`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import pyarrow as pa
+
+from affluent_assets.lib.features import CATEGORICAL_FEATURES, MODEL_FEATURES
+from affluent_assets.lib.registry import RegisteredModel
+from affluent_assets.lib.scoring import REASON_COUNT
+
+_TEXT = pa.string()
+_BATCH_FIELDS = [
+    pa.field("batch_key", _TEXT),
+    pa.field("source_file", _TEXT),
+    pa.field("content_hash", _TEXT),
+    pa.field("customer_key", _TEXT),
+    pa.field("c_id", pa.int64()),
+    pa.field("source_row", pa.int64()),
+]
+_MODEL_FIELDS = [
+    pa.field("threshold", pa.float64()),
+    pa.field("model_name", _TEXT),
+    pa.field("model_version", _TEXT),
+    pa.field("run_id", _TEXT),
+    pa.field("scored_at", pa.timestamp("us")),
+]
+SCORES_SCHEMA = pa.schema(
+    [
+        *_BATCH_FIELDS,
+        pa.field("c_seg", _TEXT),
+        pa.field("affluent_probability", pa.float64()),
+        pa.field("score_decile", pa.int64()),
+        pa.field("predicted_segment", _TEXT),
+        *_MODEL_FIELDS,
+    ]
+)
+CANDIDATES_SCHEMA = pa.schema(
+    [
+        *_BATCH_FIELDS,
+        pa.field("affluent_probability", pa.float64()),
+        pa.field("score_decile", pa.int64()),
+        pa.field("expected_precision", pa.float64()),
+        pa.field("expected_recall", pa.float64()),
+        *[pa.field(f"reason_{i + 1}", _TEXT) for i in range(REASON_COUNT)],
+        *_MODEL_FIELDS,
+    ]
+)
+KEPT_SCHEMA = pa.schema(
+    [
+        pa.field("customer_key", _TEXT),
+        pa.field("c_id", pa.int64()),
+        pa.field("source_row", pa.int64()),
+        pa.field("affluent_probability", pa.float64()),
+        pa.field("score_decile", pa.int64()),
+        *[
+            pa.field(name, _TEXT if name in CATEGORICAL_FEATURES else pa.float64())
+            for name in MODEL_FEATURES
+        ],
+    ]
+)
+
+
+@dataclass(frozen=True)
+class BatchIdentity:
+    """What every stored row of a batch says about where it came from and who scored it."""
+
+    batch_key: str
+    source_file: str
+    run_id: str
+    scored_at: datetime
+
+
+def _constant(value, rows: int, type_: pa.DataType) -> pa.Array:
+    return pa.repeat(pa.scalar(value, type_), rows)
+
+
+def _model_columns(rows: int, identity: BatchIdentity, model: RegisteredModel) -> dict:
+    return {
+        "threshold": _constant(float(model.threshold), rows, pa.float64()),
+        "model_name": _constant(model.name, rows, _TEXT),
+        "model_version": _constant(str(model.version), rows, _TEXT),
+        "run_id": _constant(identity.run_id, rows, _TEXT),
+        "scored_at": _constant(identity.scored_at, rows, pa.timestamp("us")),
+    }
+
+
+def _batch_columns(rows: int, identity: BatchIdentity, digest: str) -> dict:
+    return {
+        "batch_key": _constant(identity.batch_key, rows, _TEXT),
+        "source_file": _constant(identity.source_file, rows, _TEXT),
+        "content_hash": _constant(digest, rows, _TEXT),
+    }
+
+
+def scores_table(clean, scores, digest, identity, model) -> pa.Table:
+    rows = len(clean)
+    columns = {
+        **_batch_columns(rows, identity, digest),
+        "customer_key": pa.array(scores["customer_key"].to_numpy(), _TEXT),
+        "c_id": pa.array(clean["c_id"].to_numpy(), pa.int64()),
+        "source_row": pa.array(clean["source_row"].to_numpy(), pa.int64()),
+        "c_seg": pa.array(clean["c_seg"].to_numpy(dtype=object), _TEXT, from_pandas=True),
+        "affluent_probability": pa.array(scores["affluent_probability"].to_numpy()),
+        "score_decile": pa.array(scores["score_decile"].to_numpy(), pa.int64()),
+        "predicted_segment": pa.array(scores["predicted_segment"].to_numpy(), _TEXT),
+        **_model_columns(rows, identity, model),
+    }
+    return pa.Table.from_pydict(columns, schema=SCORES_SCHEMA)
+
+
+def kept_table(features, clean, scores, keep: np.ndarray) -> pa.Table:
+    """The candidates' identity, score and model inputs, for `explain_candidates`."""
+    columns = {
+        "customer_key": scores["customer_key"],
+        "c_id": clean["c_id"],
+        "source_row": clean["source_row"],
+        "affluent_probability": scores["affluent_probability"],
+        "score_decile": scores["score_decile"],
+    } | {name: features[name] for name in MODEL_FEATURES}
+    return pa.Table.from_arrays(
+        [pa.array(columns[f.name].to_numpy()[keep], f.type, from_pandas=True) for f in KEPT_SCHEMA],
+        schema=KEPT_SCHEMA,
+    )
+
+
+def candidates_table(kept, reasons, expected, content_hash, identity, model) -> pa.Table:
+    rows = len(kept)
+    columns = {
+        **_batch_columns(rows, identity, content_hash),
+        **{
+            name: pa.array(kept[name].to_numpy(), SCORES_SCHEMA.field(name).type)
+            for name in (
+                "customer_key",
+                "c_id",
+                "source_row",
+                "affluent_probability",
+                "score_decile",
+            )
+        },
+        "expected_precision": pa.array(expected["expected_precision"].to_numpy(), pa.float64()),
+        "expected_recall": pa.array(expected["expected_recall"].to_numpy(), pa.float64()),
+        **{
+            name: pa.array(reasons[name].to_numpy(dtype=object), _TEXT, from_pandas=True)
+            for name in reasons.columns
+        },
+        **_model_columns(rows, identity, model),
+    }
+    return pa.Table.from_pydict(columns, schema=CANDIDATES_SCHEMA)
