@@ -19,6 +19,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
+import pytest
+
 MLFLOW = Path(sys.executable).with_name("mlflow")
 
 
@@ -147,3 +150,74 @@ def _wait_for_http(url: str, process: subprocess.Popen, log: Path, seconds: floa
                 return
         time.sleep(0.5)
     raise RuntimeError(f"{url}: no answer within {seconds} s:\n{log.read_text()[-3000:]}")
+
+
+REPO = Path(__file__).resolve().parent.parent
+DAGSTER = Path(sys.executable).with_name("dagster")
+
+
+@dataclass
+class DagsterStores:
+    """A temporary `dagster dev` world: instance home (the repo's instance settings), landing,
+    quarantine, lake and warehouse, scoring with the model registered at `tracking_uri`."""
+
+    root: Path
+    tracking_uri: str
+    artifact_root: str
+
+    def __post_init__(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / ".dagster_home" / "dagster.yaml", self.home / "dagster.yaml")
+        self.landing.mkdir(parents=True, exist_ok=True)
+
+    home = property(lambda self: self.root / "dagster_home")
+    data = property(lambda self: self.root / "data")
+    landing = property(lambda self: self.data / "landing")
+    quarantine = property(lambda self: self.data / "quarantine")
+    warehouse = property(lambda self: self.data / "wh.duckdb")
+    lake = property(lambda self: self.data / "lake")
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "DAGSTER_HOME": str(self.home),
+            "AFFLUENT_DATA_DIR": str(self.data),
+            "AFFLUENT_LANDING": str(self.landing),
+            "AFFLUENT_QUARANTINE": str(self.quarantine),
+            "AFFLUENT_WAREHOUSE": str(self.warehouse),
+            "AFFLUENT_LAKE": str(self.lake),
+            "MLFLOW_TRACKING_URI": self.tracking_uri,
+            "AFFLUENT_MLFLOW_ARTIFACTS": self.artifact_root,
+        }
+
+    def start(self, log: Path) -> subprocess.Popen:
+        """`dagster dev` (webserver, daemon, code server) in its own process group."""
+        with log.open("a") as out:
+            return subprocess.Popen(
+                [str(DAGSTER), "dev", "-w", "workspace.yaml", "-p", str(free_port())],
+                cwd=REPO, env=self.env(), stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+
+
+def count_rows(warehouse: Path, sql: str, params: list) -> int | None:
+    """A short read-only look; None while the file is missing or a writer holds the lock."""
+    if not warehouse.exists():
+        return None
+    try:
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            return con.execute(sql, params).fetchall()[0][0]
+    except duckdb.Error:
+        return None
+
+
+def wait_for(condition, what: str, server: subprocess.Popen, log: Path, seconds: float = 150):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        if server.poll() is not None:
+            pytest.fail(f"dagster dev exited ({server.returncode}):\n{log.read_text()[-4000:]}")
+        time.sleep(1)
+    pytest.fail(f"timed out waiting for {what}; dagster dev log:\n{log.read_text()[-4000:]}")

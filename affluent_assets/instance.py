@@ -1,0 +1,84 @@
+"""Instance plumbing named in `.dagster_home/dagster.yaml`: the run launcher `make dev`, `make
+run` and the image use.
+
+Dagster's DefaultRunLauncher starts each run as a process on this machine but cannot tell run
+monitoring whether that process is still alive, so a run whose process died (the machine or
+`dagster dev` was killed) stays STARTED forever, and its file is never scored. This launcher
+answers that question from the process id the run recorded when it started, so run monitoring
+fails such a run within a poll interval of the daemon coming back, and run retries start it
+again. (On Kubernetes, dagster-k8s' K8sRunLauncher answers it from the pod.)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dagster import DagsterEventType, DagsterRun, DefaultRunLauncher
+from dagster._core.launcher.base import CheckRunHealthResult, WorkerStatus
+
+# A process may start a little after the event naming it is stored; a process that started
+# later than this after the event is another process that reused the id.
+_START_SLACK_SECONDS = 5.0
+
+
+class LocalRunLauncher(DefaultRunLauncher):
+    """DefaultRunLauncher whose run workers' health run monitoring can check (same machine)."""
+
+    @property
+    def supports_check_run_worker_health(self) -> bool:
+        return True
+
+    def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
+        started = self._worker_start(run)
+        if started is None:  # the run has not recorded its process yet: nothing to judge
+            return CheckRunHealthResult(WorkerStatus.RUNNING, "run worker not recorded yet")
+        pid, recorded_at = started
+        if worker_alive(pid, recorded_at):
+            return CheckRunHealthResult(WorkerStatus.RUNNING)
+        return CheckRunHealthResult(
+            WorkerStatus.NOT_FOUND,
+            f"run worker process {pid} is gone (the machine or `dagster dev` stopped under it)",
+        )
+
+    def _worker_start(self, run: DagsterRun) -> tuple[int, float] | None:
+        """The process id of the run's worker and when it was recorded, from the engine event
+        Dagster stores when it starts a run process."""
+        records = self._instance.get_records_for_run(
+            run.run_id, of_type=DagsterEventType.ENGINE_EVENT, limit=50
+        ).records
+        for record in records:
+            event = record.event_log_entry.dagster_event
+            data = event.engine_event_data if event is not None else None
+            if data is not None and data.metadata.get("pid") is not None:
+                return int(data.metadata["pid"].value), record.event_log_entry.timestamp
+        return None
+
+
+def worker_alive(pid: int, recorded_at: float) -> bool:
+    """Whether process `pid` exists and is the one recorded at `recorded_at` (not a later
+    process that reused the id)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by another user
+    started = process_start_time(pid)
+    return started is None or started <= recorded_at + _START_SLACK_SECONDS
+
+
+def process_start_time(pid: int) -> float | None:
+    """Unix time the process started (Linux /proc); None where that cannot be read."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+    except (OSError, StopIteration, ValueError):
+        return None
+    # Field 22 (starttime, clock ticks after boot) counted after the command name's ")".
+    ticks = int(stat.rsplit(")", 1)[1].split()[19])
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
