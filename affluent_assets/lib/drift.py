@@ -3,6 +3,11 @@
 PSI = sum over bins of (actual% - expected%) * ln(actual% / expected%). Bins are the training
 deciles for numbers (a blank is a bin of its own: gaps are predictive here) and the levels for
 text. Common reading: below 0.10 stable, 0.10-0.25 moderate shift, above 0.25 significant.
+
+A small batch drawn from the very population the model was trained on has a large PSI by chance
+alone (30 rows: about 0.38 here), so the bar rises for small batches: a shift is significant
+only when PSI also exceeds what sampling alone gives in 999 batches of 1,000 (PSI is about
+chi-square with bins-1 degrees of freedom times 1/rows + 1/training rows).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy.stats import chi2
 
 DRIFT_FEATURES = [
     "num_prd",
@@ -28,6 +34,16 @@ DRIFT_FEATURES = [
 MODERATE_PSI = 0.10
 SIGNIFICANT_PSI = 0.25
 _FLOOR = 1e-4  # keeps ln() finite for a bin that one side leaves empty
+CHANCE_QUANTILE = 0.999
+
+
+def significance_threshold(bins: int, rows: int, training_rows: int) -> float:
+    """The PSI at or above which a batch of `rows` has shifted significantly: 0.25, or more for
+    a batch so small that sampling alone would often reach 0.25."""
+    if rows < 1 or bins < 2:
+        return float("inf")
+    chance = chi2.ppf(CHANCE_QUANTILE, bins - 1) * (1 / rows + 1 / max(1, training_rows))
+    return float(max(SIGNIFICANT_PSI, chance))
 
 
 @dataclass(frozen=True)
@@ -96,6 +112,19 @@ class DriftAccumulator:
             self.counts.setdefault(feature, Counter()).update(fitted.count(chunk[feature]))
 
     def psi(self, feature: str) -> float:
+        e, a = self._shares(feature)
+        return float(np.sum((a - e) * np.log(a / e)))
+
+    def threshold(self, feature: str) -> float:
+        """The significance bar for this batch's size (see significance_threshold)."""
+        fitted = self.reference.bins[feature]
+        actual = self.counts.get(feature, Counter())
+        occupied = {k for k, v in fitted.expected.items() if v} | {
+            k for k, v in actual.items() if v
+        }
+        return significance_threshold(len(occupied), self.rows, fitted.expected_rows)
+
+    def _shares(self, feature: str) -> tuple[np.ndarray, np.ndarray]:
         fitted = self.reference.bins[feature]
         actual = self.counts.get(feature, Counter())
         if fitted.edges is not None:
@@ -104,21 +133,17 @@ class DriftAccumulator:
             labels = sorted(set(fitted.expected) | set(actual), key=str)
         e = _shares([fitted.expected.get(label, 0) for label in labels], fitted.expected_rows)
         a = _shares([actual.get(label, 0) for label in labels], self.rows)
-        return float(np.sum((a - e) * np.log(a / e)))
+        return e, a
 
     def report(self) -> pd.DataFrame:
-        """One row per feature: PSI and its reading (stable / moderate / significant)."""
+        """One row per feature: PSI, the significance bar for this batch's size, and the
+        reading (stable / moderate / significant; the moderate bar scales with the other)."""
         rows = []
         for feature in self.reference.bins:
-            psi = self.psi(feature)
-            level = (
-                "significant"
-                if psi >= SIGNIFICANT_PSI
-                else "moderate"
-                if psi >= MODERATE_PSI
-                else "stable"
-            )
-            rows.append({"feature": feature, "psi": psi, "shift": level})
+            psi, bar = self.psi(feature), self.threshold(feature)
+            moderate = MODERATE_PSI * bar / SIGNIFICANT_PSI
+            level = "significant" if psi >= bar else "moderate" if psi >= moderate else "stable"
+            rows.append({"feature": feature, "psi": psi, "threshold": bar, "shift": level})
         report = pd.DataFrame(rows)
         return report.sort_values("psi", ascending=False, kind="stable").reset_index(drop=True)
 

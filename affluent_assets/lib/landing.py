@@ -24,6 +24,7 @@ LANDING_SUFFIXES = (".csv", ".xlsx", ".parquet")
 CURSOR_VERSION = 1
 MAX_KEY_LENGTH = 120
 REASON_SUFFIX = ".reason.txt"
+NAME_MAX_BYTES = 255  # a file name's limit on Linux, macOS and Windows file systems
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -54,14 +55,21 @@ class FileSignature:
 @dataclass
 class LandingCursor:
     """`scored`: files already requested (name -> [size, mtime_ns]). `pending`: files seen once
-    at that size and mtime, waiting for a second tick to confirm they stopped changing."""
+    at that size and mtime, waiting for a second tick to confirm they stopped changing.
+    `ignored`: entries of the folder that are not scored, already reported in the log."""
 
     scored: dict[str, list[int]] = field(default_factory=dict)
     pending: dict[str, list[int]] = field(default_factory=dict)
+    ignored: list[str] = field(default_factory=list)
 
     def serialize(self) -> str:
         return json.dumps(
-            {"version": CURSOR_VERSION, "scored": self.scored, "pending": self.pending},
+            {
+                "version": CURSOR_VERSION,
+                "scored": self.scored,
+                "pending": self.pending,
+                "ignored": self.ignored,
+            },
             sort_keys=True,
             separators=(",", ":"),
         )
@@ -80,6 +88,7 @@ class LandingCursor:
         return cls(
             scored={str(k): [int(x) for x in v] for k, v in data.get("scored", {}).items()},
             pending={str(k): [int(x) for x in v] for k, v in data.get("pending", {}).items()},
+            ignored=[str(name) for name in data.get("ignored", [])],
         )
 
 
@@ -135,13 +144,49 @@ def scan_landing(folder: str | Path) -> dict[str, FileSignature]:
                 continue
             try:
                 resolve_inside(root, entry.name)
-                if not entry.is_file():
+                if entry.is_symlink() or not entry.is_file(follow_symlinks=False):
                     continue
                 stat = entry.stat()
             except (OSError, UnsafePath):
                 continue  # vanished between listing and stat, or a link out of the folder
             found[entry.name] = FileSignature(entry.name, stat.st_size, stat.st_mtime_ns)
     return found
+
+
+def ignored_entries(folder: str | Path) -> dict[str, str]:
+    """Name -> why it is not scored, for every entry of `folder` that `scan_landing` skips, so
+    that no file is passed over without a word."""
+    root = Path(folder)
+    if not root.is_dir():
+        return {}
+    ignored: dict[str, str] = {}
+    with os.scandir(root) as entries:
+        for entry in entries:
+            reason = _why_ignored(entry)
+            if reason:
+                ignored[entry.name] = reason
+    return ignored
+
+
+def _why_ignored(entry: os.DirEntry) -> str | None:
+    name = entry.name
+    try:
+        if entry.is_symlink():
+            return "a symbolic link: copy the file itself into the folder"
+        if entry.is_dir(follow_symlinks=False):
+            return "a folder, not a file"
+        if not entry.is_file(follow_symlinks=False):
+            return "not a regular file"
+    except OSError:
+        return None  # vanished while listing
+    if name.startswith("~$"):
+        return "an Office lock file (the workbook is open somewhere)"
+    if name.startswith("."):
+        return "a hidden name (starts with '.'): rename it without the leading dot"
+    if not name.lower().endswith(LANDING_SUFFIXES):
+        suffix = Path(name).suffix or "no suffix"
+        return f"unsupported file type ({suffix}); expected {', '.join(LANDING_SUFFIXES)}"
+    return None
 
 
 def plan_tick(cursor: LandingCursor, files: dict[str, FileSignature]) -> TickPlan:
@@ -163,13 +208,16 @@ def plan_tick(cursor: LandingCursor, files: dict[str, FileSignature]) -> TickPla
             settling.append(signature)
             pending[name] = stamp
     removed = sorted((set(cursor.scored) | set(cursor.pending)) - set(files))
-    return TickPlan(ready, settling, unchanged, removed, LandingCursor(scored, pending))
+    cursor = LandingCursor(scored, pending, list(cursor.ignored))
+    return TickPlan(ready, settling, unchanged, removed, cursor)
 
 
 def hold_back(plan: TickPlan) -> LandingCursor:
     """The cursor to keep when ready files cannot be requested yet (no model): they stay
     pending, so the first tick that can score them requests them without waiting again."""
-    cursor = LandingCursor(dict(plan.cursor.scored), dict(plan.cursor.pending))
+    cursor = LandingCursor(
+        dict(plan.cursor.scored), dict(plan.cursor.pending), list(plan.cursor.ignored)
+    )
     for signature in plan.ready:
         cursor.scored.pop(signature.name, None)
         cursor.pending[signature.name] = signature.stamp()
@@ -184,40 +232,52 @@ def find_batch_file(folder: str | Path, batch_key: str) -> Path | None:
     return None
 
 
-def content_hash(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    """sha256 of the file's bytes (read in the run, never in a tick)."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def snapshot(path: str | Path, into: str | Path) -> tuple[Path, str]:
-    """Copy a landing file into `into` (same name) and hash the copy, so the rows read and the
-    hash recorded describe the same bytes even if the original is replaced meanwhile."""
-    source = Path(path)
-    copy = resolve_inside(into, source.name)
-    shutil.copyfile(source, copy)
-    return copy, content_hash(copy)
-
-
 def quarantine(path: str | Path, quarantine_dir: str | Path, reason: str) -> Path:
-    """Move a bad file into `quarantine_dir` and write `<name>.reason.txt` beside it. A name
-    already in quarantine gets a timestamp, so an earlier rejected file is never overwritten."""
+    """Move a bad file into `quarantine_dir` and write its reason file beside it
+    (`reason_file_for`). A name already in quarantine gets a timestamp, so an earlier rejected
+    file is never overwritten. Names of any legal length work: the reason file's name is
+    shortened to fit the file system's limit, and its first line names the file in full."""
     source = Path(path)
     root = Path(quarantine_dir)
     root.mkdir(parents=True, exist_ok=True)
     target = resolve_inside(root, source.name)
-    if target.exists() or target.with_name(target.name + REASON_SUFFIX).exists():
+    if target.exists() or reason_file_for(target).exists():
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        target = resolve_inside(root, f"{source.stem}.{stamp}{source.suffix}")
-    shutil.move(str(source), target)
-    reason_file = target.with_name(target.name + REASON_SUFFIX)
+        stamped = f"{_fit(source.stem, len(stamp) + len(source.suffix) + 1)}.{stamp}"
+        target = resolve_inside(root, stamped + source.suffix)
+    reason_file = reason_file_for(target)
+    # The reason is written first: a move that fails leaves the file in landing, not a
+    # quarantined file without its reason.
     reason_file.write_text(
         f"file: {source.name}\n"
+        f"quarantined as: {target.name}\n"
         f"rejected at: {datetime.now(UTC).isoformat(timespec='seconds')}\n"
         f"moved from: {source.parent}\n\n{reason.rstrip()}\n",
         encoding="utf-8",
     )
+    try:
+        shutil.move(str(source), target)
+    except OSError:
+        reason_file.unlink(missing_ok=True)
+        raise
     return target
+
+
+def reason_file_for(quarantined: Path) -> Path:
+    """`<name>.reason.txt` beside a quarantined file; for a name too long to take the suffix,
+    the name cut short with a hash of the whole name (still unique, still sorted beside it)."""
+    name = quarantined.name
+    if len(name.encode("utf-8", "surrogateescape")) + len(REASON_SUFFIX) <= NAME_MAX_BYTES:
+        return quarantined.with_name(name + REASON_SUFFIX)
+    digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    short = _fit(name, len(REASON_SUFFIX) + len(digest) + 1)
+    return quarantined.with_name(f"{short}~{digest}{REASON_SUFFIX}")
+
+
+def _fit(text: str, reserve: int) -> str:
+    """`text` cut (at a character boundary) so that it plus `reserve` bytes fits in a name."""
+    room = NAME_MAX_BYTES - reserve
+    encoded = text.encode("utf-8", "surrogateescape")
+    if len(encoded) <= room:
+        return text
+    return encoded[:room].decode("utf-8", "ignore")

@@ -186,3 +186,23 @@ def test_the_definitions_sensor_is_on_by_default():
     keys = {key.to_user_string() for key in job.asset_layer.executable_asset_keys}
     assert not keys & {"batch_scores", "batch_candidates"}
     assert "landed_batch_views" in keys  # created by the main graph, only read by landing runs
+
+
+def test_entries_that_are_not_scored_are_named_in_the_tick_summary(ticker):
+    write(ticker.folder, "..dots..csv")
+    write(ticker.folder, "notes.txt")
+    (ticker.folder / "x.csv").mkdir()
+    (ticker.folder / "link.csv").symlink_to(ticker.folder / "notes.txt")
+    first = ticker.tick()
+    assert not first.run_requests
+    summary = first.skip_reason.skip_message
+    assert "4 entries not scored" in summary
+    assert "'..dots..csv': a hidden name" in summary and "'x.csv': a folder" in summary
+    assert "'link.csv': a symbolic link" in summary and "'notes.txt': unsupported" in summary
+    # Reported in the log once: the cursor remembers, and forgets an entry once it is gone.
+    assert LandingCursor.deserialize(ticker.cursor).ignored == [
+        "..dots..csv", "link.csv", "notes.txt", "x.csv",
+    ]  # fmt: skip
+    (ticker.folder / "link.csv").unlink()
+    ticker.tick()
+    assert "link.csv" not in LandingCursor.deserialize(ticker.cursor).ignored

@@ -5,10 +5,12 @@ import pytest
 from affluent_assets.lib.demo_data import generate_customers
 from affluent_assets.lib.drift import (
     DRIFT_FEATURES,
+    SIGNIFICANT_PSI,
     DriftAccumulator,
     DriftReference,
     drift_report,
     population_stability,
+    significance_threshold,
 )
 from affluent_assets.lib.features import build_features, clean_customers
 
@@ -73,3 +75,27 @@ def test_reference_with_an_all_blank_training_column():
     report = accumulator.report().set_index("feature")
     assert np.isfinite(report["psi"]).all()
     assert report.loc["mthtd", "shift"] == "significant"  # values where training had none
+
+
+@pytest.mark.parametrize("rows", [30, 60])
+def test_a_small_batch_of_the_training_population_is_not_flagged(rows):
+    training = features_of(8000, 1)
+    # Every seed from the same generator: chance alone gives small batches PSIs above 0.25.
+    worst = [drift_report(training, features_of(rows, seed)).iloc[0] for seed in range(10, 20)]
+    assert max(row["psi"] for row in worst) > 0.10  # so the raised bar is what keeps them quiet
+    assert all(row["shift"] != "significant" for row in worst)
+    assert all(row["threshold"] > SIGNIFICANT_PSI for row in worst)
+
+
+@pytest.mark.parametrize("rows", [60, 4000])
+def test_a_shifted_batch_is_flagged_whatever_its_size(rows):
+    batch = features_of(rows, 3)
+    batch["age"] = batch["age"] + 15
+    report = drift_report(features_of(8000, 1), batch).set_index("feature")
+    assert report.loc["age", "shift"] == "significant"
+
+
+def test_the_bar_is_the_common_reading_for_large_batches_and_rises_for_small_ones():
+    assert significance_threshold(11, 100_000, 46_000) == SIGNIFICANT_PSI
+    assert significance_threshold(11, 30, 46_000) > significance_threshold(11, 60, 46_000) > 0.4
+    assert significance_threshold(11, 0, 46_000) == float("inf")

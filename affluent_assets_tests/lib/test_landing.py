@@ -126,17 +126,6 @@ def test_hold_back_keeps_ready_files_pending():
     assert plan_tick(held, files).ready == [files["a.csv"]]
 
 
-def test_content_hash_and_snapshot(tmp_path):
-    path = tmp_path / "a.csv"
-    path.write_bytes(b"C_ID\n1\n")
-    (tmp_path / "scratch").mkdir()
-    copy, digest = landing.snapshot(path, tmp_path / "scratch")
-    assert copy.read_bytes() == path.read_bytes() and copy != path
-    assert digest == landing.content_hash(path)
-    path.write_bytes(b"C_ID\n2\n")
-    assert landing.content_hash(path) != digest
-
-
 def test_quarantine_moves_file_and_writes_reason(tmp_path):
     source = tmp_path / "landing" / "bad 'file'.csv"
     source.parent.mkdir()
@@ -151,3 +140,67 @@ def test_quarantine_moves_file_and_writes_reason(tmp_path):
     second = landing.quarantine(source, tmp_path / "quarantine", "again")
     assert second != moved and moved.read_text() == "x" and second.read_text() == "y"
     assert second.with_name(second.name + ".reason.txt").exists()
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "x" * 241 + ".csv",  # 245 bytes: the reason file's name alone would pass 255
+        "y" * 251 + ".csv",  # 255 bytes: the longest legal name
+        "é" * 123 + ".csv",  # 250 bytes in UTF-8, 127 characters
+    ],
+)
+def test_a_file_with_a_long_name_is_quarantined_with_its_reason(tmp_path, name):
+    source = tmp_path / "landing" / name
+    source.parent.mkdir()
+    source.write_text("x")
+    moved = landing.quarantine(source, tmp_path / "quarantine", "broken: column 'C_AGE'")
+    assert moved.name == name and moved.read_text() == "x" and not source.exists()
+    reason = landing.reason_file_for(moved)
+    assert len(reason.name.encode()) <= 255 and reason.name.endswith(".reason.txt")
+    assert reason.name[:20] == name[:20]  # sorted beside its file
+    assert reason.read_text().splitlines()[0] == f"file: {name}"
+    # Again under the same name: a timestamped name that still fits, with its own reason.
+    source.write_text("y")
+    second = landing.quarantine(source, tmp_path / "quarantine", "again")
+    assert second != moved and second.read_text() == "y"
+    assert len(second.name.encode()) <= 255 and landing.reason_file_for(second).exists()
+    assert len({p.name for p in (tmp_path / "quarantine").iterdir()}) == 4
+
+
+def test_a_failed_move_leaves_the_file_in_landing_and_no_reason(tmp_path, monkeypatch):
+    source = tmp_path / "landing" / "bad.csv"
+    source.parent.mkdir()
+    source.write_text("x")
+
+    def refuse(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(landing.shutil, "move", refuse)
+    with pytest.raises(OSError):
+        landing.quarantine(source, tmp_path / "quarantine", "bad")
+    assert source.exists() and not list((tmp_path / "quarantine").iterdir())
+
+
+def test_every_entry_that_is_not_scored_says_why(tmp_path):
+    folder = tmp_path / "landing"
+    folder.mkdir()
+    (folder / "a.csv").write_text("x")
+    (folder / "..dots..csv").write_text("x")
+    (folder / "~$book.xlsx").write_text("x")
+    (folder / "notes.txt").write_text("x")
+    (folder / "README").write_text("x")
+    (folder / "x.csv").mkdir()
+    (folder / "inside.csv").symlink_to(folder / "a.csv")
+    ignored = landing.ignored_entries(folder)
+    assert set(ignored) == {"..dots..csv", "~$book.xlsx", "notes.txt", "README", "x.csv",
+                            "inside.csv"}  # fmt: skip
+    assert "hidden name" in ignored["..dots..csv"]
+    assert "lock file" in ignored["~$book.xlsx"]
+    assert "unsupported file type (.txt)" in ignored["notes.txt"]
+    assert "unsupported file type (no suffix)" in ignored["README"]
+    assert "a folder" in ignored["x.csv"]
+    assert "symbolic link" in ignored["inside.csv"]
+    # Scanned or ignored: every entry gets one answer.
+    assert set(scan_landing(folder)) | set(ignored) == {p.name for p in folder.iterdir()}
+    assert not set(scan_landing(folder)) & set(ignored)

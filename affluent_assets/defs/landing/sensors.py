@@ -17,7 +17,7 @@ LANDING_FILE_TAG = "affluent/landing_file"
 TICK_SECONDS = 5
 
 
-def _summary(plan: landing.TickPlan) -> str:
+def _summary(plan: landing.TickPlan, ignored: dict[str, str]) -> str:
     parts = []
     if plan.settling:
         names = ", ".join(s.name for s in plan.settling[:5])
@@ -26,7 +26,18 @@ def _summary(plan: landing.TickPlan) -> str:
         parts.append(f"{len(plan.unchanged)} file(s) already scored and unchanged")
     if plan.removed:
         parts.append(f"{len(plan.removed)} file(s) gone from the folder")
+    if ignored:
+        shown = "; ".join(f"{name!r}: {why}" for name, why in sorted(ignored.items())[:5])
+        more = f" and {len(ignored) - 5} more" if len(ignored) > 5 else ""
+        parts.append(f"{len(ignored)} entries not scored ({shown}{more})")
     return "; ".join(parts) or "no landing files"
+
+
+def _report_ignored(context, cursor: landing.LandingCursor, ignored: dict[str, str]) -> None:
+    """Log each entry that is not scored once, with why; the cursor remembers what was said."""
+    for name in sorted(set(ignored) - set(cursor.ignored)):
+        context.log.warning(f"landing folder: {name!r} is not scored: {ignored[name]}")
+    cursor.ignored = sorted(ignored)
 
 
 def _first_line(error: Exception) -> str:
@@ -51,11 +62,14 @@ def build_landing_sensor(
     )
     def _sensor(context: dg.SensorEvaluationContext, mlflow_models: MlflowModels):
         folder = landing_dir or settings.landing_dir()
-        plan = landing.plan_tick(
-            landing.LandingCursor.deserialize(context.cursor), landing.scan_landing(folder)
-        )
+        cursor = landing.LandingCursor.deserialize(context.cursor)
+        plan = landing.plan_tick(cursor, landing.scan_landing(folder))
+        ignored = landing.ignored_entries(folder)
+        _report_ignored(context, plan.cursor, ignored)
         if not plan.ready:
-            return dg.SensorResult(skip_reason=_summary(plan), cursor=plan.cursor.serialize())
+            return dg.SensorResult(
+                skip_reason=_summary(plan, ignored), cursor=plan.cursor.serialize()
+            )
         try:
             model = mlflow_models.describe(CHAMPION_ALIAS)
             problem = "" if model is not None else "nothing registered under that alias yet"
