@@ -1,5 +1,6 @@
-# Serves the affluent_assets code location: Dagster webserver + daemon, as a non-root user.
-# Build: docker build -t affluent-assets .   Run: docker run -p 3000:3000 -v affluent-data:/data affluent-assets
+# Serves the affluent_assets code location: Dagster webserver + daemon, and the upload page
+# (port 3001), as a non-root user. Build: docker build -t affluent-assets .   Run:
+# docker run -p 3000:3000 -p 3001:3001 -e AFFLUENT_API_TOKEN=... -v affluent-data:/data affluent-assets
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -36,7 +37,7 @@ RUN mkdir -p /data && chown dagster:dagster /data
 
 USER 1001:1001
 VOLUME ["/data"]
-EXPOSE 3000
+EXPOSE 3000 3001
 
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:3000/server_info', timeout=4)"]

@@ -10,7 +10,7 @@ else
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 endif
 
-.PHONY: run test dev lint format venv clean lock
+.PHONY: run test dev serve lint format venv clean lock
 
 # Versions come from requirements.lock (the same the image and CI install); `make lock` renews it.
 $(BIN)/dagster: pyproject.toml requirements.lock
@@ -27,8 +27,12 @@ run: venv
 test: venv
 	$(BIN)/pytest
 
+# The Dagster UI (port 3000) with its daemon, and the upload page (port 3001) beside it.
 dev: venv
-	$(BIN)/dagster dev -w workspace.yaml
+	$(BIN)/affluent serve & trap 'kill $$! 2>/dev/null' EXIT INT TERM; $(BIN)/dagster dev -w workspace.yaml
+
+serve: venv
+	$(BIN)/affluent serve
 
 lint: venv
 	$(BIN)/ruff check .

@@ -4,6 +4,9 @@ sets it), with a progress bar on a terminal; then print the batch and its top ca
 
 Exit codes: 0 scored (or the same content was already scored), 1 the file was rejected and
 quarantined (the message says why), 2 the command could not run (no such file, no model).
+
+`affluent serve [--host H] [--port P]`: the upload page and its API (default 127.0.0.1:3001;
+any other address needs AFFLUENT_API_TOKEN).
 """
 
 from __future__ import annotations
@@ -35,6 +38,14 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--top", type=int, default=10, help="candidates to print")
     score.add_argument("--report-json", type=Path, help="also write the figures as JSON here")
     score.add_argument("--no-progress", action="store_true", help="no progress bar")
+    serve = commands.add_parser("serve", help="the upload page and scoring API")
+    serve.add_argument("--host", default=os.environ.get("AFFLUENT_WEB_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("AFFLUENT_WEB_PORT", 3001)))
+    serve.add_argument(
+        "--max-upload-bytes",
+        type=int,
+        default=int(os.environ.get("AFFLUENT_MAX_UPLOAD_BYTES", 2 * 1024**3)),
+    )
     return parser
 
 
@@ -182,9 +193,35 @@ def _print_summary(figures: dict, candidates_file: Path, top: int) -> None:
         print(table.to_string(index=False))
 
 
+def serve(args: argparse.Namespace) -> int:
+    """The upload page and API. Bound to loopback unless told; anywhere else needs a token."""
+    import ipaddress
+
+    token = os.environ.get("AFFLUENT_API_TOKEN") or None
+    try:
+        loopback = args.host == "localhost" or ipaddress.ip_address(args.host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and token is None:
+        print(
+            f"affluent serve: refusing to listen on {args.host} without a token: set "
+            "AFFLUENT_API_TOKEN (clients send it as 'Authorization: Bearer <token>')",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    import uvicorn
+
+    from affluent_assets.web.app import WebSettings, create_app
+
+    settings = WebSettings.from_environment(token, args.max_upload_bytes)
+    print(f"upload page on http://{args.host}:{args.port}/ (API: /api/openapi.json)")
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    return score(args)
+    return serve(args) if args.command == "serve" else score(args)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
+
+from affluent_assets.lib.landing import UPLOAD_STAGING
 
 MLFLOW = Path(sys.executable).with_name("mlflow")
 
@@ -221,3 +224,73 @@ def wait_for(condition, what: str, server: subprocess.Popen, log: Path, seconds:
             pytest.fail(f"dagster dev exited ({server.returncode}):\n{log.read_text()[-4000:]}")
         time.sleep(1)
     pytest.fail(f"timed out waiting for {what}; dagster dev log:\n{log.read_text()[-4000:]}")
+
+
+class AffluentServe:
+    """`affluent serve` on a free port, in its own process group, with `env`'s folders."""
+
+    def __init__(self, env: dict[str, str], *args: str, token: str | None = None):
+        self.landing = Path(env["AFFLUENT_LANDING"])
+        self.landing.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.token = token
+        env = {k: v for k, v in env.items() if k != "AFFLUENT_API_TOKEN"}
+        if token:
+            env["AFFLUENT_API_TOKEN"] = token
+        self.log = Path(env["DAGSTER_HOME"]).parent / f"serve-{self.port}.log"
+        command = [sys.executable, "-m", "affluent_assets.cli", "serve", "--port", str(self.port)]
+        with self.log.open("w") as out:
+            self.process = subprocess.Popen(
+                [*command, *args], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait(self) -> AffluentServe:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(self.log.read_text())
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), 1):
+                    return self
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("affluent serve did not listen")
+
+    def request(self, method, path, body=None, headers=None, token: str | None = "default"):
+        headers = dict(headers or {})
+        token = self.token if token == "default" else token
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}", data=body, method=method, headers=headers
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    def upload(self, filename: str, content: bytes, **kwargs):
+        """POST /api/batches with `content` as the multipart field `file`."""
+        boundary = "----affluent-test"
+        body = (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+                f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+            ).encode()
+            + content
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+        return self.request("POST", "/api/batches", body, headers, **kwargs)
+
+    def landed(self) -> list[str]:
+        return sorted(p.name for p in self.landing.iterdir() if p.name != UPLOAD_STAGING)
+
+    def staged(self) -> list[Path]:
+        return list((self.landing / UPLOAD_STAGING).glob("*"))

@@ -24,6 +24,8 @@ LANDING_SUFFIXES = (".csv", ".xlsx", ".parquet")
 CURSOR_VERSION = 1
 MAX_KEY_LENGTH = 120
 REASON_SUFFIX = ".reason.txt"
+# Where uploads are written before they are renamed into the folder (lib/uploads.py).
+UPLOAD_STAGING = ".uploads"
 NAME_MAX_BYTES = 255  # a file name's limit on Linux, macOS and Windows file systems
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -170,6 +172,8 @@ def ignored_entries(folder: str | Path) -> dict[str, str]:
 
 def _why_ignored(entry: os.DirEntry) -> str | None:
     name = entry.name
+    if name == UPLOAD_STAGING:
+        return None  # uploads in progress: they land by rename when complete
     try:
         if entry.is_symlink():
             return "a symbolic link: copy the file itself into the folder"

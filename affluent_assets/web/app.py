@@ -1,0 +1,254 @@
+"""The upload page and its HTTP API (Starlette, served by uvicorn: both come with
+dagster-webserver). An upload lands in the landing folder; the landing sensor's run scores it,
+exactly as a file dropped by hand. The page and the API read the batch's state back from the
+Dagster instance, the quarantine folder and the lake."""
+
+from __future__ import annotations
+
+import hmac
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+from python_multipart import MultipartParser
+from python_multipart.multipart import parse_options_header
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from affluent_assets import settings
+from affluent_assets.lib import lake, landing, uploads
+from affluent_assets.web import batches
+from affluent_assets.web.openapi import OPENAPI
+
+STATIC = Path(__file__).parent / "static"
+EXCEL_MAX_ROWS = 1_048_575  # a sheet's rows below the header
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    folders: batches.Folders
+    token: str | None = None
+    max_upload_bytes: int = uploads.DEFAULT_MAX_BYTES
+
+    @classmethod
+    def from_environment(cls, token: str | None = None, max_upload_bytes: int | None = None):
+        return cls(
+            batches.Folders(settings.landing_dir(), settings.quarantine_dir(), settings.lake_dir()),
+            token=token,
+            max_upload_bytes=max_upload_bytes or uploads.DEFAULT_MAX_BYTES,
+        )
+
+
+def create_app(web: WebSettings, instance: dg.DagsterInstance | None = None) -> Starlette:
+    """The page at `/`, the API under `/api/` (bearer token required when `web.token` is set)."""
+    state = {"instance": instance}
+
+    def dagster() -> dg.DagsterInstance:
+        if state["instance"] is None:
+            state["instance"] = dg.DagsterInstance.get()
+        return state["instance"]
+
+    def refused(request: Request) -> Response | None:
+        if web.token is None:
+            return None
+        given = request.headers.get("authorization", "")
+        if hmac.compare_digest(given.encode(), f"Bearer {web.token}".encode()):
+            return None
+        return _error(401, "a bearer token is required (Authorization: Bearer <token>)")
+
+    async def create_batch(request: Request) -> Response:
+        if (denied := refused(request)) is not None:
+            return denied
+        try:
+            path = await _receive_upload(request, web)
+        except uploads.UploadRefused as error:
+            return _error(error.status, str(error))
+        key = landing.batch_key_for(path.name)
+        return JSONResponse(
+            {"batch": key, "file": path.name, "status": batches.WAITING,
+             "links": {"self": f"/api/batches/{key}"}},
+            status_code=202,
+        )  # fmt: skip
+
+    async def list_all(request: Request) -> Response:
+        if (denied := refused(request)) is not None:
+            return denied
+        return JSONResponse({"batches": batches.list_batches(dagster(), web.folders)})
+
+    async def show(request: Request) -> Response:
+        if (denied := refused(request)) is not None:
+            return denied
+        found = batches.batch_state(dagster(), web.folders, request.path_params["batch"])
+        if found is None:
+            return _error(404, f"no batch {request.path_params['batch']!r}")
+        return JSONResponse(found.to_dict())
+
+    async def candidates(request: Request) -> Response:
+        if (denied := refused(request)) is not None:
+            return denied
+        key, kind = request.path_params["batch"], request.path_params["kind"]
+        if not lake.batch_file(web.folders.lake, lake.CANDIDATES, key).exists():
+            return _error(404, f"batch {key!r} has no candidate list (yet)")
+        if kind == "json":
+            return JSONResponse(
+                {
+                    "top": batches.top_candidates(web.folders.lake, key, 25),
+                    "curve": batches.precision_curve(web.folders.lake, key),
+                }
+            )
+        if kind in ("csv", "xlsx"):
+            return _download(web.folders.lake, key, kind)
+        return _error(404, f"unknown format {kind!r}: csv, xlsx or json")
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(OPENAPI)
+
+    routes = [
+        Route("/api/batches", create_batch, methods=["POST"]),
+        Route("/api/batches", list_all, methods=["GET"]),
+        Route("/api/batches/{batch}", show, methods=["GET"]),
+        Route("/api/batches/{batch}/candidates.{kind}", candidates, methods=["GET"]),
+        Route("/api/openapi.json", openapi, methods=["GET"]),
+        Route("/", lambda request: FileResponse(STATIC / "index.html"), methods=["GET"]),
+        Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
+    ]
+    return Starlette(routes=routes)
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def _receive_upload(request: Request, web: WebSettings) -> Path:
+    """Stream the multipart field `file` into the landing folder (see lib/uploads.py)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > web.max_upload_bytes + 64 * 1024:
+        limit = f"{web.max_upload_bytes:,}"
+        raise uploads.UploadRefused(413, f"the upload is larger than {limit} bytes")
+    content_type, options = parse_options_header(request.headers.get("content-type", ""))
+    if content_type != b"multipart/form-data" or b"boundary" not in options:
+        raise uploads.UploadRefused(400, "send the file as multipart/form-data, field 'file'")
+    part = _FilePart()
+    parser = MultipartParser(options[b"boundary"], part.callbacks())
+
+    async def file_bytes():
+        async for chunk in request.stream():
+            parser.write(chunk)
+            if part.name is None and part.refused is not None:
+                raise part.refused
+            if part.data:
+                data, part.data = b"".join(part.data), []
+                yield data
+        parser.finalize()
+        if not part.complete:
+            raise uploads.UploadRefused(400, "no complete field 'file' in the upload")
+
+    staged = await uploads.receive(file_bytes(), web.folders.landing, web.max_upload_bytes)
+    return uploads.land(staged, part.name, web.folders.landing)
+
+
+class _FilePart:
+    """Callbacks for python-multipart's streaming parser that keep the bytes of field `file`
+    and check its file name as soon as its headers have arrived (before any data is stored)."""
+
+    def __init__(self) -> None:
+        self.headers: dict[bytes, bytes] = {}
+        self.field, self.value = b"", b""
+        self.current: bool = False
+        self.name: str | None = None
+        self.refused: uploads.UploadRefused | None = None
+        self.data: list[bytes] = []
+        self.complete = False
+
+    def callbacks(self) -> dict:
+        return {
+            "on_part_begin": self._begin,
+            "on_header_field": lambda data, start, end: self._grow("field", data[start:end]),
+            "on_header_value": lambda data, start, end: self._grow("value", data[start:end]),
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished,
+            "on_part_data": self._part_data,
+            "on_part_end": self._end,
+        }
+
+    def _begin(self) -> None:
+        self.headers, self.field, self.value, self.current = {}, b"", b"", False
+
+    def _grow(self, which: str, data: bytes) -> None:
+        setattr(self, which, getattr(self, which) + data)
+
+    def _header_end(self) -> None:
+        self.headers[self.field.lower()] = self.value
+        self.field, self.value = b"", b""
+
+    def _headers_finished(self) -> None:
+        _, options = parse_options_header(self.headers.get(b"content-disposition", b""))
+        if options.get(b"name") != b"file" or self.name is not None:
+            return
+        filename = options.get(b"filename", b"").decode("utf-8", "replace")
+        try:
+            self.name = uploads.landing_name(filename)
+            self.current = True
+        except uploads.UploadRefused as error:
+            self.refused = error
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self.current:
+            self.data.append(data[start:end])
+
+    def _end(self) -> None:
+        if self.current:
+            self.complete, self.current = True, False
+
+
+def _download(lake_dir: str, key: str, kind: str) -> Response:
+    """The ranked list with reasons and expected precision, as CSV or Excel (first sheet
+    capped at Excel's row limit)."""
+    sql, params = batches.candidates_query(lake_dir, key)
+    folder = Path(tempfile.mkdtemp(prefix="affluent-download-"))
+    target = folder / f"{key}-candidates.{kind}"
+    with duckdb.connect() as con:
+        if kind == "csv":
+            con.execute(f"copy ({sql.replace('?', _quoted(params[0]))}) to '{_path(target)}'")
+        else:
+            _write_excel(con.execute(sql + f" limit {EXCEL_MAX_ROWS}", params), target)
+    media = {
+        "csv": "text/csv",
+        "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    }[kind]
+    return FileResponse(
+        target, media_type=media, filename=target.name,
+        background=BackgroundTask(_remove, folder),
+    )  # fmt: skip
+
+
+def _write_excel(cursor, target: Path) -> None:
+    from openpyxl import Workbook
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("candidates")
+    sheet.append([column[0] for column in cursor.description])
+    while rows := cursor.fetchmany(10_000):
+        for row in rows:
+            sheet.append(list(row))
+    book.save(target)
+
+
+def _quoted(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _path(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def _remove(folder: Path) -> None:
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,166 @@
+"""What the upload page and the API say about a batch, read from where the platform keeps it:
+the Dagster instance (the batch's runs), the quarantine folder (its reason) and the lake (its
+scores and ranked candidates). Nothing here scores or writes: the landing sensor's run is the one
+way a file is scored."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import dagster as dg
+import duckdb
+import pyarrow.parquet as pq
+
+from affluent_assets.defs.landing.sensors import LANDING_FILE_TAG
+from affluent_assets.lib import lake, landing
+
+PARTITION_TAG = "dagster/partition"
+
+WAITING, SCORING, SCORED, QUARANTINED, FAILED = (
+    "waiting", "scoring", "scored", "quarantined", "failed",
+)  # fmt: skip
+_WAITING_RUNS = {
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+}
+CANDIDATE_COLUMNS = """
+    row_number() over (order by affluent_probability desc, customer_key) as rank,
+    customer_key, c_id, source_row, affluent_probability as score, expected_precision,
+    expected_recall, reason_1, reason_2, reason_3, model_version
+"""
+
+
+@dataclass(frozen=True)
+class Folders:
+    landing: str
+    quarantine: str
+    lake: str
+
+
+@dataclass
+class BatchState:
+    batch: str
+    file: str
+    status: str
+    reason: str | None = None
+    rows: int | None = None
+    candidates: int | None = None
+    model_version: str | None = None
+    run_id: str | None = None
+    updated_at: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def batch_state(instance: dg.DagsterInstance, folders: Folders, key: str) -> BatchState | None:
+    """The state of batch `key` (the landing file's batch key); None if nothing knows it."""
+    runs = instance.get_runs(dg.RunsFilter(tags={PARTITION_TAG: key}), limit=1)
+    run = runs[0] if runs else None
+    file = run.tags.get(LANDING_FILE_TAG) if run else _landing_file(folders, key)
+    if file is None:
+        return None
+    reason = quarantine_reason(folders.quarantine, file)
+    state = BatchState(key, file, WAITING, run_id=run.run_id if run else None)
+    if reason is not None and (run is None or run.is_finished):
+        state.status, state.reason = QUARANTINED, reason
+    elif run is None or run.status in _WAITING_RUNS:
+        state.status = WAITING
+    elif run.status == dg.DagsterRunStatus.STARTED:
+        state.status = SCORING
+    elif run.is_success:
+        state.status = SCORED
+        _add_results(state, folders.lake, key)
+    else:
+        state.status, state.reason = FAILED, _failure_message(instance, run.run_id)
+    record = instance.get_run_record_by_id(run.run_id) if run else None
+    state.updated_at = record.update_timestamp.timestamp() if record else None
+    return state
+
+
+def _landing_file(folders: Folders, key: str) -> str | None:
+    """The file of a batch that has no run yet: in the landing folder, or already quarantined."""
+    for folder in (folders.landing, folders.quarantine):
+        for name in landing.scan_landing(folder):
+            if landing.batch_key_for(name) == key:
+                return name
+    return None
+
+
+def list_batches(instance: dg.DagsterInstance, folders: Folders, limit: int = 50) -> list[dict]:
+    """Files waiting in the landing folder, then batches by their newest run, with states."""
+    keys: list[str] = []
+    for run in instance.get_runs(dg.RunsFilter(job_name="landing_job"), limit=limit * 3):
+        key = run.tags.get(PARTITION_TAG)
+        if key and key not in keys:
+            keys.append(key)
+    waiting = sorted({landing.batch_key_for(n) for n in landing.scan_landing(folders.landing)})
+    ordered = [key for key in waiting if key not in keys] + keys
+    states = [batch_state(instance, folders, key) for key in ordered[:limit]]
+    return [state.to_dict() for state in states if state is not None]
+
+
+def quarantine_reason(quarantine_dir: str, file: str) -> str | None:
+    """The reason a file was quarantined (its reason file without the header lines)."""
+    try:
+        reason_file = landing.reason_file_for(landing.resolve_inside(quarantine_dir, file))
+        text = reason_file.read_text(encoding="utf-8")
+    except (OSError, landing.UnsafePath):
+        return None
+    return text.split("\n\n", 1)[-1].strip()
+
+
+def _add_results(state: BatchState, lake_dir: str, key: str) -> None:
+    scores = lake.batch_file(lake_dir, lake.SCORES, key)
+    candidates = lake.batch_file(lake_dir, lake.CANDIDATES, key)
+    if scores.exists():
+        metadata = pq.ParquetFile(scores)
+        state.rows = metadata.metadata.num_rows
+        if state.rows:
+            first = metadata.read_row_group(0, columns=["model_version"]).column(0)
+            state.model_version = first[0].as_py()
+    else:  # the same content was already scored under another batch: nothing added
+        state.reason = "same content as a batch already scored; no rows added"
+    if candidates.exists():
+        state.candidates = pq.ParquetFile(candidates).metadata.num_rows
+
+
+def _failure_message(instance: dg.DagsterInstance, run_id: str) -> str:
+    for record in instance.get_records_for_run(
+        run_id, of_type={dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE}
+    ).records:
+        event = record.event_log_entry.dagster_event
+        if event is not None and event.message:
+            return event.message
+    return "the run failed; see it in the Dagster UI"
+
+
+def candidates_query(lake_dir: str, key: str, limit: int | None = None) -> tuple[str, list]:
+    """SQL and parameters for a batch's ranked list (best first)."""
+    path = lake.batch_file(lake_dir, lake.CANDIDATES, key)
+    sql = f"select {CANDIDATE_COLUMNS} from read_parquet(?) order by rank"
+    params: list = [str(path)]
+    if limit is not None:
+        sql += " limit ?"
+        params.append(limit)
+    return sql, params
+
+
+def top_candidates(lake_dir: str, key: str, limit: int = 20) -> list[dict]:
+    sql, params = candidates_query(lake_dir, key, limit)
+    with duckdb.connect() as con:
+        return con.execute(sql, params).df().to_dict(orient="records")
+
+
+def precision_curve(lake_dir: str, key: str, points: int = 100) -> list[dict]:
+    """Expected precision against how many customers are called, at up to `points` ranks."""
+    path = lake.batch_file(lake_dir, lake.CANDIDATES, key)
+    sql = f"""
+        with ranked as (select {CANDIDATE_COLUMNS} from read_parquet(?)),
+        total as (select count(*) as n from ranked)
+        select rank as called, expected_precision from ranked, total
+        where rank = n or rank % greatest(1, n // ?) = 0 order by rank
+    """
+    with duckdb.connect() as con:
+        return con.execute(sql, [str(path), points]).df().to_dict(orient="records")

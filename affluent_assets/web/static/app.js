@@ -1,0 +1,198 @@
+// The upload page: upload with progress, follow the batch's state, show its list. No build step.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const FINAL = new Set(["scored", "quarantined", "failed"]);
+const STATUS_TEXT = {
+  waiting: "Received. Waiting for the scoring run to start…",
+  scoring: "Scoring: checking every row against the data contract, then scoring and explaining…",
+  scored: "Scored.",
+  quarantined: "This file was not scored: it does not meet the data contract. Nothing was stored. Fix the file and upload it again.",
+  failed: "The scoring run failed for a reason that is not the file's. It is retried once automatically.",
+};
+let token = localStorage.getItem("affluent-token");
+let polling = null;
+
+function headers() {
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
+function askToken() {
+  token = window.prompt("This server needs its access token:") || null;
+  if (token) localStorage.setItem("affluent-token", token);
+}
+
+async function api(path) {
+  let response = await fetch(path, { headers: headers() });
+  if (response.status === 401) {
+    askToken();
+    response = await fetch(path, { headers: headers() });
+  }
+  if (!response.ok) throw new Error((await response.json()).error || response.statusText);
+  return response.json();
+}
+
+function fmt(n) {
+  return n === null || n === undefined ? "–" : Number(n).toLocaleString("en");
+}
+
+function upload(file) {
+  $("upload-error").hidden = true;
+  $("progress").hidden = false;
+  $("progress-name").textContent = file.name;
+  const form = new FormData();
+  form.append("file", file);
+  const request = new XMLHttpRequest();
+  request.open("POST", "/api/batches");
+  if (token) request.setRequestHeader("Authorization", `Bearer ${token}`);
+  request.upload.onprogress = (event) => {
+    if (!event.lengthComputable) return;
+    const share = Math.round((100 * event.loaded) / event.total);
+    $("progress-fill").style.width = `${share}%`;
+    $("progress-text").textContent = `${share}% of ${(event.total / 1e6).toFixed(1)} MB`;
+  };
+  request.onload = () => {
+    const body = JSON.parse(request.responseText || "{}");
+    if (request.status === 401) { askToken(); return upload(file); }
+    if (request.status !== 202) return showUploadError(body.error || request.statusText);
+    $("progress-text").textContent = "uploaded";
+    follow(body.batch);
+  };
+  request.onerror = () => showUploadError("The upload was interrupted; nothing was kept. Try again.");
+  request.send(form);
+}
+
+function showUploadError(message) {
+  $("upload-error").textContent = message;
+  $("upload-error").hidden = false;
+}
+
+function follow(batch) {
+  clearInterval(polling);
+  $("batch-card").hidden = false;
+  $("results").hidden = true;
+  $("batch-key").textContent = batch;
+  history.replaceState(null, "", `?batch=${encodeURIComponent(batch)}`);
+  const tick = async () => {
+    const state = await api(`/api/batches/${encodeURIComponent(batch)}`);
+    showState(state);
+    if (FINAL.has(state.status)) {
+      clearInterval(polling);
+      if (state.status === "scored") await showResults(state);
+      refreshBatches();
+    }
+  };
+  tick();
+  polling = setInterval(tick, 1000);
+}
+
+function showState(state) {
+  const badge = $("status-badge");
+  badge.textContent = state.status;
+  badge.className = `badge ${state.status}`;
+  $("status-text").textContent = STATUS_TEXT[state.status] || state.status;
+  $("reason").hidden = !state.reason;
+  $("reason").textContent = state.reason || "";
+}
+
+async function showResults(state) {
+  $("fig-rows").textContent = fmt(state.rows);
+  $("fig-candidates").textContent = fmt(state.candidates);
+  $("fig-model").textContent = state.model_version ? `v${state.model_version}` : "–";
+  const base = `/api/batches/${encodeURIComponent(state.batch)}/candidates`;
+  $("download-csv").href = base + ".csv";
+  $("download-xlsx").href = base + ".xlsx";
+  const body = $("candidates").querySelector("tbody");
+  body.replaceChildren();
+  if (state.candidates) {
+    const list = await api(base + ".json");
+    for (const row of list.top) body.append(candidateRow(row));
+    drawChart(list.curve);
+  }
+  $("results").hidden = false;
+}
+
+function candidateRow(row) {
+  const tr = document.createElement("tr");
+  const reasons = [row.reason_1, row.reason_2, row.reason_3].filter(Boolean);
+  const cells = [
+    [row.rank, "num"], [row.customer_key, ""], [Number(row.score).toFixed(3), "num"],
+    [row.expected_precision === null ? "–" : `${(100 * row.expected_precision).toFixed(0)}%`, "num"],
+  ];
+  for (const [text, cls] of cells) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    td.className = cls;
+    tr.append(td);
+  }
+  const why = document.createElement("td");
+  const ul = document.createElement("ul");
+  for (const reason of reasons) {
+    const li = document.createElement("li");
+    li.textContent = reason;
+    ul.append(li);
+  }
+  why.append(ul);
+  tr.append(why);
+  return tr;
+}
+
+function drawChart(curve) {
+  const svg = $("chart");
+  const [w, h, left, bottom, top] = [640, 220, 48, 30, 12];
+  const ns = "http://www.w3.org/2000/svg";
+  svg.replaceChildren();
+  const points = curve.filter((p) => p.expected_precision !== null);
+  if (!points.length) return;
+  const maxX = Math.max(...points.map((p) => p.called));
+  const x = (v) => left + ((w - left - 12) * v) / maxX;
+  const y = (v) => top + (h - top - bottom) * (1 - v);
+  const add = (tag, attrs, text) => {
+    const el = document.createElementNS(ns, tag);
+    for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+    if (text !== undefined) el.textContent = text;
+    svg.append(el);
+  };
+  for (const tick of [0, 0.25, 0.5, 0.75, 1]) {
+    add("line", { x1: left, x2: w - 12, y1: y(tick), y2: y(tick), stroke: "#e3e8ef" });
+    add("text", { x: left - 8, y: y(tick) + 4, "text-anchor": "end", "font-size": 11, fill: "#5f6b7a" }, `${tick * 100}%`);
+  }
+  const path = points.map((p, i) => `${i ? "L" : "M"}${x(p.called).toFixed(1)},${y(p.expected_precision).toFixed(1)}`).join(" ");
+  add("path", { d: path, fill: "none", stroke: "#0b5cad", "stroke-width": 2.5 });
+  add("text", { x: (w + left) / 2, y: h - 6, "text-anchor": "middle", "font-size": 12, fill: "#5f6b7a" },
+    `customers called, best first (up to ${fmt(maxX)})`);
+}
+
+async function refreshBatches() {
+  let list;
+  try { list = await api("/api/batches"); } catch (error) { return; }
+  const body = $("batches").querySelector("tbody");
+  body.replaceChildren();
+  $("no-batches").hidden = list.batches.length > 0;
+  for (const batch of list.batches) {
+    const tr = document.createElement("tr");
+    tr.className = "clickable";
+    tr.onclick = () => follow(batch.batch);
+    const badge = `<span class="badge ${batch.status}"></span>`;
+    tr.innerHTML = `<td class="mono"></td><td>${badge}</td><td class="num"></td><td class="num"></td><td></td>`;
+    tr.children[0].textContent = batch.batch;
+    tr.children[1].firstChild.textContent = batch.status;
+    tr.children[2].textContent = fmt(batch.rows);
+    tr.children[3].textContent = fmt(batch.candidates);
+    tr.children[4].textContent = batch.model_version ? `v${batch.model_version}` : "–";
+    body.append(tr);
+  }
+}
+
+const drop = $("drop");
+$("file-input").addEventListener("change", (event) => event.target.files[0] && upload(event.target.files[0]));
+drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (event) => {
+  event.preventDefault();
+  drop.classList.remove("over");
+  if (event.dataTransfer.files[0]) upload(event.dataTransfer.files[0]);
+});
+refreshBatches();
+const wanted = new URLSearchParams(location.search).get("batch");
+if (wanted) follow(wanted);

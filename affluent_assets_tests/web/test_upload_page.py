@@ -1,0 +1,98 @@
+"""The upload page in a real browser (Debian's Chromium driven by Playwright) against the real
+processes: `dagster dev` (its landing sensor scores what lands) and `affluent serve`, over the
+same folders and instance. A good file is uploaded, scored, shown and its list downloaded; a bad
+file shows its reason. Screenshots of each page go to docs/screenshots/."""
+
+import csv
+import io
+import os
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from affluent_assets.lib.demo_data import generate_customers, write_extract
+from affluent_assets_tests.defs.conftest import register_tiny_model
+from affluent_assets_tests.servers import REPO, AffluentServe, DagsterStores, stop
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = REPO / "docs" / "screenshots"
+ROWS = 1_200
+SCORING_TIMEOUT_MS = 150_000
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    """dagster dev and affluent serve over the same temporary folders, and a browser page."""
+    if not os.path.exists(CHROMIUM):
+        raise RuntimeError(f"{CHROMIUM} missing: apt-get install chromium")
+    root = tmp_path_factory.mktemp("page")
+    models = register_tiny_model(root / "mlflow")
+    stores = DagsterStores(root, models.tracking_uri, models.artifact_root)
+    dagster = stores.start(root / "dagster-dev.log")
+    serve = AffluentServe(stores.env())
+    try:
+        serve.wait()
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM,
+                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                      "--disable-component-update", "--disable-sync", "--no-first-run"],
+            )  # fmt: skip
+            try:
+                tab = browser.new_page(viewport={"width": 1200, "height": 1000})
+                tab.tmp = root
+                tab.goto(serve.url)
+                yield tab
+            finally:
+                browser.close()
+    finally:
+        stop(serve.process)
+        stop(dagster)
+
+
+def test_a_good_file_comes_back_as_a_ranked_explained_list(page):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    expect(page.locator(".drop-title")).to_contain_text("Drop an ETB file")
+    page.screenshot(path=SCREENSHOTS / "upload-empty.png", full_page=True)
+    good = write_extract(
+        generate_customers(ROWS, seed=61).drop(columns="C_seg"), page.tmp / "branch list.csv"
+    )
+    page.set_input_files("#file-input", str(good))
+    expect(page.locator("#progress-text")).to_have_text("uploaded", timeout=30_000)
+    expect(page.locator("#status-badge")).to_have_text("scored", timeout=SCORING_TIMEOUT_MS)
+    expect(page.locator("#fig-rows")).to_have_text(f"{ROWS:,}")
+    rows = page.locator("#candidates tbody tr")
+    expect(rows.first).to_be_visible()
+    assert 0 < rows.count() <= 25
+    first = rows.first.locator("td")
+    assert first.nth(0).inner_text() == "1"
+    assert first.nth(3).inner_text().endswith("%")  # expected precision
+    assert " = " in first.nth(4).inner_text()  # reasons: `feature = value (+contribution)`
+    expect(page.locator("#chart path")).to_have_count(1)
+    page.screenshot(path=SCREENSHOTS / "upload-scored.png", full_page=True)
+
+    with page.expect_download() as download:
+        page.click("#download-csv")
+    text = download.value.path().read_text()
+    listed = list(csv.DictReader(io.StringIO(text)))
+    candidates = int(page.locator("#fig-candidates").inner_text().replace(",", ""))
+    assert len(listed) == candidates > 0
+    assert [int(r["rank"]) for r in listed] == list(range(1, candidates + 1))
+    assert all(r["reason_1"] and r["expected_precision"] for r in listed)
+    # The batch is listed with its state and model version.
+    expect(page.locator("#batches tbody tr").first).to_contain_text("scored")
+
+
+def test_a_bad_file_shows_why_in_plain_words(page):
+    frame = generate_customers(300, seed=62)
+    frame["NUM_PRD"] = frame["NUM_PRD"].astype(object)
+    frame.loc[[4, 9], "NUM_PRD"] = "lots"
+    bad = page.tmp / "bad extract.csv"
+    frame.to_csv(bad, index=False)
+    page.set_input_files("#file-input", str(bad))
+    expect(page.locator("#status-badge")).to_have_text("quarantined", timeout=SCORING_TIMEOUT_MS)
+    reason = page.locator("#reason")
+    expect(reason).to_contain_text("'NUM_PRD'")
+    expect(reason).to_contain_text("data rows 5 ('lots'), 10 ('lots')")
+    expect(page.locator("#status-text")).to_contain_text("does not meet the data contract")
+    page.screenshot(path=SCREENSHOTS / "upload-quarantined.png", full_page=True)
