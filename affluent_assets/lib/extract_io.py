@@ -13,9 +13,11 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
+import re
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import chain, islice
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +37,12 @@ BLANK_TEXTS = [
     "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
     "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
 ]  # fmt: skip
+# C0 control characters other than tab, LF and CR, and DEL: never part of a value in the extract.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Separators other than the comma that a spreadsheet may save a "CSV" with.
+OTHER_DELIMITERS = (";", "\t", "|")
+# How far down the `Data` sheet a header displaced by title rows is looked for.
+HEADER_SEARCH_ROWS = 20
 # Small blocks: the reader decodes several at once on its threads, and its memory grows much
 # faster than the block (16 MiB blocks held ~700 MiB, 1 MiB ~50), while reading no slower.
 _CSV_BLOCK_BYTES = 1 << 20
@@ -162,9 +170,17 @@ def _check_header(path: Path, columns: list[str]) -> None:
     ]
     if blank:
         raise ExtractError(path, f"header has blank column names at positions {blank}")
+    control = [(i + 1, str(c)) for i, c in enumerate(columns) if CONTROL_CHARACTERS.search(str(c))]
+    if control:
+        named = ", ".join(f"{name!r} at position {i}" for i, name in control)
+        raise ExtractError(path, f"header has control characters in column names: {named}")
     repeated = sorted(name for name, count in Counter(map(str, columns)).items() if count > 1)
     if repeated:
         raise ExtractError(path, f"duplicated header: column(s) {repeated} appear more than once")
+
+
+def _contract_names(row: list) -> int:
+    return sum(str(cell).strip() in RAW_COLUMNS for cell in row)
 
 
 def _excel_chunks(path: Path, handle, chunk_rows: int | None) -> Iterator[pd.DataFrame]:
@@ -177,10 +193,19 @@ def _excel_chunks(path: Path, handle, chunk_rows: int | None) -> Iterator[pd.Dat
     if sheet is None:
         raise ExtractError(path, f"workbook has no sheet named {DATA_SHEET!r} (sheets: {sheets})")
     rows = sheet.iter_rows()
-    header = next(rows, None)
-    if not header or all(cell == "" for cell in header):
+    top = list(islice(rows, HEADER_SEARCH_ROWS))
+    # A header under title rows: name its row rather than report the titles as column names.
+    found = max(range(len(top)), key=lambda i: (_contract_names(top[i]), -i), default=0)
+    if found > 0 and _contract_names(top[found]) > _contract_names(top[0]):
+        raise ExtractError(
+            path,
+            f"the header is on row {found + 1} of sheet {DATA_SHEET!r}, not row 1; "
+            f"delete the {found} row(s) above it",
+        )
+    if not top or all(cell == "" for cell in top[0]):
         raise ExtractError(path, f"sheet {DATA_SHEET!r} is empty")
-    header = [str(c) for c in header]
+    header = [str(c) for c in top[0]]
+    rows = chain(top[1:], rows)
     _check_header(path, header)
     batch: list[list] = []
     for row in rows:
@@ -216,8 +241,22 @@ def _csv_header(path: Path, handle) -> list[str]:
     header = next(csv.reader([text]), None)
     if not header:
         raise ExtractError(path, "the file has no header row")
+    if len(header) == 1:
+        _check_delimiter(path, text)
     _check_header(path, header)
     return header
+
+
+def _check_delimiter(path: Path, text: str) -> None:
+    """A one-column header that splits into the contract's names on another separator."""
+    for delimiter in OTHER_DELIMITERS:
+        names = next(csv.reader([text], delimiter=delimiter), [])
+        if len(names) > 1 and _contract_names(names) >= 2:
+            raise ExtractError(
+                path,
+                f"this looks like a {delimiter!r}-separated file; the contract expects commas "
+                f"(found {len(names)} columns when split on {delimiter!r})",
+            )
 
 
 def _typed_csv_chunks(path: Path, handle, chunk_rows: int | None) -> Iterator[pd.DataFrame]:
@@ -253,14 +292,19 @@ def _typed_csv_chunks(path: Path, handle, chunk_rows: int | None) -> Iterator[pd
 
 
 def _csv_chunks(path: Path, handle, chunk_rows: int | None) -> Iterator[pd.DataFrame]:
+    """pandas' reader and its type inference. Its C parser ends a value at a NUL byte
+    (`PM\\0EB` reads as `PM`), so a file holding one is read by the Python parser, which keeps
+    the byte for the contract to report (about 6 times slower, and only for such files)."""
     _csv_header(path, handle)
+    engine = "python" if _has_nul(handle) else "c"
     try:
         reader = pd.read_csv(
             handle,
             encoding="utf-8-sig",
             encoding_errors="strict",
-            low_memory=False,
+            engine=engine,
             chunksize=chunk_rows,
+            **({"low_memory": False} if engine == "c" else {}),
         )
         if chunk_rows is None:
             yield reader
@@ -271,6 +315,14 @@ def _csv_chunks(path: Path, handle, chunk_rows: int | None) -> Iterator[pd.DataF
         raise _not_utf8(path, handle) from exc
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise ExtractError(path, f"malformed CSV ({exc})") from exc
+
+
+def _has_nul(handle) -> bool:
+    """Whether the file holds a NUL byte anywhere (a scan at memory speed); rewinds it."""
+    handle.seek(0)
+    found = any(b"\0" in block for block in iter(lambda: handle.read(1 << 20), b""))
+    handle.seek(0)
+    return found
 
 
 def _not_utf8(path: Path, handle) -> ExtractError:

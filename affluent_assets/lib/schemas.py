@@ -2,13 +2,11 @@
 
 `validate_frame` turns pandera's failure cases into one `ContractViolation` whose message names
 the file, each failing column and check, and the data rows (row 1 = first row under the header).
-Data-quality findings that real extracts have (unknown levels, placeholder ages) are not
-violations: `quality_findings` counts them for a non-blocking check.
+Data-quality findings that real extracts have (unknown levels, placeholder ages, rows repeated
+exactly) are not violations: `quality_findings` counts them for a non-blocking check.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -27,7 +25,7 @@ from affluent_assets.lib.contract import (
     RAW_COLUMNS,
     REQUIRED_COLUMNS,
 )
-from affluent_assets.lib.extract_io import ExtractError
+from affluent_assets.lib.extract_io import CONTROL_CHARACTERS, ExtractError
 from affluent_assets.lib.features import (
     CATEGORICAL_FEATURES,
     CLEAN_COLUMN_NAMES,
@@ -36,6 +34,9 @@ from affluent_assets.lib.features import (
 )
 
 MAX_ROWS_NAMED = 10  # rows quoted per failing column and check; the rest are counted
+CONTROL_CHECK = "no_control_characters"
+REPEATED_HEADER = "repeated_header"
+DUPLICATE_ROWS = "duplicate_rows"
 
 
 class ContractViolation(ExtractError):
@@ -49,19 +50,35 @@ class ContractViolation(ExtractError):
 FINITE = pa.Check(lambda s: s.isna() | np.isfinite(s), error="must be a finite number")
 
 
+def _no_control_characters(values: pd.Series) -> pd.Series | bool:
+    """False where a text value holds a control character (tab, CR and LF are allowed). The
+    extract's text columns hold a few levels, so the distinct values are searched, not the rows."""
+    distinct = pd.unique(values.to_numpy())
+    bad = [v for v in distinct if isinstance(v, str) and CONTROL_CHARACTERS.search(v)]
+    return ~values.isin(bad) if bad else True
+
+
+NO_CONTROL = pa.Check(
+    _no_control_characters,
+    name=CONTROL_CHECK,
+    error=f"holds a control character ({CONTROL_CHECK})",
+    ignore_na=False,  # blanks pass anyway; pandera's dropna would copy the column
+)
+
+
 def _raw_column(name: str, kind: str, require_label: bool) -> pa.Column:
     if name == LABEL:
         # Landing files for rescoring may lack the label, or carry the column blank.
         return pa.Column(
             object,
-            pa.Check.isin(LABEL_LEVELS),
+            [pa.Check.isin(LABEL_LEVELS), NO_CONTROL],
             nullable=not require_label,
             required=require_label,
             coerce=True,  # an all-blank label column reads as float
         )
     if kind == "text":
         # Text stays object so blanks remain NaN; unknown levels are a quality finding.
-        return pa.Column(object, nullable=True, coerce=True)
+        return pa.Column(object, NO_CONTROL, nullable=True, coerce=True)
     # pandas reads "inf" in a CSV as a number; no amount or count in the extract is infinite.
     checks = [FINITE]
     if name in NON_NEGATIVE_COLUMNS:
@@ -108,13 +125,47 @@ def contract_frame(valid: pd.DataFrame) -> pd.DataFrame:
 
 def validate_frame(schema: pa.DataFrameSchema, frame: pd.DataFrame, source: str) -> pd.DataFrame:
     """The validated (coerced) frame, or ContractViolation naming source, columns and rows
-    (data row n = the n-th row under the header, i.e. frame position n - 1)."""
+    (data row n = the n-th row under the header, i.e. frame position n - 1). A header line
+    repeated among the rows is reported as such, and the rest checked without it."""
+    found = []
+    headers = _repeated_header_rows(frame)
+    if len(headers):
+        found.append(_header_cases(headers))
+        frame = frame.drop(index=headers)
     try:
         # inplace: coercion replaces the frame's own columns instead of copying all of them
-        return schema.validate(frame, lazy=True, inplace=True)
+        valid = schema.validate(frame, lazy=True, inplace=True)
     except pa.errors.SchemaErrors as exc:
-        cases = _useful_failure_cases(exc.failure_cases)
-        raise ContractViolation(source, describe_failures(cases), cases) from None
+        found.append(_useful_failure_cases(exc.failure_cases))
+    if not found:
+        return valid
+    cases = pd.concat(found, ignore_index=True) if len(found) > 1 else found[0]
+    raise ContractViolation(source, describe_failures(cases), cases) from None
+
+
+def _repeated_header_rows(frame: pd.DataFrame) -> pd.Index:
+    """Rows where most contract columns hold a contract column's name: the header again, as in
+    files concatenated. Only a numeric column read as text can hold a name, so a good chunk
+    costs a dtype test per column."""
+    present = [c for c in RAW_COLUMNS if c in frame.columns]
+    if not any(RAW_COLUMNS[c] != "text" and frame[c].dtype == object for c in present):
+        return frame.index[:0]
+    names = list(RAW_COLUMNS)
+    hits = sum(frame[c].isin(names).to_numpy(dtype="int64") for c in present)
+    return frame.index[hits * 2 > len(present)]
+
+
+def _header_cases(rows: pd.Index) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "schema_context": "DataFrameSchema",
+            "column": "header",  # a string, not NaN: a (column, check) key must equal itself
+            "check": REPEATED_HEADER,
+            "check_number": None,
+            "failure_case": "the header line",
+            "index": rows,
+        }
+    )
 
 
 def _useful_failure_cases(cases: pd.DataFrame) -> pd.DataFrame:
@@ -124,38 +175,41 @@ def _useful_failure_cases(cases: pd.DataFrame) -> pd.DataFrame:
     cases["check"] = cases["check"].astype(str)
     uncoercible = set(cases.loc[cases["check"].str.startswith("coerce_dtype"), "column"])
     echo = cases["column"].isin(uncoercible) & ~cases["check"].str.startswith("coerce_dtype")
-    return cases.loc[~echo].reset_index(drop=True)
+    cases = cases.loc[~echo]
+    # Each column and check's rows ascending, so the first cases kept of a chunk are its first rows.
+    group = cases.groupby(["column", "check"], dropna=False, sort=False).ngroup()
+    order = np.lexsort((cases["index"].to_numpy(dtype="float64"), group.to_numpy()))
+    return cases.iloc[order].reset_index(drop=True)
 
 
 def describe_failures(cases: pd.DataFrame, totals: dict[tuple, int] | None = None) -> str:
-    """One line per failing column and check: what failed, on which data rows, with which values.
-    `totals` counts the failing rows per (column, check) when `cases` holds only some of them
-    (a large file read in chunks)."""
+    """One line per failing column and check: what failed, on which data rows (ascending, the
+    first MAX_ROWS_NAMED named, the rest counted), with which values. `totals` counts the failing
+    rows per (column, check) when `cases` holds only some of them (a file read in chunks)."""
     lines = []
     for (column, check), group in cases.groupby(["column", "check"], dropna=False, sort=False):
-        if check == "column_in_dataframe":
-            missing = ", ".join(repr(name) for name in group["failure_case"])
-            lines.append(f"missing column{'s' if len(group) > 1 else ''} {missing}")
-            continue
-        label = "column" if pd.notna(column) else "table"
-        what = _readable_check(check)
-        indexed = group[group["index"].notna()]
-        if indexed.empty:
-            lines.append(f"{label} {column!r}: {what}")
-            continue
-        rows = np.sort(indexed["index"].astype("int64").to_numpy()) + 1
-        values = indexed.sort_values("index")["failure_case"].to_numpy()
-        count = (totals or {}).get((column, check), len(rows))
-        shown = [
-            f"{row} ({value!r})"
-            for row, value in zip(rows[:MAX_ROWS_NAMED], values[:MAX_ROWS_NAMED], strict=True)
-        ]
-        shown_count = min(len(rows), MAX_ROWS_NAMED)
-        more = f" and {count - shown_count} more" if count > shown_count else ""
-        lines.append(
-            f"{label} {column!r}: {what} on {count} row(s): data rows {', '.join(shown)}{more}"
-        )
+        lines.append(_describe_group(column, check, group, (totals or {}).get((column, check))))
     return "breaks the data contract — " + "; ".join(lines)
+
+
+def _describe_group(column, check: str, group: pd.DataFrame, total: int | None) -> str:
+    if check == "column_in_dataframe":
+        missing = ", ".join(repr(name) for name in group["failure_case"])
+        return f"missing column{'s' if len(group) > 1 else ''} {missing}"
+    label = "column" if pd.notna(column) else "table"
+    what = _readable_check(check)
+    indexed = group[group["index"].notna()].sort_values("index", kind="stable")
+    if indexed.empty:
+        return f"{label} {column!r}: {what}"
+    rows = indexed["index"].astype("int64").to_numpy()[:MAX_ROWS_NAMED] + 1
+    count = total if total is not None else len(indexed)
+    more = f" and {count - len(rows)} more" if count > len(rows) else ""
+    if check == REPEATED_HEADER:
+        listed = ", ".join(map(str, rows))
+        return f"the header line is repeated at data rows {listed}{more} (files concatenated?)"
+    values = indexed["failure_case"].to_numpy()[:MAX_ROWS_NAMED]
+    shown = ", ".join(f"{row} ({value!r})" for row, value in zip(rows, values, strict=True))
+    return f"{label} {column!r}: {what} on {count} row(s): data rows {shown}{more}"
 
 
 def _readable_check(check: str) -> str:
@@ -172,30 +226,77 @@ def _readable_check(check: str) -> str:
     return check
 
 
-@dataclass
 class QualityFindings:
-    """Counts of data-quality findings that do not reject a file, with a few examples each."""
+    """Counts of data-quality findings that do not reject a file, with a few examples each.
 
-    counts: dict[str, int] = field(default_factory=dict)
-    examples: dict[str, list] = field(default_factory=dict)
+    `duplicate_rows` counts rows whose contract columns repeat an earlier row of the file
+    exactly (C_ID alone may repeat: different customers share numbers); its examples are the
+    first of those data rows. Each row's 64-bit hash is kept (8 bytes a row), so a repeat is
+    found across chunks; the hashes are compared when the counts are read (10M rows: ~0.9 s)."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+        self._examples: dict[str, list] = {}
+        self._row_hashes: list[pd.Series] = []
+        self._settled = True
+
+    @property
+    def counts(self) -> dict[str, int]:
+        self._settle()
+        return self._counts
+
+    @property
+    def examples(self) -> dict[str, list]:
+        self._settle()
+        return self._examples
 
     @property
     def total(self) -> int:
         return sum(self.counts.values())
 
     def add(self, name: str, mask: pd.Series, values: pd.Series) -> None:
-        self.counts[name] = int(mask.sum())
-        self.examples[name] = sorted({str(v) for v in values[mask].head(50)})[:5]
+        self._counts[name] = int(mask.sum())
+        self._examples[name] = sorted({str(v) for v in values[mask].head(50)})[:5]
+
+    def add_rows(self, frame: pd.DataFrame) -> None:
+        """Keep the rows' hashes (indexed by their positions in the file) to find repeats."""
+        hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+        self._row_hashes.append(pd.Series(hashes, index=frame.index, copy=False))
+        self._settled = False
 
     def merge(self, other: QualityFindings) -> None:
-        """Add another chunk's findings: counts add up, examples stay a few."""
-        for name, count in other.counts.items():
+        """Add another chunk's findings: counts add up, examples stay a few; repeated rows are
+        counted over every row merged, whichever chunk holds them."""
+        for name, count in other._counts.items():
+            if name == DUPLICATE_ROWS:
+                continue
             # Every chunk has the same header: extra columns are counted once.
-            self.counts[name] = (
-                count if name == "extra_columns" else self.counts.get(name, 0) + count
+            self._counts[name] = (
+                count if name == "extra_columns" else self._counts.get(name, 0) + count
             )
-            seen = self.examples.get(name, [])
-            self.examples[name] = sorted({*seen, *map(str, other.examples.get(name, []))})[:5]
+            seen = self._examples.get(name, [])
+            self._examples[name] = sorted({*seen, *map(str, other._examples.get(name, []))})[:5]
+        self._row_hashes.extend(other._row_hashes)
+        self._settled = False
+
+    def _settle(self) -> None:
+        if self._settled:
+            return
+        self._settled = True
+        if not self._row_hashes:
+            return
+        hashes = np.concatenate([part.to_numpy() for part in self._row_hashes])
+        hashes.sort()  # in place: a sorted copy is the only memory the count takes
+        repeats = int(np.count_nonzero(hashes[1:] == hashes[:-1]))
+        del hashes
+        self._counts[DUPLICATE_ROWS] = repeats
+        self._examples[DUPLICATE_ROWS] = self._first_repeats() if repeats else []
+
+    def _first_repeats(self) -> list[str]:
+        """The first data rows that repeat an earlier row (only when some do)."""
+        every = pd.concat(self._row_hashes) if len(self._row_hashes) > 1 else self._row_hashes[0]
+        later = np.flatnonzero(every.duplicated(keep="first").to_numpy())[:MAX_ROWS_NAMED]
+        return [f"data row {row + 1}" for row in sorted(every.index[later])]
 
 
 def quality_findings(raw: pd.DataFrame) -> QualityFindings:
@@ -215,8 +316,9 @@ def quality_findings(raw: pd.DataFrame) -> QualityFindings:
     funds = raw["N_FUNDS"]
     findings.add("n_funds_out_of_range", funds.notna() & ~funds.between(*N_FUNDS_RANGE), funds)
     extra = [c for c in raw.columns if c not in RAW_COLUMNS]
-    findings.counts["extra_columns"] = len(extra)
-    findings.examples["extra_columns"] = extra[:5]
+    findings._counts["extra_columns"] = len(extra)
+    findings._examples["extra_columns"] = extra[:5]
+    findings.add_rows(raw.drop(columns=extra) if extra else raw)
     return findings
 
 

@@ -378,3 +378,118 @@ def test_bad_row_in_the_last_chunk_stores_nothing_and_names_its_file_row(scored_
     assert "'C_AGE'" in message and "999" in message, message
     assert warehouse_state(scored_stores) == before
     assert (scored_stores.quarantine / "late.csv").exists()
+
+
+# --- issue 9: control characters, other separators, displaced and repeated headers, repeats ---
+
+
+def control_characters(path):
+    frame = demo(20)
+    frame.loc[2, "gn_occ"] = "PM\x00EB"  # pandas' C parser would read 'PM'
+    frame.loc[11, "C_EDU"] = "Dip\x01loma"
+    frame.to_csv(path, index=False)
+
+
+def control_character_in_parquet(path):
+    frame = demo(20)
+    frame.loc[6, "C_HSE"] = "HDB\x7f"
+    frame.to_parquet(path, index=False)
+
+
+def nul_in_a_number(path):
+    frame = demo(20)
+    frame["MTHCASA"] = frame["MTHCASA"].astype(object)
+    frame.loc[4, "MTHCASA"] = "12\x003"  # must not be read as 12
+    frame.to_csv(path, index=False)
+
+
+def header_under_titles(path):
+    book = Workbook()
+    book.active.title = "Data"
+    frame = demo(5)
+    for row in [["ETB customer extract"], ["as of 2024-06-30"], list(frame.columns)]:
+        book.active.append(row)
+    for row in frame.astype(object).where(frame.notna(), None).values.tolist():
+        book.active.append(row)
+    book.save(path)
+
+
+MORE_BAD_FILES = {
+    # kind: (file name, writer, rows per chunk, words the message must contain)
+    "control characters in CSV text": (
+        "control.csv",
+        control_characters,
+        None,
+        [
+            "'gn_occ': holds a control character (no_control_characters)",
+            "data rows 3 ('PM\\x00EB')",
+            "'C_EDU'",
+            "data rows 12 ('Dip\\x01loma')",
+        ],
+    ),
+    "control character in Parquet text": (
+        "control.parquet",
+        control_character_in_parquet,
+        None,
+        ["'C_HSE'", "no_control_characters", "data rows 7 ('HDB\\x7f')"],
+    ),
+    "NUL in a number": (
+        "nul_number.csv",
+        nul_in_a_number,
+        None,
+        ["'MTHCASA'", "data rows 5 ('12\\x003')"],
+    ),
+    "semicolon-separated CSV": (
+        "semicolon.csv",
+        lambda p: demo(20).to_csv(p, index=False, sep=";"),
+        None,
+        ["this looks like a ';'-separated file; the contract expects commas (found 29 columns"],
+    ),
+    "workbook header under title rows": (
+        "titled.xlsx",
+        header_under_titles,
+        None,
+        ["the header is on row 3 of sheet 'Data', not row 1"],
+    ),
+    "files concatenated": (
+        "concatenated.csv",
+        lambda p: p.write_text(csv_text(demo(400)) * 3),
+        300,  # the repeated header lines fall in the second and third chunks
+        [
+            "concatenated.csv: breaks the data contract — the header line is repeated at "
+            "data rows 401, 802 (files concatenated?)"
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(MORE_BAD_FILES))
+def test_more_bad_files_are_quarantined_with_a_clear_message(scored_stores, kind):
+    name, write, chunk_rows, words = MORE_BAD_FILES[kind]
+    write(scored_stores.landing / name)
+    before = warehouse_state(scored_stores)
+    result = scored_stores.run(batch_key_for(name), chunk_rows=chunk_rows)
+    assert not result.success
+    message = failure_message(result)
+    for word in [name, *words]:
+        assert word in message, f"{word!r} not in {message!r}"
+    assert not any(ord(c) < 32 for c in message)  # control characters are shown escaped
+    assert message.startswith(f"{name}: ") and len(message) < 600, message
+    assert (scored_stores.quarantine / name).exists()
+    reason = (scored_stores.quarantine / f"{name}.reason.txt").read_text()
+    assert all(word in reason for word in [name, *words])
+    assert warehouse_state(scored_stores) == before
+
+
+def test_rows_repeated_exactly_are_scored_and_named_by_the_quality_check(landing_stores):
+    frame = demo(600, seed=13)
+    frame.iloc[450:453] = frame.iloc[[5, 6, 7]].to_numpy()  # a later chunk repeats three rows
+    land(landing_stores, "repeats.csv", frame)
+    result = landing_stores.run("repeats.csv", chunk_rows=200)
+    assert result.success  # C_ID may repeat; a repeated row is a warning, not a rejection
+    check = next(c for c in result.get_asset_check_evaluations() if c.check_name == "data_quality")
+    assert not check.passed
+    assert check.metadata["duplicate_rows"].value == 3
+    rows = check.metadata["examples"].value["duplicate_rows"]
+    assert rows == ["data row 451", "data row 452", "data row 453"]
+    assert query(landing_stores, "select count(*) n from batch_scores").loc[0, "n"] == 600

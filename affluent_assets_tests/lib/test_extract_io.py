@@ -262,3 +262,101 @@ def test_find_extract_file_missing_and_empty_folder(tmp_path):
     empty.mkdir()
     _touch(empty / "~$locked.xlsx", 1_700_000_000)
     assert find_extract(empty) is None
+
+
+# --- control characters reach the contract check, whatever the reader -------------------------
+
+
+def _chunks(path: Path, typed: bool) -> pd.DataFrame:
+    from affluent_assets.lib.extract_io import open_extract
+
+    with open_extract(path) as extract:
+        return pd.concat(extract.chunks(chunk_rows=7, typed=typed))
+
+
+def _with_control_characters(demo_raw: pd.DataFrame) -> pd.DataFrame:
+    frame = demo_raw.head(30).copy()
+    frame.loc[2, "gn_occ"] = "PM\x00EB"
+    frame.loc[20, "C_EDU"] = "Dip\x01loma"
+    frame.loc[21, "C_HSE"] = "HDB\x7f"
+    return frame
+
+
+@pytest.mark.parametrize("typed", [True, False], ids=["pyarrow", "pandas"])
+def test_csv_readers_keep_nul_and_other_control_characters(demo_raw, tmp_path, typed):
+    # pandas' C parser ends a value at NUL ('PM\0EB' would read as 'PM'): the reader must not.
+    path = write_extract(_with_control_characters(demo_raw), tmp_path / "control.csv")
+    frame = _chunks(path, typed)
+    assert frame.loc[2, "gn_occ"] == "PM\x00EB"
+    assert frame.loc[20, "C_EDU"] == "Dip\x01loma"
+    assert frame.loc[21, "C_HSE"] == "HDB\x7f"
+    assert len(frame) == 30
+
+
+def test_pandas_reader_keeps_nul_in_a_numeric_column(demo_raw, tmp_path):
+    # pyarrow cannot parse it as a number, so the file falls back to pandas; '12\0' must not
+    # become 12.
+    frame = demo_raw.head(10).copy()
+    frame["MTHCASA"] = frame["MTHCASA"].astype(object)
+    frame.loc[4, "MTHCASA"] = "12\x003"
+    path = write_extract(frame, tmp_path / "nul_number.csv")
+    assert _chunks(path, typed=False).loc[4, "MTHCASA"] == "12\x003"
+    assert read_extract(path).loc[4, "MTHCASA"] == "12\x003"
+
+
+def test_parquet_keeps_control_characters(demo_raw, tmp_path):
+    path = write_extract(_with_control_characters(demo_raw), tmp_path / "control.parquet")
+    frame = read_extract(path)
+    assert frame.loc[2, "gn_occ"] == "PM\x00EB"
+    assert frame.loc[20, "C_EDU"] == "Dip\x01loma"
+
+
+def test_workbook_keeps_control_characters(tmp_path):
+    # Excel stores a control character as _xHHHH_ in the sheet's XML; calamine decodes it.
+    path = _workbook(
+        tmp_path / "control.xlsx",
+        {DATA_SHEET: [["C_ID", "gn_occ"], [1, "PMEB"], [2, "PM_x0000_EB"], [3, "A_x0001_B"]]},
+    )
+    assert read_extract(path)["gn_occ"].tolist() == ["PMEB", "PM\x00EB", "A\x01B"]
+
+
+def test_control_character_in_header_rejected(tmp_path):
+    path = tmp_path / "control_header.csv"
+    path.write_bytes(b"C_ID,gn\x00occ,C_AGE\n1,PMEB,30\n")
+    _rejects(path, "control characters in column names", "'gn\\x00occ' at position 2")
+
+
+# --- other separators, displaced headers -------------------------------------------------------
+
+
+@pytest.mark.parametrize(("separator", "shown"), [(";", "';'"), ("\t", "'\\t'"), ("|", "'|'")])
+def test_csv_with_another_separator_is_named(demo_raw, tmp_path, separator, shown):
+    path = tmp_path / "etb.csv"
+    demo_raw.head(5).to_csv(path, index=False, sep=separator)
+    message = _rejects(path)
+    assert message == (
+        f"etb.csv: this looks like a {shown}-separated file; the contract expects commas "
+        f"(found 30 columns when split on {shown})"
+    )
+
+
+def test_one_column_csv_is_not_taken_for_another_separator(tmp_path):
+    path = tmp_path / "one.csv"
+    path.write_text("C_ID\n1\n2\n")
+    assert read_extract(path)["C_ID"].tolist() == [1, 2]
+
+
+@pytest.mark.parametrize(
+    "above",
+    [[["ETB customer extract"], ["as of 2024-06-30"]], [[], []]],
+    ids=["title rows", "blank rows"],
+)
+def test_workbook_header_below_row_one_is_located(demo_raw, tmp_path, above):
+    sample = demo_raw.head(3)
+    rows = [*above, list(sample.columns), *sample.astype(object).values.tolist()]
+    path = _workbook(tmp_path / "titled.xlsx", {DATA_SHEET: rows})
+    message = _rejects(path)
+    assert message == (
+        "titled.xlsx: the header is on row 3 of sheet 'Data', not row 1; "
+        "delete the 2 row(s) above it"
+    )

@@ -236,6 +236,7 @@ def test_quality_findings_count_without_rejecting(demo_raw):
         "num_prd_out_of_range": 1,
         "n_funds_out_of_range": 1,
         "extra_columns": 1,
+        "duplicate_rows": 0,
     }
     assert findings.total == 14
     assert findings.examples["unknown_level_gn_occ"] == ["ASTRONAUT"]
@@ -381,3 +382,132 @@ def test_every_missing_column_is_named(demo_raw):
     frame = demo_raw.drop(columns=["PC", "Asset value", "CC_LMT"]).head(5)
     message = str(_violation(frame))
     assert "missing columns 'PC', 'Asset value', 'CC_LMT'" in message
+
+
+# --- control characters -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("character", ["\x00", "\x01", "\x08", "\x0b", "\x0c", "\x1b", "\x7f"])
+@pytest.mark.parametrize("column", ["C_EDU", "C_HSE", "gn_occ", LABEL])
+def test_control_character_in_a_text_column_named_with_column_rows_and_value(
+    demo_raw, column, character
+):
+    frame = demo_raw.copy()
+    frame.loc[[4, 1], column] = f"PM{character}EB"  # data rows 2 and 5
+    message = str(_violation(frame))
+    expected = f"column {column!r}: holds a control character (no_control_characters) on 2 row(s)"
+    assert expected in message, message
+    shown = repr(f"PM{character}EB")  # escaped: no raw control character in the message
+    assert f"data rows 2 ({shown}), 5 ({shown})" in message, message
+    assert not any(ord(c) < 32 or ord(c) == 127 for c in message)
+
+
+def test_tab_cr_and_lf_in_text_are_allowed(demo_raw):
+    frame = demo_raw.copy()
+    frame.loc[0, "C_HSE"] = "HDB\t4-5 ROOM"
+    frame.loc[1, "C_EDU"] = "Degree\r\n(hons)"
+    frame.loc[2, "gn_occ"] = "WHITE\nCOLLAR"
+    validate_frame(raw_extract_schema(), frame, SOURCE)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".xlsx"])
+def test_control_characters_from_a_file_are_rejected(demo_raw, tmp_path, suffix):
+    frame = demo_raw.head(40).copy()
+    frame.loc[2, "gn_occ"] = "PM_x0000_EB" if suffix == ".xlsx" else "PM\x00EB"  # Excel's escape
+    frame.loc[30, "gn_occ"] = "A_x0001_B" if suffix == ".xlsx" else "A\x01B"
+    path = write_extract(frame, tmp_path / f"control{suffix}")
+    with pytest.raises(ContractViolation) as caught:
+        validate_frame(raw_extract_schema(), read_extract(path), path.name)
+    message = str(caught.value)
+    assert message == (
+        f"control{suffix}: breaks the data contract — column 'gn_occ': holds a control "
+        "character (no_control_characters) on 2 row(s): data rows 3 ('PM\\x00EB'), 31 ('A\\x01B')"
+    )
+
+
+def test_many_control_characters_are_counted_in_ascending_rows(demo_raw):
+    frame = demo_raw.copy()
+    rows = [1500, 7, 900, *range(20, 32)]  # 15 rows, not in order
+    frame.loc[rows, "gn_occ"] = "X\x02"
+    message = str(_violation(frame))
+    assert _rows_named(message, "gn_occ") == sorted(r + 1 for r in rows)[:MAX_ROWS_NAMED]
+    assert "on 15 row(s)" in message and "and 5 more" in message
+
+
+def test_failure_cases_are_ascending_within_each_column_and_check(demo_raw):
+    # A reader of chunks keeps each chunk's first cases per column and check: they must be its
+    # first rows.
+    frame = demo_raw.copy()
+    frame.loc[[40, 3, 17], "NUM_PRD"] = -1
+    frame.loc[[9, 2], "gn_occ"] = "\x00"
+    cases = _violation(frame).failures
+    for _, group in cases.groupby(["column", "check"]):
+        assert group["index"].is_monotonic_increasing
+
+
+# --- a header repeated among the rows ---------------------------------------------------------
+
+
+def test_repeated_header_is_one_short_line(demo_raw, tmp_path):
+    path = tmp_path / "etb.csv"
+    part = demo_raw.head(1000).to_csv(index=False)
+    path.write_text(part * 3)  # three files concatenated: the header again at rows 1001, 2002
+    violation = _violation_of_file(path)
+    assert str(violation) == (
+        "etb.csv: breaks the data contract — the header line is repeated at data rows "
+        "1001, 2002 (files concatenated?)"
+    )
+
+
+def test_repeated_header_many_times_is_capped(demo_raw, tmp_path):
+    path = tmp_path / "etb.csv"
+    path.write_text(demo_raw.head(3).to_csv(index=False) * 14)  # header at rows 4, 8, ..., 52
+    message = str(_violation_of_file(path))
+    rows = ", ".join(str(4 * n) for n in range(1, MAX_ROWS_NAMED + 1))
+    assert f"repeated at data rows {rows} and 3 more (files concatenated?)" in message
+
+
+def test_repeated_header_and_another_failure_are_both_named(demo_raw, tmp_path):
+    first, second = demo_raw.head(5).copy(), demo_raw.iloc[5:10].copy()
+    second.loc[7, "NUM_PRD"] = -3  # data row 9: the header line is row 6
+    path = tmp_path / "etb.csv"
+    path.write_text(first.to_csv(index=False) + second.to_csv(index=False))
+    message = str(_violation_of_file(path))
+    assert "the header line is repeated at data rows 6 (files concatenated?)" in message
+    assert _rows_named(message, "NUM_PRD") == [9]
+    assert "coerce_dtype" not in message  # the header row's names are not type failures
+
+
+def _violation_of_file(path) -> ContractViolation:
+    with pytest.raises(ContractViolation) as caught:
+        validate_frame(raw_extract_schema(), read_extract(path), path.name)
+    return caught.value
+
+
+# --- rows repeated exactly --------------------------------------------------------------------
+
+
+def test_repeated_rows_are_a_quality_finding_naming_the_rows(demo_raw):
+    frame = demo_raw.head(100).copy()
+    frame.loc[40] = frame.loc[3]
+    frame.loc[70] = frame.loc[3]
+    frame.loc[55] = frame.loc[10]
+    frame.loc[80, "C_ID"] = frame.loc[20, "C_ID"]  # the same number, another customer: legal
+    findings = quality_findings(validate_frame(raw_extract_schema(), frame, SOURCE))
+    assert findings.counts["duplicate_rows"] == 3
+    assert findings.examples["duplicate_rows"] == ["data row 41", "data row 56", "data row 71"]
+
+
+def test_repeated_rows_are_found_across_chunks(demo_raw):
+    from affluent_assets.lib.schemas import QualityFindings
+
+    frame = demo_raw.head(300).copy()
+    frame.iloc[250:262] = frame.iloc[10:22].to_numpy()  # 12 rows repeated two chunks later
+    findings = QualityFindings()
+    schema = raw_extract_schema()
+    for start in range(0, 300, 100):
+        chunk = frame.iloc[start : start + 100].copy()  # indexed by its rows' file positions
+        findings.merge(quality_findings(validate_frame(schema, chunk, "x")))
+    assert findings.counts["duplicate_rows"] == 12
+    assert findings.examples["duplicate_rows"] == [f"data row {r}" for r in range(251, 261)]
+    assert findings.total >= 12  # a warning: the quality check does not pass
