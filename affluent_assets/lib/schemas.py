@@ -307,7 +307,9 @@ def quality_findings(raw: pd.DataFrame) -> QualityFindings:
         findings.add(f"unknown_level_{column}", values.notna() & ~values.isin(list(levels)), values)
     age = raw["C_AGE"]
     findings.add("age_placeholder_122", age == AGE_PLACEHOLDER, age)
-    implausible = (age < PLAUSIBLE_AGE[0]) | ((age > PLAUSIBLE_AGE[1]) & (age != AGE_PLACEHOLDER))
+    # Minors hold accounts: the contract documents rows at ages 2 and 12 (info, not a warning).
+    findings.add("age_under_18", (age >= 0) & (age < PLAUSIBLE_AGE[0]), age)
+    implausible = (age < 0) | ((age > PLAUSIBLE_AGE[1]) & (age != AGE_PLACEHOLDER))
     findings.add("age_out_of_range", implausible, age)
     income = raw["INCM_TYP"]
     findings.add("income_band_unknown", income.notna() & ~income.isin(INCOME_BANDS), income)

@@ -20,6 +20,12 @@ def test_the_documented_age_placeholder_is_info_not_a_warning():
     assert "info (documented placeholders): age_placeholder_122" in check.description
 
 
+def test_a_fresh_demo_extract_of_the_contracts_population_passes():
+    # The demo generator reproduces the contract's quirks: age 122 and minors at 2 and 12.
+    check = check_of(generate_customers(3000, seed=13))
+    assert check.passed and check.metadata["info"].value > 0, check.description
+
+
 def test_an_unknown_level_or_an_impossible_age_still_warns():
     frame = generate_customers(500, seed=14)
     frame.loc[7, "C_AGE"] = 150

@@ -231,7 +231,8 @@ def test_quality_findings_count_without_rejecting(demo_raw):
         "unknown_level_C_HSE": 1,
         "unknown_level_gn_occ": 2,
         "age_placeholder_122": 3,
-        "age_out_of_range": 3,
+        "age_under_18": 2,
+        "age_out_of_range": 1,
         "income_band_unknown": 1,
         "num_prd_out_of_range": 1,
         "n_funds_out_of_range": 1,
@@ -241,7 +242,8 @@ def test_quality_findings_count_without_rejecting(demo_raw):
     assert findings.total == 14
     assert findings.examples["unknown_level_gn_occ"] == ["ASTRONAUT"]
     assert findings.examples["extra_columns"] == ["EXTRA"]
-    assert set(findings.examples["age_out_of_range"]) == {"2.0", "12.0", "130.0"}
+    assert set(findings.examples["age_under_18"]) == {"2.0", "12.0"}
+    assert set(findings.examples["age_out_of_range"]) == {"130.0"}
 
 
 def test_quality_findings_clean_frame_has_none(demo_raw):

@@ -21,8 +21,9 @@ QUALITY_CHECK = "data_quality"
 
 
 # Values the data contract itself documents (C_AGE 122 is the source system's placeholder for
-# an unknown age): counted and shown as info, never a warning, since every extract has them.
-DOCUMENTED_PLACEHOLDERS = frozenset({"age_placeholder_122"})
+# an unknown age; minors such as the rows at ages 2 and 12 hold accounts): counted and shown as
+# info, never a warning, since every extract has them.
+DOCUMENTED_PLACEHOLDERS = frozenset({"age_placeholder_122", "age_under_18"})
 
 
 def quality_check_result(findings: QualityFindings, asset_key=None) -> dg.AssetCheckResult:
