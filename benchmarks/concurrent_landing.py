@@ -45,7 +45,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from report import write_report  # noqa: E402
 
-from affluent_assets_tests.servers import free_port, stop  # noqa: E402
+from affluent_assets_tests.servers import DagsterStores, free_port, stop  # noqa: E402
 
 DAGSTER = Path(sys.executable).with_name("dagster")
 POLL_SECONDS = 0.5
@@ -64,22 +64,13 @@ BEFORE = {
 
 def prepare(work: Path) -> dict[str, str]:
     """Temporary folders, DAGSTER_HOME and warehouse copy; the environment for dagster dev."""
-    data = work / "data"
-    home = work / "dagster_home"
-    for folder in (data / "landing", home, work / "staging"):
-        folder.mkdir(parents=True)
-    shutil.copy(REPO / ".dagster_home" / "dagster.yaml", home / "dagster.yaml")
-    shutil.copy(REPO / "data" / "warehouse.duckdb", data / "warehouse.duckdb")
-    return {
-        "DAGSTER_HOME": str(home),
-        "AFFLUENT_DATA_DIR": str(data),
-        "AFFLUENT_LANDING": str(data / "landing"),
-        "AFFLUENT_QUARANTINE": str(data / "quarantine"),
-        "AFFLUENT_LAKE": str(data / "lake"),
-        "AFFLUENT_WAREHOUSE": str(data / "warehouse.duckdb"),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{REPO / 'data' / 'mlflow.db'}",
-        "AFFLUENT_MLFLOW_ARTIFACTS": str(REPO / "data" / "mlartifacts"),
-    }
+    stores = DagsterStores(
+        work, f"sqlite:///{REPO / 'data' / 'mlflow.db'}", str(REPO / "data" / "mlartifacts")
+    )
+    (work / "staging").mkdir()
+    shutil.copy(REPO / "data" / "warehouse.duckdb", stores.warehouse)
+    prefixes = ("DAGSTER_HOME", "AFFLUENT_", "MLFLOW_")
+    return {name: value for name, value in stores.env().items() if name.startswith(prefixes)}
 
 
 def write_staged(staging: Path, files: int, rows: int) -> list[Path]:
