@@ -9,6 +9,7 @@ from dagster_duckdb import DuckDBResource
 from mlflow.tracking import MlflowClient
 
 from affluent_assets.definitions import MAIN_ASSETS
+from affluent_assets.defs.alerts.sensors import failure_alert
 from affluent_assets.defs.resources import DuckDBTableIOManager, ExtractSource, MlflowModels
 from affluent_assets.lib.demo_data import generate_customers, write_extract
 
@@ -191,11 +192,13 @@ def test_challenger_that_does_not_beat_champion_leaves_champion_and_lists(stores
             "champion_model": {"config": {"tolerance": -0.5}},
         }
     }
+    instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize(
         MAIN_ASSETS,
         resources=resources_for(stores, stores / "raw"),
         run_config=strict,
         raise_on_error=False,
+        instance=instance,
     )
     check = next(
         c for c in result.get_asset_check_evaluations() if c.check_name == "challenger_vs_champion"
@@ -216,6 +219,10 @@ def test_challenger_that_does_not_beat_champion_leaves_champion_and_lists(stores
     pd.testing.assert_frame_equal(
         query(stores, "select * from hidden_affluent_candidates"), candidates_before
     )
+    # The failure alert says what happened: the champion was kept, and which model lost.
+    alert = failure_alert(instance, instance.get_run_by_id(result.run_id), "http://ui")
+    assert alert.kind == "champion_kept" and "worse than champion" in alert.detail
+    assert alert.model_version == str(decision["challenger_version"])
 
 
 def test_capacity_policy_lists_the_best_n_normal_customers(stores):

@@ -107,7 +107,9 @@ class LandingStores:
             "scoring_progress": dg.ResourceDefinition.hardcoded_resource(no_progress),
         }
 
-    def run(self, batch_key: str, chunk_rows: int | None = None) -> dg.ExecuteInProcessResult:
+    def run(
+        self, batch_key: str, chunk_rows: int | None = None, tags: dict | None = None
+    ) -> dg.ExecuteInProcessResult:
         """Materialize one batch the way the landing job does, without raising on failure."""
         self.instance.add_dynamic_partitions(landed_batches.name, [batch_key])
         chunking = {"chunk_rows": chunk_rows} if chunk_rows else {}
@@ -129,6 +131,7 @@ class LandingStores:
                 }
             },
             raise_on_error=False,
+            tags=tags,
         )
 
 

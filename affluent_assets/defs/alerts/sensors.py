@@ -1,0 +1,108 @@
+"""Run-status sensors that send one webhook message per event worth a person's attention: a
+failed run, a quarantined file, a champion kept over the newly trained model (the blocking
+promotion check failed), and a batch with a significant drift. Off until AFFLUENT_ALERT_WEBHOOK
+is set; each run is judged once (the sensors' own cursors)."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from affluent_assets.defs.landing.assets import DRIFT_CHECK
+from affluent_assets.defs.landing.sensors import LANDING_FILE_TAG
+from affluent_assets.defs.model.assets import PROMOTION_CHECK
+from affluent_assets.lib import alerts
+
+
+class AlertWebhook(dg.ConfigurableResource):
+    """Where alerts go (empty: nowhere) and the Dagster UI address their links point into."""
+
+    url: str = os.environ.get("AFFLUENT_ALERT_WEBHOOK", "")
+    ui_url: str = os.environ.get("AFFLUENT_UI_URL", "http://localhost:3000")
+
+
+def _checks(instance: dg.DagsterInstance, run_id: str) -> list:
+    records = instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+    ).records
+    return [r.event_log_entry.dagster_event.asset_check_evaluation_data for r in records]
+
+
+def _step_failures(instance: dg.DagsterInstance, run_id: str) -> list:
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+    return [r.event_log_entry.dagster_event.step_failure_data for r in records.records]
+
+
+def failure_alert(instance: dg.DagsterInstance, run: dg.DagsterRun, ui_url: str) -> alerts.Alert:
+    """What a failed run means: a kept champion, a quarantined file, or a plain failure."""
+    base = {
+        "run_id": run.run_id,
+        "job": run.job_name,
+        "link": f"{ui_url.rstrip('/')}/runs/{run.run_id}",
+        "file": run.tags.get(LANDING_FILE_TAG),
+    }
+    kept = [c for c in _checks(instance, run.run_id) if c.check_name == PROMOTION_CHECK]
+    if kept and not kept[0].passed:
+        version = kept[0].metadata.get("challenger_version")
+        return alerts.Alert(
+            alerts.CHAMPION_KEPT, "The champion was kept; the newly trained model was not "
+            "promoted", kept[0].description or "", model_version=version and version.value,
+            **base,
+        )  # fmt: skip
+    failures = _step_failures(instance, run.run_id)
+    user = next((f.user_failure_data for f in failures if f.user_failure_data), None)
+    if user is not None and "quarantined_as" in user.metadata:
+        base["file"] = base["file"] or user.metadata["file"].value
+        return alerts.Alert(
+            alerts.FILE_QUARANTINED, f"File quarantined: {base['file']}", user.description or "",
+            **base,
+        )  # fmt: skip
+    message = user.description if user else (failures[0].error.message if failures else "")
+    return alerts.Alert(
+        alerts.RUN_FAILED, f"Run of {run.job_name} failed", message or "see the run", **base
+    )
+
+
+def drift_alert(instance: dg.DagsterInstance, run: dg.DagsterRun, ui_url: str):
+    """An alert when a landed batch's drift check found a significant shift, else None."""
+    drifted = [
+        c for c in _checks(instance, run.run_id) if c.check_name == DRIFT_CHECK and not c.passed
+    ]
+    if not drifted:
+        return None
+    file = run.tags.get(LANDING_FILE_TAG)
+    return alerts.Alert(
+        alerts.SIGNIFICANT_DRIFT, f"Significant drift in {file}", drifted[0].description or "",
+        run_id=run.run_id, job=run.job_name, link=f"{ui_url.rstrip('/')}/runs/{run.run_id}",
+        file=file,
+    )  # fmt: skip
+
+
+@dg.run_failure_sensor(
+    name="failure_alerts",
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="A webhook message per failed run: quarantined file, kept champion, or failure.",
+)
+def failure_alerts(context: dg.RunFailureSensorContext, alert_webhook: AlertWebhook):
+    if not alert_webhook.url:
+        return dg.SkipReason("AFFLUENT_ALERT_WEBHOOK is not set")
+    alert = failure_alert(context.instance, context.dagster_run, alert_webhook.ui_url)
+    alerts.post_alert(alert_webhook.url, alert)
+    context.log.info(f"alert sent: {alert.kind} for run {alert.run_id}")
+
+
+@dg.run_status_sensor(
+    name="drift_alerts",
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="A webhook message when a landed batch drifted significantly.",
+)
+def drift_alerts(context: dg.RunStatusSensorContext, alert_webhook: AlertWebhook):
+    if not alert_webhook.url:
+        return dg.SkipReason("AFFLUENT_ALERT_WEBHOOK is not set")
+    alert = drift_alert(context.instance, context.dagster_run, alert_webhook.ui_url)
+    if alert is None:
+        return dg.SkipReason("no significant drift")
+    alerts.post_alert(alert_webhook.url, alert)
+    context.log.info(f"alert sent: {alert.kind} for run {alert.run_id}")
