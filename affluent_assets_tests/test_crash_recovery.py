@@ -28,6 +28,15 @@ def exact(stores: DagsterStores, name: str, rows: int) -> bool:
     return count_rows(stores.warehouse, ROWS_OF_FILE, [name]) == rows
 
 
+def runs_finished(stores: DagsterStores) -> bool:
+    instance = dg.DagsterInstance.from_config(str(stores.home))
+    try:
+        runs = instance.get_runs()
+        return len(runs) >= 3 and all(run.is_finished for run in runs)
+    finally:
+        instance.dispose()
+
+
 def test_a_killed_dev_server_recovers_and_scores_everything(tmp_path):
     models = register_tiny_model(tmp_path / "mlflow")
     stores = DagsterStores(tmp_path, models.tracking_uri, models.artifact_root)
@@ -59,6 +68,8 @@ def test_a_killed_dev_server_recovers_and_scores_everything(tmp_path):
             seconds=420,
         )
         timeline["both_scored"] = time.monotonic() - started
+        # Let the runs finish explaining their candidates before dagster dev is stopped.
+        wait_for(lambda: runs_finished(stores), "the runs to finish", server, log)
     finally:
         stop(server)
     print("crash timeline (s after the drop):", {k: round(v, 1) for k, v in timeline.items()})

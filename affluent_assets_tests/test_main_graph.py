@@ -246,3 +246,27 @@ def test_capacity_policy_lists_the_best_n_normal_customers(stores):
     assert len(candidates) == 50
     assert (candidates["policy"] == "capacity").all()
     assert list(candidates["affluent_probability"]) == list(normal["affluent_probability"])
+
+
+def test_a_first_model_under_a_floor_never_becomes_champion(tmp_path):
+    (tmp_path / "raw").mkdir()
+    floors = {"champion_model": {"config": {"min_pr_auc": 0.99}}}
+    result = dg.materialize(
+        MAIN_ASSETS,
+        resources=resources_for(tmp_path, tmp_path / "raw"),
+        run_config={"ops": {**FAST_MODEL["ops"], **floors}},
+        raise_on_error=False,
+    )
+    check = next(
+        c for c in result.get_asset_check_evaluations() if c.check_name == "challenger_vs_champion"
+    )
+    assert not check.passed
+    assert check.description.startswith("challenger below the promotion floors: PR-AUC")
+    assert "< floor 0.9900" in check.description
+    decision = query(tmp_path, "select * from champion_model").iloc[0]
+    assert decision["decision"] == "no_champion" and pd.isna(decision["model_version"])
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    with pytest.raises(Exception, match="alias"):
+        client.get_model_version_by_alias(decision["model_name"], "champion")
+    materialized = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
+    assert "scored_customers" not in materialized  # nothing scores without a champion

@@ -181,11 +181,40 @@ class PromotionDecision:
         return self.challenger_pr_auc - self.champion_pr_auc
 
 
+@dataclass(frozen=True)
+class PromotionFloors:
+    """Absolute holdout figures any model must reach to score customers, the first included."""
+
+    min_pr_auc: float = 0.40
+    min_recall: float = 0.60  # at the model's own threshold
+    max_brier_score: float = 0.20  # mean squared error of the probabilities: calibration
+
+    def failures(self, metrics) -> list[str]:
+        """Each floor the holdout figures miss, in words; empty when all are reached."""
+        found = []
+        if metrics["pr_auc"] < self.min_pr_auc:
+            found.append(f"PR-AUC {metrics['pr_auc']:.4f} < floor {self.min_pr_auc:.4f}")
+        if metrics["recall"] < self.min_recall:
+            found.append(f"recall {metrics['recall']:.4f} < floor {self.min_recall:.4f}")
+        if metrics["brier_score"] > self.max_brier_score:
+            found.append(
+                f"Brier score {metrics['brier_score']:.4f} > ceiling {self.max_brier_score:.4f}"
+            )
+        return found
+
+
 def decide_promotion(
-    challenger_pr_auc: float, champion_pr_auc: float | None, tolerance: float
+    challenger_pr_auc: float,
+    champion_pr_auc: float | None,
+    tolerance: float,
+    floor_failures: list[str] | None = None,
 ) -> PromotionDecision:
-    """The challenger becomes champion unless its holdout PR-AUC is worse than the champion's
-    (on the same holdout rows) by more than `tolerance`."""
+    """The challenger becomes champion if it reaches every floor (`floor_failures` empty) and
+    its holdout PR-AUC is not worse than the champion's (on the same holdout rows) by more than
+    `tolerance`."""
+    if floor_failures:
+        reason = "challenger below the promotion floors: " + "; ".join(floor_failures)
+        return PromotionDecision(False, reason, challenger_pr_auc, champion_pr_auc, tolerance)
     if champion_pr_auc is None:
         return PromotionDecision(True, "no champion yet", challenger_pr_auc, None, tolerance)
     promote = challenger_pr_auc >= champion_pr_auc - tolerance

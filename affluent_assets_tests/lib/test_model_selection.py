@@ -8,6 +8,7 @@ import pytest
 
 from affluent_assets.lib.features import CATEGORICAL_FEATURES, FLAG_FEATURES, NUMERIC_FEATURES
 from affluent_assets.lib.model_selection import (
+    PromotionFloors,
     candidate_specs,
     compare_models,
     decide_promotion,
@@ -139,6 +140,28 @@ def test_promotion_keeps_champion_when_challenger_is_worse(
     if champion is not None:
         assert decision.margin == pytest.approx(challenger - champion)
         assert ("not worse" in decision.reason) is promote
+
+
+def test_floors_name_each_figure_that_misses():
+    floors = PromotionFloors(min_pr_auc=0.5, min_recall=0.7, max_brier_score=0.1)
+    good = {"pr_auc": 0.66, "recall": 0.80, "brier_score": 0.09}
+    assert floors.failures(good) == []
+    bad = {"pr_auc": 0.42, "recall": 0.65, "brier_score": 0.12}
+    assert floors.failures(bad) == [
+        "PR-AUC 0.4200 < floor 0.5000",
+        "recall 0.6500 < floor 0.7000",
+        "Brier score 0.1200 > ceiling 0.1000",
+    ]
+
+
+def test_a_model_under_a_floor_is_refused_even_as_the_first():
+    failures = PromotionFloors(min_pr_auc=0.7).failures(
+        {"pr_auc": 0.66, "recall": 0.8, "brier_score": 0.09}
+    )
+    first = decide_promotion(0.66, None, 0.005, failures)
+    assert not first.promote
+    assert first.reason == "challenger below the promotion floors: PR-AUC 0.6600 < floor 0.7000"
+    assert not decide_promotion(0.99, 0.65, 0.005, failures).promote  # better, still refused
 
 
 def test_cross_validation_refuses_too_few_affluent_rows():

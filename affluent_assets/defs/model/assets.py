@@ -13,6 +13,7 @@ from affluent_assets.lib.features import label_vector
 from affluent_assets.lib.model_selection import (
     SELECTION_METRICS,
     PromotionDecision,
+    PromotionFloors,
     TuningResult,
     candidate_specs,
     compare_models,
@@ -54,9 +55,13 @@ class TrainingConfig(dg.Config):
 
 
 class PromotionConfig(dg.Config):
-    """A challenger must reach the champion's holdout PR-AUC minus this tolerance."""
+    """A challenger must reach the champion's holdout PR-AUC minus this tolerance, and the
+    absolute floors below (any model, the first included)."""
 
     tolerance: float = 0.005
+    min_pr_auc: float = PromotionFloors.min_pr_auc
+    min_recall: float = PromotionFloors.min_recall
+    max_brier_score: float = PromotionFloors.max_brier_score
 
 
 @dg.asset(group_name="model", pool=DUCKDB_POOL)
@@ -410,21 +415,31 @@ def champion_model(
             config.tolerance,
         )
     else:
-        decision = decide_promotion(float(metrics["pr_auc"]), champion_pr_auc, config.tolerance)
+        floors = PromotionFloors(config.min_pr_auc, config.min_recall, config.max_brier_score)
+        decision = decide_promotion(
+            float(metrics["pr_auc"]), champion_pr_auc, config.tolerance, floors.failures(metrics)
+        )
     if decision.promote:
         registry.set_alias(mlflow_models.tracking_uri, challenger.name, challenger.version)
     serving = challenger if decision.promote else current
-    context.log.info(f"champion: v{serving.version} ({decision.reason})")
+    # No champion at all when the first model misses a floor: nothing scores until one passes.
+    shown = serving or challenger
+    winner = f"v{serving.version}" if serving else "none"
+    context.log.info(f"champion: {winner} ({decision.reason})")
     row = pd.DataFrame(
         [
             {
-                "model_name": serving.name,
-                "model_version": serving.version,
-                "mlflow_run_id": serving.run_id,
-                "threshold": serving.threshold,
-                "decile_edges": json.dumps(serving.decile_edges),
+                "model_name": shown.name,
+                "model_version": serving.version if serving else None,
+                "mlflow_run_id": serving.run_id if serving else None,
+                "threshold": serving.threshold if serving else None,
+                "decile_edges": json.dumps(serving.decile_edges) if serving else None,
                 "challenger_version": challenger.version,
-                "decision": "promoted" if decision.promote else "kept_champion",
+                "decision": "promoted"
+                if decision.promote
+                else "kept_champion"
+                if serving
+                else "no_champion",
                 "reason": decision.reason,
                 "challenger_pr_auc": decision.challenger_pr_auc,
                 "champion_pr_auc": decision.champion_pr_auc,
@@ -434,14 +449,14 @@ def champion_model(
             }
         ]
     )
-    yield dg.Output(row, metadata={**table_metadata(row), "champion_version": serving.version})
+    yield dg.Output(row, metadata={**table_metadata(row), "champion_version": winner})
     yield dg.AssetCheckResult(
         check_name=PROMOTION_CHECK,
         passed=decision.promote,
         severity=dg.AssetCheckSeverity.ERROR,
         description=decision.reason,
         metadata={
-            "winner": f"v{serving.version}",
+            "winner": winner,
             "challenger_version": challenger.version,
             "challenger_pr_auc": decision.challenger_pr_auc,
             "champion_pr_auc": -1.0 if champion_pr_auc is None else champion_pr_auc,
