@@ -270,3 +270,18 @@ def test_a_first_model_under_a_floor_never_becomes_champion(tmp_path):
         client.get_model_version_by_alias(decision["model_name"], "champion")
     materialized = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
     assert "scored_customers" not in materialized  # nothing scores without a champion
+
+
+def test_each_run_leaves_a_snapshot_of_its_list(stores):
+    """Runs of the module (the first training, the kept-champion run, the capacity policy, ...)
+    each append; the latest snapshot is the current table, earlier ones stay as they were."""
+    lists = query(stores, "select * from candidate_lists order by snapshot_at")
+    assert len(lists) >= 1 and lists["snapshot_id"].is_unique
+    latest = query(stores, "select * from latest_candidate_list order by candidate_rank")
+    current = query(stores, "select * from hidden_affluent_candidates order by candidate_rank")
+    assert latest["customer_key"].tolist() == current["customer_key"].tolist()
+    assert latest["reason_1"].tolist() == current["reason_1"].tolist()
+    first = lists.iloc[0]
+    as_of = query(stores, f"select * from candidates_as_of(TIMESTAMP '{first['snapshot_at']}')")
+    assert set(as_of["snapshot_id"]) == {first["snapshot_id"]}
+    assert len(as_of) == first["candidates"]

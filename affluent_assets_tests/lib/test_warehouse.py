@@ -122,3 +122,38 @@ def test_read_table_with_parameters(con):
     found = read_table(con, "scores", "customer_key = ?", ["b-2"])
     assert found["score"].tolist() == [0.2]
     assert read_table(con, "scores", "customer_key = ?", ["a' or '1'='1"]).empty
+
+
+def test_history_keeps_every_snapshot_and_answers_as_of_a_date(tmp_path):
+    from datetime import datetime
+
+    from affluent_assets.lib import history
+
+    def listing(keys, version):
+        return pd.DataFrame(
+            {
+                "candidate_rank": range(1, len(keys) + 1),
+                "customer_key": keys,
+                "affluent_probability": [0.9 - 0.1 * i for i in range(len(keys))],
+                "expected_precision": 0.5,
+                "reason_1": "Asset value = 1 (+1.00)",
+                "model_version": version,
+            }
+        )
+
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        nov, dec = datetime(2026, 11, 1), datetime(2026, 12, 1)
+        first = history.snapshot(listing(["a", "b"], "1"), "run-1", nov, "threshold", 0.5)
+        assert history.append_snapshot(con, first) == 1
+        second = history.snapshot(listing(["c"], "2"), "run-2", dec, "capacity", 0.7)
+        assert history.append_snapshot(con, second) == 2
+        assert history.append_snapshot(con, second) == 2  # a rerun replaces only its own rows
+        latest = con.execute(
+            "select customer_key, model_version from latest_candidate_list"
+        ).fetchall()
+        assert latest == [("c", "2")]
+        november = con.execute(
+            "select customer_key from candidates_as_of(TIMESTAMP '2026-11-15') order by all"
+        ).fetchall()
+        assert november == [("a",), ("b",)]
+        assert con.execute("select count(*) from candidate_history").fetchall()[0][0] == 3

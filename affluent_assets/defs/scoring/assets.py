@@ -1,9 +1,10 @@
-"""scored_customers, hidden_affluent_candidates and candidate_segments."""
+"""scored_customers, hidden_affluent_candidates, candidate_segments and candidate_history."""
 
 from datetime import UTC, datetime
 
 import dagster as dg
 import pandas as pd
+from dagster_duckdb import DuckDBResource
 
 from affluent_assets.defs.common import (
     DUCKDB_POOL,
@@ -13,6 +14,7 @@ from affluent_assets.defs.common import (
 )
 from affluent_assets.defs.model.assets import registered_model
 from affluent_assets.defs.resources import MlflowModels
+from affluent_assets.lib import history
 from affluent_assets.lib.contract import NEGATIVE, POSITIVE
 from affluent_assets.lib.evaluation import (
     capacity_count,
@@ -110,8 +112,10 @@ def normal_scores(scored_customers: pd.DataFrame) -> pd.Series:
 
 @dg.asset(group_name="scoring", pool=DUCKDB_POOL)
 def hidden_affluent_candidates(
+    context: dg.AssetExecutionContext,
     config: CandidatePolicy,
     mlflow_models: MlflowModels,
+    duckdb: DuckDBResource,
     champion_model: pd.DataFrame,
     scored_customers: pd.DataFrame,
     customer_features: pd.DataFrame,
@@ -144,6 +148,13 @@ def hidden_affluent_candidates(
         axis=1,
     ).assign(model_version=model.version, policy=config.policy, score_cut=cut)
     normal_total = int((scored_customers["c_seg"] == NEGATIVE).sum())
+    # Every list is kept: a snapshot per run in the append-only `candidate_history` table.
+    snapshot = history.snapshot(
+        table.assign(model_version=str(model.version)), context.run_id,
+        datetime.now(UTC).replace(tzinfo=None), config.policy, cut,
+    )  # fmt: skip
+    with duckdb.get_connection() as con:
+        snapshots = history.append_snapshot(con, snapshot)
     return dg.Output(
         table,
         metadata={
@@ -151,6 +162,7 @@ def hidden_affluent_candidates(
             "candidates": len(table),
             "policy": config.policy if config.policy == "threshold" else f"top {config.capacity}",
             "score_cut": cut,
+            "history_snapshots": snapshots,
             "share_of_normal_customers": len(table) / max(1, normal_total),
             "expected_precision_of_full_list": float(expected["expected_precision"].iloc[-1])
             if len(table)

@@ -1,0 +1,71 @@
+"""Every candidate list the main graph produces, kept: an append-only table of snapshots (one
+per run), with views for the latest list and a macro for the list as of a date. The current
+tables stay as they are; history is never replaced, only added to."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import duckdb
+import pandas as pd
+
+from affluent_assets.lib.warehouse import table_exists
+
+HISTORY = "candidate_history"
+SNAPSHOT_COLUMNS = [
+    "snapshot_id", "snapshot_at", "model_version", "policy", "score_cut", "candidate_rank",
+    "customer_key", "affluent_probability", "expected_precision", "reason_1", "reason_2",
+    "reason_3",
+]  # fmt: skip
+VIEWS = {
+    "latest_candidate_list": f"""
+        create or replace view latest_candidate_list as
+        select * from {HISTORY}
+        where snapshot_id = (select arg_max(snapshot_id, snapshot_at) from {HISTORY})""",
+    "candidate_lists": f"""
+        create or replace view candidate_lists as
+        select snapshot_id, snapshot_at, any_value(model_version) as model_version,
+               any_value(policy) as policy, any_value(score_cut) as score_cut,
+               count(*) as candidates
+        from {HISTORY} group by snapshot_id, snapshot_at""",
+    "candidates_as_of": f"""
+        create or replace macro candidates_as_of(as_of) as table
+        select * from {HISTORY}
+        where snapshot_id = (select arg_max(snapshot_id, snapshot_at) from {HISTORY}
+                             where snapshot_at <= as_of)""",
+}
+
+
+def snapshot(
+    candidates: pd.DataFrame, snapshot_id: str, at: datetime, policy: str, score_cut: float
+) -> pd.DataFrame:
+    """The list as a snapshot: who was on it, in which rank, with which score and reasons."""
+    frame = candidates.assign(
+        snapshot_id=snapshot_id, snapshot_at=at, policy=policy, score_cut=float(score_cut)
+    )
+    for column in ("reason_1", "reason_2", "reason_3", "expected_precision"):
+        if column not in frame:
+            frame[column] = None
+    return frame[SNAPSHOT_COLUMNS]
+
+
+def append_snapshot(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> int:
+    """Add one snapshot in one transaction (a rerun of the same snapshot replaces only its own
+    rows); earlier snapshots are never touched. Returns how many snapshots are kept."""
+    con.register("incoming_snapshot", frame)
+    try:
+        con.execute("begin transaction")
+        if not table_exists(con, HISTORY):
+            con.execute(f"create table {HISTORY} as select * from incoming_snapshot limit 0")
+        ids = frame["snapshot_id"].unique().tolist()
+        con.execute(f"delete from {HISTORY} where snapshot_id in (select unnest(?))", [ids])
+        con.execute(f"insert into {HISTORY} by name select * from incoming_snapshot")
+        for statement in VIEWS.values():
+            con.execute(statement)
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    finally:
+        con.unregister("incoming_snapshot")
+    return con.execute(f"select count(distinct snapshot_id) from {HISTORY}").fetchall()[0][0]
