@@ -7,6 +7,7 @@ from affluent_assets.defs.features import assets as features
 from affluent_assets.defs.ingest import assets as ingest
 from affluent_assets.defs.ingest.sensors import new_extract_sensor
 from affluent_assets.defs.landing import assets as landing
+from affluent_assets.defs.landing.rescoring import champion_rescoring_sensor
 from affluent_assets.defs.landing.sensors import landing_sensor
 from affluent_assets.defs.model import assets as model
 from affluent_assets.defs.resources import default_resources
@@ -31,6 +32,12 @@ defs = dg.Definitions(
     assets=[*MAIN_ASSETS, *LANDING_ASSETS],
     asset_checks=dg.load_asset_checks_from_modules([ingest, features, model, scoring]),
     jobs=[affluent_job, landing.landing_job],
-    sensors=[landing_sensor, new_extract_sensor, failure_alerts, drift_alerts],
+    sensors=[
+        landing_sensor,
+        champion_rescoring_sensor,
+        new_extract_sensor,
+        failure_alerts,
+        drift_alerts,
+    ],  # fmt: skip
     resources={**default_resources(), "alert_webhook": AlertWebhook()},
 )

@@ -74,6 +74,23 @@ def publish(staged: Path, lake: str | Path, table: str, batch_key: str) -> Path:
     return target
 
 
+def batch_model_versions(lake: str | Path) -> dict[str, str]:
+    """Batch key -> the model version its scores were made with (read from each file's first
+    rows, so this stays cheap however large the batches are)."""
+    versions: dict[str, str] = {}
+    folder = table_dir(lake, SCORES)
+    if not folder.is_dir():
+        return versions
+    for path in sorted(folder.glob("*.parquet")):
+        if path.name == EMPTY_FILE:
+            continue
+        parquet = pq.ParquetFile(path)
+        if parquet.metadata.num_rows:
+            column = parquet.read_row_group(0, columns=["model_version"]).column(0)
+            versions[path.stem] = str(column[0].as_py())
+    return versions
+
+
 def ensure_placeholders(lake: str | Path, schemas: dict[str, pa.Schema]) -> None:
     """A zero-row file per table, so its view reads (as empty) before the first batch lands."""
     for table, schema in schemas.items():
