@@ -83,6 +83,23 @@ def test_split_is_disjoint_stratified_and_complete(stores):
     assert abs(split.loc["train", "share"] - split.loc["holdout", "share"]) < 0.01
 
 
+def test_holdout_figures_by_group_and_the_model_card(stores):
+    groups = query(stores, "select * from model_group_metrics")
+    assert set(groups["grouping"]) == {"age_band", "occupation"}
+    for _, rows in groups.groupby("grouping"):
+        assert (
+            rows["rows"].sum()
+            == query(stores, "select count(*) as n from customer_split where split = 'holdout'")[
+                "n"
+            ][0]
+        )
+    model = query(stores, "select * from affluent_model").iloc[0]
+    client = MlflowClient(f"sqlite:///{stores / 'mlflow.db'}")
+    version = client.get_model_version(model["model_name"], str(model["model_version"]))
+    artifacts = [a.path for a in client.list_artifacts(version.run_id)]
+    assert "model_card.md" in artifacts
+
+
 def test_model_is_registered_and_is_champion(stores):
     model = query(stores, "select * from affluent_model")
     assert len(model) == 1

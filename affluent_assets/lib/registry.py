@@ -175,6 +175,14 @@ def load_holdout_curve(tracking_uri: str, model: RegisteredModel) -> HoldoutCurv
         return HoldoutCurve.from_dict(json.loads(Path(path).read_text()))
 
 
+MODEL_CARD_ARTIFACT = "model_card.md"
+
+
+def log_model_card(tracking_uri: str, run_id: str, card: str) -> None:
+    """The generated model card (markdown) with the training run of its version."""
+    MlflowClient(tracking_uri).log_text(run_id, card, MODEL_CARD_ARTIFACT)
+
+
 def log_holdout_metrics(tracking_uri: str, run_id: str, metrics: dict[str, float]) -> None:
     """Add holdout figures to the training run, prefixed `holdout_`, once they are measured."""
     client = MlflowClient(tracking_uri)

@@ -8,7 +8,7 @@ import pandas as pd
 
 from affluent_assets.defs.common import DUCKDB_POOL, table_metadata
 from affluent_assets.defs.resources import MlflowModels
-from affluent_assets.lib import evaluation, registry
+from affluent_assets.lib import evaluation, model_card, registry
 from affluent_assets.lib.features import label_vector
 from affluent_assets.lib.model_selection import (
     SELECTION_METRICS,
@@ -308,6 +308,11 @@ def confusion_markdown(metrics: dict[str, float]) -> str:
             group_name="model",
             description="Holdout calibration: mean predicted vs observed AFFLUENT rate per bin.",
         ),
+        "model_group_metrics": dg.AssetOut(
+            group_name="model",
+            description="Holdout rows, base rate, positive rate, precision and recall at the "
+            "threshold per age band and occupation group; the model card shows here.",
+        ),
     },
     pool=DUCKDB_POOL,
 )
@@ -319,7 +324,9 @@ def model_evaluation(
 ):
     """Holdout figures of the newly registered model (rows it never saw): ROC-AUC, PR-AUC,
     Brier score, recall, precision, F1 and confusion counts at the threshold, recall in the
-    top 5/10/20%; a reliability table. The precision-recall curve and lift chart show here."""
+    top 5/10/20%; a reliability table; the same figures per age band and occupation group, and
+    the model card (logged with the version in MLflow as model_card.md). The precision-recall
+    curve and lift chart show here."""
     model = registered_model(affluent_model)
     holdout_features, holdout_labels = rows_of("holdout", customer_features, customer_split)
     if holdout_labels.nunique() < 2:
@@ -368,6 +375,17 @@ def model_evaluation(
             "brier_score": metrics["brier_score"],
             **table_metadata(reliability),
         },
+    )
+    groups = model_card.group_metrics(
+        holdout_labels, probability, model.threshold, holdout_features
+    )
+    split_rows = customer_split["split"].value_counts().to_dict()
+    card = model_card.model_card(model, metrics, reliability, groups, split_rows)
+    registry.log_model_card(mlflow_models.tracking_uri, model.run_id, card)
+    yield dg.Output(
+        groups.assign(model_version=model.version),
+        output_name="model_group_metrics",
+        metadata={"model_card": dg.MetadataValue.md(card), **table_metadata(groups)},
     )
 
 
