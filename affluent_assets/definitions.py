@@ -2,11 +2,12 @@
 
 import dagster as dg
 
-from affluent_assets.defs.alerts.sensors import AlertWebhook, drift_alerts, failure_alerts
+from affluent_assets.defs.alerts.sensors import AlertWebhook, check_alerts, failure_alerts
 from affluent_assets.defs.features import assets as features
 from affluent_assets.defs.ingest import assets as ingest
 from affluent_assets.defs.ingest.sensors import new_extract_sensor
 from affluent_assets.defs.landing import assets as landing
+from affluent_assets.defs.landing.outcomes import model_outcomes
 from affluent_assets.defs.landing.rescoring import champion_rescoring_sensor
 from affluent_assets.defs.landing.sensors import landing_sensor
 from affluent_assets.defs.model import assets as model
@@ -17,7 +18,7 @@ MAIN_ASSETS = dg.load_assets_from_modules([ingest, features, model, scoring])
 
 affluent_job = dg.define_asset_job(
     "affluent_job",
-    selection=dg.AssetSelection.assets(*MAIN_ASSETS, landing.landed_batch_views),
+    selection=dg.AssetSelection.assets(*MAIN_ASSETS, landing.landed_batch_views, model_outcomes),
     description="Extract -> features -> model -> evaluation -> scores -> candidates -> segments.",
     # dagster.yaml limits runs with this tag to one at a time: the main graph never races itself.
     tags={"affluent/graph": "main"},
@@ -29,7 +30,7 @@ affluent_job = dg.define_asset_job(
 LANDING_ASSETS = dg.load_assets_from_modules([landing])
 
 defs = dg.Definitions(
-    assets=[*MAIN_ASSETS, *LANDING_ASSETS],
+    assets=[*MAIN_ASSETS, *LANDING_ASSETS, model_outcomes],
     asset_checks=dg.load_asset_checks_from_modules([ingest, features, model, scoring]),
     jobs=[affluent_job, landing.landing_job],
     sensors=[
@@ -37,7 +38,7 @@ defs = dg.Definitions(
         champion_rescoring_sensor,
         new_extract_sensor,
         failure_alerts,
-        drift_alerts,
+        check_alerts,
     ],  # fmt: skip
     resources={**default_resources(), "alert_webhook": AlertWebhook()},
 )

@@ -50,6 +50,10 @@ class MlflowModels(dg.ConfigurableResource):
         """The fitted model (calibrated pipeline) of a registered version."""
         return registry.load_model(self.tracking_uri, model)
 
+    def holdout_metric(self, version: str, metric: str) -> float | None:
+        """A holdout figure measured for a version (`precision`, `recall`, ...), if logged."""
+        return registry.holdout_metric(self.tracking_uri, self.model_name, version, metric)
+
     def holdout_curve(self, model: registry.RegisteredModel):
         """The version's holdout precision curve, or None for a model trained without one."""
         return registry.load_holdout_curve(self.tracking_uri, model)

@@ -15,6 +15,7 @@ RUN_FAILED = "run_failed"
 FILE_QUARANTINED = "file_quarantined"
 SIGNIFICANT_DRIFT = "significant_drift"
 CHAMPION_KEPT = "champion_kept"
+OUTCOME_MISSED = "outcome_expectation_missed"
 
 
 @dataclass(frozen=True)

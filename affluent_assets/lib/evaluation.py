@@ -196,7 +196,7 @@ def lift_table(y_true: pd.Series, probability: pd.Series, bins: int = 10) -> pd.
     return table.reset_index().rename(columns={"bin": "decile"})
 
 
-def _png_markdown(figure: plt.Figure, title: str) -> str:
+def png_markdown(figure: plt.Figure, title: str) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
     plt.close(figure)
@@ -221,7 +221,7 @@ def precision_recall_plot(y_true: pd.Series, probability: pd.Series, threshold: 
         ylim=(0, 1.02),
     )
     axes.legend(loc="upper right")
-    return _png_markdown(figure, "precision-recall curve")
+    return png_markdown(figure, "precision-recall curve")
 
 
 def lift_plot(lift: pd.DataFrame) -> str:
@@ -241,7 +241,7 @@ def lift_plot(lift: pd.DataFrame) -> str:
     )
     twin.set(ylabel="cumulative recall", ylim=(0, 1.02))
     axes.set_xticks(lift["decile"])
-    return _png_markdown(figure, "lift chart")
+    return png_markdown(figure, "lift chart")
 
 
 def reliability_table(y_true: pd.Series, probability: pd.Series, bins: int = 10) -> pd.DataFrame:
@@ -313,4 +313,4 @@ def importance_plot(importance: pd.Series, top: int = 15) -> str:
     figure, axes = plt.subplots(figsize=(6, 0.3 * len(shown) + 1))
     axes.barh(shown.index, shown.to_numpy(), color="tab:blue")
     axes.set(xlabel="mean |contribution| (training rows)", title="Global feature importance")
-    return _png_markdown(figure, "feature importance")
+    return png_markdown(figure, "feature importance")

@@ -183,6 +183,16 @@ def log_model_card(tracking_uri: str, run_id: str, card: str) -> None:
     MlflowClient(tracking_uri).log_text(run_id, card, MODEL_CARD_ARTIFACT)
 
 
+def holdout_metric(tracking_uri: str, name: str, version: str, metric: str) -> float | None:
+    """The `holdout_<metric>` logged on the training run of a version; None if absent."""
+    client = MlflowClient(tracking_uri)
+    try:
+        run_id = client.get_model_version(name, str(version)).run_id
+    except MlflowException:
+        return None
+    return client.get_run(run_id).data.metrics.get(f"holdout_{metric}")
+
+
 def log_holdout_metrics(tracking_uri: str, run_id: str, metrics: dict[str, float]) -> None:
     """Add holdout figures to the training run, prefixed `holdout_`, once they are measured."""
     client = MlflowClient(tracking_uri)

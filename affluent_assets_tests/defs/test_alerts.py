@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import dagster as dg
 import pytest
 
-from affluent_assets.defs.alerts.sensors import AlertWebhook, drift_alerts, failure_alerts
+from affluent_assets.defs.alerts.sensors import AlertWebhook, check_alerts, failure_alerts
 from affluent_assets.defs.landing.sensors import LANDING_FILE_TAG
 from affluent_assets_tests.defs.test_landing_runs import demo, land, seed_training_tables
 
@@ -86,13 +86,13 @@ def test_a_significant_drift_sends_one_alert_and_a_steady_batch_none(landing_sto
     webhook = AlertWebhook(url=receiver.url)
     land(landing_stores, "steady.csv", rows=2000, seed=21)
     steady = landing_stores.run("steady.csv", tags={LANDING_FILE_TAG: "steady.csv"})
-    assert isinstance(evaluate(drift_alerts, landing_stores, steady, webhook), dg.SkipReason)
+    assert isinstance(evaluate(check_alerts, landing_stores, steady, webhook), dg.SkipReason)
     shifted = demo(rows=2000, seed=22)
     shifted["Asset value"] = shifted["Asset value"] * 30 + 100_000
     land(landing_stores, "shifted.csv", shifted)
     result = landing_stores.run("shifted.csv", tags={LANDING_FILE_TAG: "shifted.csv"})
     assert result.success
-    evaluate(drift_alerts, landing_stores, result, webhook)
+    evaluate(check_alerts, landing_stores, result, webhook)
     [alert] = receiver.received
     assert alert["kind"] == "significant_drift" and alert["file"] == "shifted.csv"
     assert "asset_value" in alert["detail"]

@@ -1,6 +1,7 @@
 """Run-status sensors that send one webhook message per event worth a person's attention: a
 failed run, a quarantined file, a champion kept over the newly trained model (the blocking
-promotion check failed), and a batch with a significant drift. Off until AFFLUENT_ALERT_WEBHOOK
+promotion check failed), a batch with a significant drift, and a realized precision below the
+holdout's expectation. Off until AFFLUENT_ALERT_WEBHOOK
 is set; each run is judged once (the sensors' own cursors)."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import os
 import dagster as dg
 
 from affluent_assets.defs.landing.assets import DRIFT_CHECK
+from affluent_assets.defs.landing.outcomes import OUTCOME_CHECK
 from affluent_assets.defs.landing.sensors import LANDING_FILE_TAG
 from affluent_assets.defs.model.assets import PROMOTION_CHECK
 from affluent_assets.lib import alerts
@@ -64,19 +66,25 @@ def failure_alert(instance: dg.DagsterInstance, run: dg.DagsterRun, ui_url: str)
     )
 
 
-def drift_alert(instance: dg.DagsterInstance, run: dg.DagsterRun, ui_url: str):
-    """An alert when a landed batch's drift check found a significant shift, else None."""
-    drifted = [
-        c for c in _checks(instance, run.run_id) if c.check_name == DRIFT_CHECK and not c.passed
-    ]
-    if not drifted:
-        return None
+def check_alerts_for(instance: dg.DagsterInstance, run: dg.DagsterRun, ui_url: str) -> list:
+    """Alerts for a successful run's warnings worth a person: a landed batch with a significant
+    drift, a model whose realized precision fell short of its holdout's."""
+    found = []
     file = run.tags.get(LANDING_FILE_TAG)
-    return alerts.Alert(
-        alerts.SIGNIFICANT_DRIFT, f"Significant drift in {file}", drifted[0].description or "",
-        run_id=run.run_id, job=run.job_name, link=f"{ui_url.rstrip('/')}/runs/{run.run_id}",
-        file=file,
-    )  # fmt: skip
+    link = f"{ui_url.rstrip('/')}/runs/{run.run_id}"
+    for check in _checks(instance, run.run_id):
+        if check.passed or check.check_name not in (DRIFT_CHECK, OUTCOME_CHECK):
+            continue
+        kind, title = (
+            (alerts.SIGNIFICANT_DRIFT, f"Significant drift in {file}")
+            if check.check_name == DRIFT_CHECK
+            else (alerts.OUTCOME_MISSED, "Realized precision below the holdout's expectation")
+        )
+        found.append(
+            alerts.Alert(kind, title, check.description or "", run_id=run.run_id,
+                         job=run.job_name, link=link, file=file)
+        )  # fmt: skip
+    return found
 
 
 @dg.run_failure_sensor(
@@ -93,16 +101,18 @@ def failure_alerts(context: dg.RunFailureSensorContext, alert_webhook: AlertWebh
 
 
 @dg.run_status_sensor(
-    name="drift_alerts",
+    name="check_alerts",
     run_status=dg.DagsterRunStatus.SUCCESS,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="A webhook message when a landed batch drifted significantly.",
+    description="A webhook message when a landed batch drifted significantly, or a model's "
+    "realized precision fell short of its holdout's.",
 )
-def drift_alerts(context: dg.RunStatusSensorContext, alert_webhook: AlertWebhook):
+def check_alerts(context: dg.RunStatusSensorContext, alert_webhook: AlertWebhook):
     if not alert_webhook.url:
         return dg.SkipReason("AFFLUENT_ALERT_WEBHOOK is not set")
-    alert = drift_alert(context.instance, context.dagster_run, alert_webhook.ui_url)
-    if alert is None:
-        return dg.SkipReason("no significant drift")
-    alerts.post_alert(alert_webhook.url, alert)
-    context.log.info(f"alert sent: {alert.kind} for run {alert.run_id}")
+    found = check_alerts_for(context.instance, context.dagster_run, alert_webhook.ui_url)
+    if not found:
+        return dg.SkipReason("no warning worth an alert")
+    for alert in found:
+        alerts.post_alert(alert_webhook.url, alert)
+        context.log.info(f"alert sent: {alert.kind} for run {alert.run_id}")
