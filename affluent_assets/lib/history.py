@@ -9,7 +9,7 @@ from datetime import datetime
 import duckdb
 import pandas as pd
 
-from affluent_assets.lib.warehouse import table_exists
+from affluent_assets.lib.warehouse import table_exists, transaction_over
 
 HISTORY = "candidate_history"
 SNAPSHOT_COLUMNS = [
@@ -52,20 +52,12 @@ def snapshot(
 def append_snapshot(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> int:
     """Add one snapshot in one transaction (a rerun of the same snapshot replaces only its own
     rows); earlier snapshots are never touched. Returns how many snapshots are kept."""
-    con.register("incoming_snapshot", frame)
-    try:
-        con.execute("begin transaction")
+    with transaction_over(con, frame):
         if not table_exists(con, HISTORY):
-            con.execute(f"create table {HISTORY} as select * from incoming_snapshot limit 0")
+            con.execute(f"create table {HISTORY} as select * from incoming_frame limit 0")
         ids = frame["snapshot_id"].unique().tolist()
         con.execute(f"delete from {HISTORY} where snapshot_id in (select unnest(?))", [ids])
-        con.execute(f"insert into {HISTORY} by name select * from incoming_snapshot")
+        con.execute(f"insert into {HISTORY} by name select * from incoming_frame")
         for statement in VIEWS.values():
             con.execute(statement)
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
-    finally:
-        con.unregister("incoming_snapshot")
     return con.execute(f"select count(distinct snapshot_id) from {HISTORY}").fetchall()[0][0]

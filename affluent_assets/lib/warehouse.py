@@ -26,7 +26,7 @@ def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
 
 
 @contextmanager
-def _transaction_over(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame):
+def transaction_over(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame):
     """`frame` visible as `incoming_frame` inside one transaction: all of the block or none."""
     con.register("incoming_frame", frame)
     try:
@@ -42,7 +42,7 @@ def _transaction_over(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame):
 
 def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
     """The table becomes exactly `frame` (columns may change); readers see old or new, not half."""
-    with _transaction_over(con, frame):
+    with transaction_over(con, frame):
         con.execute(
             f"create or replace table {quote_identifier(table)} as select * from incoming_frame"
         )
