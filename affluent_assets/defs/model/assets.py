@@ -14,25 +14,18 @@ from affluent_assets.lib.model_selection import (
     SELECTION_METRICS,
     PromotionDecision,
     PromotionFloors,
-    TuningResult,
-    candidate_specs,
-    compare_models,
     decide_promotion,
-    summarize_comparison,
-    tune_xgboost,
 )
-from affluent_assets.lib.scoring import global_importance
 from affluent_assets.lib.training import (
     CALIBRATION_METHODS,
     DEFAULT_XGBOOST_PARAMS,
     FAMILIES,
     predict_probability,
     split_customers,
-    train_affluent_model,
 )
+from affluent_assets.lib.training_flow import TrainingOptions, train_platform_model
 
 PROMOTION_CHECK = "challenger_vs_champion"
-IMPORTANCE_SAMPLE = 3000
 
 
 class SplitConfig(dg.Config):
@@ -149,34 +142,14 @@ def model_training(
     to MLflow (candidates as child runs) and registered as a new version."""
     check_training_config(config)
     train_features, train_labels = rows_of("train", customer_features, customer_split)
-    if "xgboost" in config.families:
-        tuning = tune_xgboost(
-            train_features,
-            train_labels,
-            config.tuning_budget_seconds,
-            config.seed,
-            candidates=config.tuning_candidates,
-        )
-    else:
-        tuning = TuningResult(
-            params={}, trials=pd.DataFrame(), seconds=0.0, stopped_by_budget=False
-        )
-    specs = [s for s in candidate_specs(tuning.params) if s.family in config.families]
-    results = compare_models(specs, train_features, train_labels, config.cv_folds, config.seed)
-    comparison = summarize_comparison(results, config.selection_metric)
-    chosen = results[comparison.loc[0, "model"]]
-    trained = train_affluent_model(
-        train_features,
-        train_labels,
-        chosen.spec,
-        config.target_recall,
-        config.seed,
-        calibration=config.calibration,
-        cross_validation=chosen,
+    outcome = train_platform_model(
+        train_features, train_labels, TrainingOptions(**config.model_dump()), context.log.info
     )
+    tuning, results, comparison, chosen = (
+        outcome.tuning, outcome.results, outcome.comparison, outcome.chosen,
+    )  # fmt: skip
+    trained, oof, importance = outcome.trained, outcome.oof_metrics, outcome.importance
     choice = trained.threshold
-    oof = evaluation.classification_metrics(train_labels, trained.oof_probability, choice.threshold)
-    importance = global_importance(trained.model, train_features.head(IMPORTANCE_SAMPLE))
     registered = registry.log_and_register(
         tracking_uri=mlflow_models.tracking_uri,
         experiment=mlflow_models.experiment,

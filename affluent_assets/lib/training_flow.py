@@ -1,0 +1,87 @@
+"""How the platform trains, as one plain function a notebook can call: on training rows only,
+a time-bounded XGBoost search, a cross-validated comparison of the candidate families (with and
+without class weights), then the chosen one calibrated on its out-of-fold predictions, given its
+threshold for the target recall and refitted on all training rows. The Dagster asset only logs
+the result to MLflow and writes its tables."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from affluent_assets.lib import evaluation
+from affluent_assets.lib.model_selection import (
+    TuningResult,
+    candidate_specs,
+    compare_models,
+    summarize_comparison,
+    tune_xgboost,
+)
+from affluent_assets.lib.scoring import global_importance
+from affluent_assets.lib.training import FAMILIES, TrainedModel, train_affluent_model
+
+IMPORTANCE_SAMPLE = 3000
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    target_recall: float = 0.80
+    cv_folds: int = 5
+    selection_metric: str = "pr_auc"
+    families: tuple[str, ...] = tuple(FAMILIES)
+    tuning_budget_seconds: float = 45.0
+    tuning_candidates: int = 27
+    calibration: str = "sigmoid"
+    seed: int = 42
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    """Everything one training produced: the search, the comparison, the chosen candidate's
+    cross-validation, the fitted model with its threshold, its out-of-fold figures and its
+    global feature importance."""
+
+    tuning: TuningResult
+    results: dict
+    comparison: pd.DataFrame
+    chosen: object  # the chosen candidate's cross-validation result
+    trained: TrainedModel
+    oof_metrics: dict[str, float]
+    importance: pd.Series
+
+
+def train_platform_model(
+    features: pd.DataFrame,
+    labels: pd.Series,
+    options: TrainingOptions,
+    log: Callable[[str], None] = lambda message: None,
+) -> TrainingOutcome:
+    """Train exactly as the platform does, on these (training) rows only; `log` hears each
+    phase as it starts and ends (search, comparison, final fit)."""
+    if "xgboost" in options.families:
+        log(f"tuning XGBoost for up to {options.tuning_budget_seconds:.0f} s")
+        tuning = tune_xgboost(
+            features, labels, options.tuning_budget_seconds, options.seed,
+            candidates=options.tuning_candidates,
+        )  # fmt: skip
+        log(f"tuning done: {len(tuning.trials)} trials in {tuning.seconds:.1f} s")
+    else:
+        tuning = TuningResult(
+            params={}, trials=pd.DataFrame(), seconds=0.0, stopped_by_budget=False
+        )
+    specs = [s for s in candidate_specs(tuning.params) if s.family in options.families]
+    log(f"comparing {len(specs)} candidates by {options.cv_folds}-fold cross-validation")
+    results = compare_models(specs, features, labels, options.cv_folds, options.seed)
+    comparison = summarize_comparison(results, options.selection_metric)
+    chosen = results[comparison.loc[0, "model"]]
+    log(f"chose {chosen.spec.name} by {options.selection_metric}; fitting on all training rows")
+    trained = train_affluent_model(
+        features, labels, chosen.spec, options.target_recall, options.seed,
+        calibration=options.calibration, cross_validation=chosen,
+    )  # fmt: skip
+    threshold = trained.threshold.threshold
+    oof = evaluation.classification_metrics(labels, trained.oof_probability, threshold)
+    importance = global_importance(trained.model, features.head(IMPORTANCE_SAMPLE))
+    return TrainingOutcome(tuning, results, comparison, chosen, trained, oof, importance)
