@@ -7,6 +7,8 @@ quarantined (the message says why), 2 the command could not run (no such file, n
 
 `affluent serve [--host H] [--port P]`: the upload page and its API (default 127.0.0.1:3001;
 any other address needs AFFLUENT_API_TOKEN).
+
+`affluent approve VERSION [--by NAME]`: a model version waiting for approval becomes champion.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--top", type=int, default=10, help="candidates to print")
     score.add_argument("--report-json", type=Path, help="also write the figures as JSON here")
     score.add_argument("--no-progress", action="store_true", help="no progress bar")
+    approve = commands.add_parser("approve", help="make a version waiting for approval champion")
+    approve.add_argument("version", help="the registered version number")
+    approve.add_argument("--by", default=os.environ.get("USER", "unknown"), help="who approves")
     serve = commands.add_parser("serve", help="the upload page and scoring API")
     serve.add_argument("--host", default=os.environ.get("AFFLUENT_WEB_HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("AFFLUENT_WEB_PORT", 3001)))
@@ -219,9 +224,27 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def approve(args: argparse.Namespace) -> int:
+    """`affluent approve VERSION`: the version (which passed every promotion gate and waits,
+    see champion_model's `require_approval`) becomes the champion."""
+    from affluent_assets import settings
+    from affluent_assets.defs.resources import MlflowModels
+    from affluent_assets.lib import registry
+
+    models = MlflowModels(tracking_uri=settings.mlflow_tracking_uri())
+    try:
+        registry.approve(models.tracking_uri, models.model_name, args.version, args.by)
+    except ValueError as error:
+        print(f"affluent approve: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    print(f"{models.model_name} v{args.version} is the champion (approved by {args.by})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    return serve(args) if args.command == "serve" else score(args)
+    commands = {"serve": serve, "approve": approve, "score": score}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

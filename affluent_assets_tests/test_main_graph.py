@@ -302,3 +302,37 @@ def test_each_run_leaves_a_snapshot_of_its_list(stores):
     as_of = query(stores, f"select * from candidates_as_of(TIMESTAMP '{first['snapshot_at']}')")
     assert set(as_of["snapshot_id"]) == {first["snapshot_id"]}
     assert len(as_of) == first["candidates"]
+
+
+def test_a_model_that_waits_for_approval_becomes_champion_only_when_approved(
+    tmp_path, monkeypatch, capsys
+):
+    from affluent_assets.cli import main as affluent
+
+    (tmp_path / "raw").mkdir()
+    waiting = {"champion_model": {"config": {"require_approval": True}}}
+    result = dg.materialize(
+        MAIN_ASSETS,
+        resources=resources_for(tmp_path, tmp_path / "raw"),
+        run_config={"ops": {**FAST_MODEL["ops"], **waiting}},
+        raise_on_error=False,
+    )
+    check = next(
+        c for c in result.get_asset_check_evaluations() if c.check_name == "challenger_vs_champion"
+    )
+    assert not check.passed and "waiting for approval: affluent approve 1" in check.description
+    decision = query(tmp_path, "select * from champion_model").iloc[0]
+    assert decision["decision"] == "pending_approval"
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking)
+    assert client.get_model_version(decision["model_name"], "1").tags["pending_approval"] == "true"
+    with pytest.raises(Exception, match="alias"):
+        client.get_model_version_by_alias(decision["model_name"], "champion")
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking)
+    assert affluent(["approve", "1", "--by", "risk-officer"]) == 0
+    assert "v1 is the champion (approved by risk-officer)" in capsys.readouterr().out
+    approved = client.get_model_version_by_alias(decision["model_name"], "champion")
+    assert str(approved.version) == "1" and approved.tags["approved_by"] == "risk-officer"
+    assert affluent(["approve", "1"]) == 2  # no longer waiting
+    assert "is not waiting for approval" in capsys.readouterr().err

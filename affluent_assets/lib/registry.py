@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import tempfile
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -152,6 +153,32 @@ def set_alias(
     tracking_uri: str, model_name: str, version: str, alias: str = CHAMPION_ALIAS
 ) -> None:
     MlflowClient(tracking_uri).set_registered_model_alias(model_name, alias, version)
+
+
+PENDING_TAG = "pending_approval"
+
+
+def mark_pending_approval(tracking_uri: str, model_name: str, version: str) -> None:
+    """A version that passed every gate but waits for a person before it becomes champion."""
+    MlflowClient(tracking_uri).set_model_version_tag(model_name, version, PENDING_TAG, "true")
+
+
+def approve(tracking_uri: str, model_name: str, version: str, approver: str) -> None:
+    """Make a version that waits for approval the champion, recording who approved it when.
+    Raises ValueError for a version that is not waiting (never passed the gates, or approved)."""
+    client = MlflowClient(tracking_uri)
+    try:
+        tags = client.get_model_version(model_name, str(version)).tags
+    except MlflowException as error:
+        raise ValueError(f"{model_name} v{version}: no such version") from error
+    if tags.get(PENDING_TAG) != "true":
+        raise ValueError(f"{model_name} v{version} is not waiting for approval")
+    set_alias(tracking_uri, model_name, str(version))
+    client.set_model_version_tag(model_name, str(version), PENDING_TAG, "false")
+    client.set_model_version_tag(model_name, str(version), "approved_by", approver)
+    client.set_model_version_tag(
+        model_name, str(version), "approved_at", datetime.now(UTC).isoformat(timespec="seconds")
+    )
 
 
 HOLDOUT_CURVE_ARTIFACT = "holdout_curve.json"

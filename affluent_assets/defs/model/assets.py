@@ -1,6 +1,7 @@
 """The split, the model comparison and trained model, its holdout evaluation, and the champion."""
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -55,6 +56,9 @@ class PromotionConfig(dg.Config):
     min_pr_auc: float = PromotionFloors.min_pr_auc
     min_recall: float = PromotionFloors.min_recall
     max_brier_score: float = PromotionFloors.max_brier_score
+    # Wait for a person: a model that passes every gate is marked `pending_approval` in MLflow
+    # and becomes champion only with `affluent approve <version>`.
+    require_approval: bool = False
 
 
 @dg.asset(group_name="model", pool=DUCKDB_POOL)
@@ -250,6 +254,14 @@ def model_training(
     )
 
 
+def _decision_label(promoted: bool, waiting: bool, serving) -> str:
+    if promoted:
+        return "promoted"
+    if waiting:
+        return "pending_approval"
+    return "kept_champion" if serving else "no_champion"
+
+
 def registered_model(model_table: pd.DataFrame, version_column: str = "model_version"):
     """The model version named in a one-row model table (`affluent_model`, `champion_model`)."""
     row = model_table.iloc[0]
@@ -410,7 +422,19 @@ def champion_model(
         decision = decide_promotion(
             float(metrics["pr_auc"]), champion_pr_auc, config.tolerance, floors.failures(metrics)
         )
-    if decision.promote:
+    waiting = decision.promote and config.require_approval
+    waiting = waiting and (current is None or current.version != challenger.version)
+    if waiting:
+        registry.mark_pending_approval(
+            mlflow_models.tracking_uri, challenger.name, challenger.version
+        )
+        decision = replace(
+            decision,
+            promote=False,
+            reason=f"{decision.reason}; passed every gate, waiting for approval: "
+            f"affluent approve {challenger.version}",
+        )
+    elif decision.promote:
         registry.set_alias(mlflow_models.tracking_uri, challenger.name, challenger.version)
     serving = challenger if decision.promote else current
     # No champion at all when the first model misses a floor: nothing scores until one passes.
@@ -426,11 +450,7 @@ def champion_model(
                 "threshold": serving.threshold if serving else None,
                 "decile_edges": json.dumps(serving.decile_edges) if serving else None,
                 "challenger_version": challenger.version,
-                "decision": "promoted"
-                if decision.promote
-                else "kept_champion"
-                if serving
-                else "no_champion",
+                "decision": _decision_label(decision.promote, waiting, serving),
                 "reason": decision.reason,
                 "challenger_pr_auc": decision.challenger_pr_auc,
                 "champion_pr_auc": decision.champion_pr_auc,
