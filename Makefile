@@ -52,7 +52,8 @@ format: venv
 # data/landing are rescored); keeps data/raw, data/landing and data/quarantine.
 clean:
 	@echo "make clean: deleting data/warehouse.duckdb (all tables, including candidate_history:" \
-		"every list ever produced), data/lake (landed batches), data/mlflow.db and data/mlartifacts" \
+		"every list ever produced), data/lake (landed batches and their lists' history)," \
+		"data/mlflow.db and data/mlartifacts" \
 		"(models), the Dagster run history; keeping data/raw, data/landing, data/quarantine"
 	rm -rf data/warehouse.duckdb data/warehouse.duckdb.wal data/mlflow.db data/mlartifacts data/lake
 	find .dagster_home -mindepth 1 -maxdepth 1 ! -name dagster.yaml ! -name postgres -exec rm -rf {} +

@@ -28,7 +28,10 @@ import pyarrow.parquet as pq
 SCORES = "batch_scores"
 CANDIDATES = "batch_candidates"
 LATEST_CANDIDATES = "latest_candidates"
-TABLES = (SCORES, CANDIDATES)
+# Every list a landed batch has had, one file per batch and run (append-only): a rescored or
+# replaced batch keeps its earlier lists here.
+CANDIDATE_HISTORY = "batch_candidate_history"
+TABLES = (SCORES, CANDIDATES, CANDIDATE_HISTORY)
 # Batch keys never start with "_" (see landing.batch_key_for), so these names cannot collide.
 STAGING = "_staging"
 EMPTY_FILE = "_empty.parquet"
@@ -91,6 +94,22 @@ def batch_model_versions(lake: str | Path) -> dict[str, str]:
     return versions
 
 
+def keep_in_history(lake: str | Path, batch_key: str, run_id: str) -> Path:
+    """Keep the batch's published list under `batch_candidate_history/` as
+    `<batch key>__<run id>.parquet` (a hard link: no copy, and it appears whole)."""
+    source = batch_file(lake, CANDIDATES, batch_key)
+    target = table_dir(lake, CANDIDATE_HISTORY) / f"{batch_key}__{run_id}.parquet"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        try:
+            os.link(source, target)
+        except OSError:  # a file system without hard links: copy, then rename into place
+            staged = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
+            shutil.copyfile(source, staged)
+            os.replace(staged, target)
+    return target
+
+
 def ensure_placeholders(lake: str | Path, schemas: dict[str, pa.Schema]) -> None:
     """A zero-row file per table, so its view reads (as empty) before the first batch lands."""
     for table, schema in schemas.items():
@@ -128,7 +147,9 @@ def view_statements(lake: str | Path) -> dict[str, str]:
     with the scores of the same run, so a batch whose list is being rebuilt is never mixed."""
     scores = f"read_parquet('{_glob(lake, SCORES)}', union_by_name = true)"
     candidates = f"read_parquet('{_glob(lake, CANDIDATES)}', union_by_name = true)"
+    history = f"read_parquet('{_glob(lake, CANDIDATE_HISTORY)}', union_by_name = true)"
     return {
+        CANDIDATE_HISTORY: f"create or replace view {CANDIDATE_HISTORY} as select * from {history}",
         SCORES: f"create or replace view {SCORES} as select * from {scores}",
         CANDIDATES: f"create or replace view {CANDIDATES} as select * from {candidates}",
         LATEST_CANDIDATES: f"""

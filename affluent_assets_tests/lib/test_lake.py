@@ -23,7 +23,7 @@ SCHEMA = pa.schema(
         ("affluent_probability", pa.float64()),
     ]
 )
-SCHEMAS = {lake.SCORES: SCHEMA, lake.CANDIDATES: SCHEMA}
+SCHEMAS = {lake.SCORES: SCHEMA, lake.CANDIDATES: SCHEMA, lake.CANDIDATE_HISTORY: SCHEMA}
 
 
 def stage(root, key: str, digest: str, rows: int, run_id: str = "r1"):

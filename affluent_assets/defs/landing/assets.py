@@ -201,6 +201,7 @@ def batch_scores(
             scored, identity, scorer, staged, config.chunk_rows, progress
         )
         lake.publish(staged, lake_dir, lake.CANDIDATES, key)
+        lake.keep_in_history(lake_dir, key, context.run_id)
         yield dg.MaterializeResult(
             asset_key="batch_candidates",
             metadata={
@@ -264,6 +265,7 @@ def ensure_views(duckdb: DuckDBResource, lake_dir: str) -> bool:
             {
                 lake.SCORES: batch_tables.SCORES_SCHEMA,
                 lake.CANDIDATES: batch_tables.CANDIDATES_SCHEMA,
+                lake.CANDIDATE_HISTORY: batch_tables.CANDIDATES_SCHEMA,
             },
         )
         with duckdb.get_connection() as con:
