@@ -40,6 +40,12 @@ def stores(tmp_path_factory):
     return tmp
 
 
+def promotion_check(result):
+    return next(
+        c for c in result.get_asset_check_evaluations() if c.check_name == "challenger_vs_champion"
+    )
+
+
 def query(stores, sql: str) -> pd.DataFrame:
     with duckdb.connect(str(stores / "warehouse.duckdb"), read_only=True) as con:
         return con.execute(sql).df()
@@ -217,9 +223,7 @@ def test_challenger_that_does_not_beat_champion_leaves_champion_and_lists(stores
         raise_on_error=False,
         instance=instance,
     )
-    check = next(
-        c for c in result.get_asset_check_evaluations() if c.check_name == "challenger_vs_champion"
-    )
+    check = promotion_check(result)
     assert not check.passed
     assert "worse than champion" in check.description
     decision = query(stores, "select * from champion_model").iloc[0]
@@ -274,9 +278,7 @@ def test_a_first_model_under_a_floor_never_becomes_champion(tmp_path):
         run_config={"ops": {**FAST_MODEL["ops"], **floors}},
         raise_on_error=False,
     )
-    check = next(
-        c for c in result.get_asset_check_evaluations() if c.check_name == "challenger_vs_champion"
-    )
+    check = promotion_check(result)
     assert not check.passed
     assert check.description.startswith("challenger below the promotion floors: PR-AUC")
     assert "< floor 0.9900" in check.description
@@ -317,9 +319,7 @@ def test_a_model_that_waits_for_approval_becomes_champion_only_when_approved(
         run_config={"ops": {**FAST_MODEL["ops"], **waiting}},
         raise_on_error=False,
     )
-    check = next(
-        c for c in result.get_asset_check_evaluations() if c.check_name == "challenger_vs_champion"
-    )
+    check = promotion_check(result)
     assert not check.passed and "waiting for approval: affluent approve 1" in check.description
     decision = query(tmp_path, "select * from champion_model").iloc[0]
     assert decision["decision"] == "pending_approval"

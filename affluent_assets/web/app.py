@@ -6,6 +6,7 @@ Dagster instance, the quarantine folder and the lake."""
 from __future__ import annotations
 
 import hmac
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -249,6 +250,4 @@ def _path(path: Path) -> str:
 
 
 def _remove(folder: Path) -> None:
-    import shutil
-
     shutil.rmtree(folder, ignore_errors=True)

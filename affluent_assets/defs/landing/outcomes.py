@@ -52,13 +52,20 @@ def model_outcomes(config: OutcomeConfig, duckdb: DuckDBResource, mlflow_models:
         check_name=OUTCOME_CHECK,
         passed=short.empty,
         severity=dg.AssetCheckSeverity.WARN,
-        description="no outcomes yet" if table.empty else "realized precision within "
-        f"{config.margin:.2f} of the holdout's" if short.empty else "; ".join(
-            f"v{r.model_version}: realized precision {r.realized_precision:.3f} vs expected "
-            f"{r.expected_precision:.3f} on {int(r.flagged):,} flagged customers"
-            for r in short.itertuples()
-        ),
-    )  # fmt: skip
+        description=_describe(table, short, config.margin),
+    )
+
+
+def _describe(table, short, margin: float) -> str:
+    if table.empty:
+        return "no outcomes yet"
+    if short.empty:
+        return f"realized precision within {margin:.2f} of the holdout's"
+    return "; ".join(
+        f"v{r.model_version}: realized precision {r.realized_precision:.3f} vs expected "
+        f"{r.expected_precision:.3f} on {int(r.flagged):,} flagged customers"
+        for r in short.itertuples()
+    )
 
 
 def _plot(table) -> str:
