@@ -11,6 +11,7 @@ from affluent_assets.defs.landing.outcomes import model_outcomes
 from affluent_assets.defs.landing.rescoring import champion_rescoring_sensor
 from affluent_assets.defs.landing.sensors import landing_sensor
 from affluent_assets.defs.model import assets as model
+from affluent_assets.defs.model.approval import model_approval_job
 from affluent_assets.defs.resources import default_resources
 from affluent_assets.defs.scoring import assets as scoring
 
@@ -32,7 +33,7 @@ LANDING_ASSETS = dg.load_assets_from_modules([landing])
 defs = dg.Definitions(
     assets=[*MAIN_ASSETS, *LANDING_ASSETS, model_outcomes],
     asset_checks=dg.load_asset_checks_from_modules([ingest, features, model, scoring]),
-    jobs=[affluent_job, landing.landing_job],
+    jobs=[affluent_job, landing.landing_job, model_approval_job],
     sensors=[
         landing_sensor,
         champion_rescoring_sensor,
