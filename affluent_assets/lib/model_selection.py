@@ -4,6 +4,7 @@ halving, then a cross-validated comparison of model families with and without cl
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,7 @@ from affluent_assets.lib.training import (
     CrossValidation,
     ModelSpec,
     cross_validate,
+    no_log,
 )
 
 SELECTION_METRICS = ("pr_auc", "roc_auc", "brier")
@@ -63,47 +65,96 @@ def tune_xgboost(
     candidates: int = 27,
     cv_folds: int = 3,
     halving_factor: int = 3,
+    log: Callable[[str], None] = no_log,
 ) -> TuningResult:
     """Successive halving: every candidate on a small stratified sample, the best third on a
     sample three times larger, and so on, scored by cross-validated PR-AUC (3-fold). Stops
     starting new fits once `budget_seconds` is spent and keeps the best of the largest sample
-    reached."""
+    reached. `log` hears each round as it starts and ends, each trial, and a budget stop."""
     started = time.perf_counter()
+    deadline = started + budget_seconds
     pool = sample_xgboost_params(candidates, seed)
     # With 27 candidates and factor 3: 27 on 1/27 of the rows, 9 on 1/9, 3 on 1/3; the one
     # left needs no further round.
     rungs = max(1, int(np.ceil(np.log(candidates) / np.log(halving_factor) - 1e-9)))
-    trials, stopped = [], False
+    # Without any trial the defaults stay: they lead the pool, which only shrinks after a trial.
+    trials, stopped, best_params = [], False, pool[0]
     # A rung's sample must hold enough AFFLUENT rows for every fold to score PR-AUC.
     smallest_share = MIN_POSITIVES_PER_FOLD * cv_folds / max(1, int(y.sum()))
     for rung in range(rungs):
         share = min(1.0, max(smallest_share, float(halving_factor) ** (rung - rungs)))
         X_rung, y_rung = _stratified_sample(X, y, share, seed)
-        scored = []
-        for index, params in enumerate(pool):
-            if time.perf_counter() - started > budget_seconds:
-                stopped = True
-                break
-            result = cross_validate(
-                ModelSpec("xgboost", True, params), X_rung, y_rung, cv_folds, seed
+        label = f"round {rung + 1}/{rungs}"
+        log(
+            f"tuning {label}: {len(pool)} candidates on {_percent(share)} of rows "
+            f"({len(y_rung):,} rows)"
+        )
+        scored, stopped = _score_round(pool, X_rung, y_rung, cv_folds, seed, deadline, label, log)
+        trials += [
+            {"rung": rung, "rows": len(y_rung), **params, "cv_pr_auc": pr_auc}
+            for pr_auc, _, params in scored
+        ]
+        if stopped:
+            log(
+                f"tuning budget of {budget_seconds:.0f} s spent: stopping in {label} after "
+                f"{len(scored)} of {len(pool)} candidates"
             )
-            pr_auc = float(result.folds["pr_auc"].mean())
-            scored.append((pr_auc, index, params))
-            trials.append({"rung": rung, "rows": len(y_rung), **params, "cv_pr_auc": pr_auc})
         if scored:
             scored.sort(key=lambda item: (-item[0], item[1]))
             best_params = scored[0][2]
+            log(
+                f"tuning {label} done: best PR-AUC {scored[0][0]:.3f} ({len(scored)} scored, "
+                f"{time.perf_counter() - started:.1f} s so far)"
+            )
             pool = [params for _, _, params in scored[: max(1, len(scored) // halving_factor)]]
         if stopped:
             break
-    if not trials:
-        best_params = pool[0]
     return TuningResult(
         params=best_params,
         trials=pd.DataFrame(trials),
         seconds=time.perf_counter() - started,
         stopped_by_budget=stopped,
     )
+
+
+def _score_round(
+    pool: list[dict],
+    X: pd.DataFrame,
+    y: pd.Series,
+    cv_folds: int,
+    seed: int,
+    deadline: float,
+    label: str,
+    log: Callable[[str], None],
+) -> tuple[list[tuple[float, int, dict]], bool]:
+    """(PR-AUC, index, params) of each candidate in pool order, and whether the deadline
+    stopped the round before every candidate was scored."""
+    scored = []
+    for index, params in enumerate(pool):
+        trial_started = time.perf_counter()
+        if trial_started > deadline:
+            return scored, True
+        result = cross_validate(ModelSpec("xgboost", True, params), X, y, cv_folds, seed)
+        pr_auc = float(result.folds["pr_auc"].mean())
+        scored.append((pr_auc, index, params))
+        log(
+            f"{label}, candidate {index + 1}/{len(pool)} ({_brief(params)}): "
+            f"PR-AUC {pr_auc:.3f} ({time.perf_counter() - trial_started:.1f} s)"
+        )
+    return scored, False
+
+
+def _brief(params: dict) -> str:
+    # The three parameters that move XGBoost most; the full set is in the trials table.
+    return (
+        f"depth {params['max_depth']}, lr {params['learning_rate']:g}, "
+        f"{params['n_estimators']} trees"
+    )
+
+
+def _percent(share: float) -> str:
+    # The first rounds use a few percent of the rows: keep one decimal there.
+    return f"{share:.0%}" if share >= 0.1 else f"{share:.1%}"
 
 
 def _stratified_sample(X: pd.DataFrame, y: pd.Series, share: float, seed: int):
@@ -124,12 +175,29 @@ def candidate_specs(xgboost_params: dict) -> list[ModelSpec]:
 
 
 def compare_models(
-    specs: list[ModelSpec], features: pd.DataFrame, labels: pd.Series, cv_folds: int, seed: int
+    specs: list[ModelSpec],
+    features: pd.DataFrame,
+    labels: pd.Series,
+    cv_folds: int,
+    seed: int,
+    log: Callable[[str], None] = no_log,
 ) -> dict[str, CrossValidation]:
-    """Each candidate cross-validated on the same stratified folds of the training rows."""
+    """Each candidate cross-validated on the same stratified folds of the training rows;
+    `log` hears each candidate as it starts, each of its folds, and its mean."""
     X = features[MODEL_FEATURES]
     y = labels.astype("int64")
-    return {spec.name: cross_validate(spec, X, y, cv_folds, seed) for spec in specs}
+    results = {}
+    for number, spec in enumerate(specs, start=1):
+        started = time.perf_counter()
+        log(f"candidate {number}/{len(specs)}: {spec.name}")
+        result = cross_validate(spec, X, y, cv_folds, seed, log)
+        log(
+            f"candidate {number}/{len(specs)} {spec.name}: mean PR-AUC "
+            f"{result.folds['pr_auc'].mean():.3f} over {cv_folds} folds "
+            f"({time.perf_counter() - started:.1f} s)"
+        )
+        results[spec.name] = result
+    return results
 
 
 def summarize_comparison(results: dict[str, CrossValidation], metric: str) -> pd.DataFrame:

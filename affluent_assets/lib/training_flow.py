@@ -20,7 +20,7 @@ from affluent_assets.lib.model_selection import (
     tune_xgboost,
 )
 from affluent_assets.lib.scoring import global_importance
-from affluent_assets.lib.training import FAMILIES, TrainedModel, train_affluent_model
+from affluent_assets.lib.training import FAMILIES, TrainedModel, no_log, train_affluent_model
 
 IMPORTANCE_SAMPLE = 3000
 
@@ -56,15 +56,16 @@ def train_platform_model(
     features: pd.DataFrame,
     labels: pd.Series,
     options: TrainingOptions,
-    log: Callable[[str], None] = lambda message: None,
+    log: Callable[[str], None] = no_log,
 ) -> TrainingOutcome:
     """Train exactly as the platform does, on these (training) rows only; `log` hears each
-    phase as it starts and ends (search, comparison, final fit)."""
+    phase as it starts and ends (search, comparison, final fit) and, inside the long ones,
+    each tuning round and trial, each compared candidate and each of its folds."""
     if "xgboost" in options.families:
         log(f"tuning XGBoost for up to {options.tuning_budget_seconds:.0f} s")
         tuning = tune_xgboost(
             features, labels, options.tuning_budget_seconds, options.seed,
-            candidates=options.tuning_candidates,
+            candidates=options.tuning_candidates, log=log,
         )  # fmt: skip
         log(f"tuning done: {len(tuning.trials)} trials in {tuning.seconds:.1f} s")
     else:
@@ -73,7 +74,7 @@ def train_platform_model(
         )
     specs = [s for s in candidate_specs(tuning.params) if s.family in options.families]
     log(f"comparing {len(specs)} candidates by {options.cv_folds}-fold cross-validation")
-    results = compare_models(specs, features, labels, options.cv_folds, options.seed)
+    results = compare_models(specs, features, labels, options.cv_folds, options.seed, log)
     comparison = summarize_comparison(results, options.selection_metric)
     chosen = results[comparison.loc[0, "model"]]
     log(f"chose {chosen.spec.name} by {options.selection_metric}; fitting on all training rows")

@@ -178,3 +178,70 @@ def test_tuning_samples_keep_enough_affluent_rows_per_fold():
     first_rung = result.trials[result.trials["rung"] == 0]["rows"].iloc[0]
     share_of_positives = first_rung / len(labels) * labels.sum()
     assert share_of_positives >= 2 * 10 - 1  # 10 AFFLUENT rows per fold, 2 folds
+
+
+# --- progress lines -----------------------------------------------------------------------------
+
+
+def test_tuning_logs_each_round_and_each_trial_in_order():
+    features, labels, _ = synthetic_customers(1500, seed=9)
+    heard: list[str] = []
+    result = tune_xgboost(
+        features, labels, budget_seconds=120, seed=0, candidates=9, cv_folds=2, log=heard.append
+    )
+    expected = []
+    for rung, count in ((1, 9), (2, 3)):
+        expected.append(f"tuning round {rung}/2: {count} candidates on ")
+        expected += [f"round {rung}/2, candidate {j}/{count} (depth " for j in range(1, count + 1)]
+        expected.append(f"tuning round {rung}/2 done: best PR-AUC ")
+    assert len(heard) == len(expected)
+    assert all(line.startswith(start) for line, start in zip(heard, expected, strict=True))
+    # Each trial line carries the score recorded in the trials table, in the same order.
+    trial_lines = [line for line in heard if line.startswith("round ")]
+    assert [line.split("PR-AUC ")[1].split(" ")[0] for line in trial_lines] == [
+        f"{score:.3f}" for score in result.trials["cv_pr_auc"]
+    ]
+    rows = result.trials.groupby("rung")["rows"].first()
+    assert heard[0].endswith(f"({rows[0]:,} rows)") and heard[11].endswith(f"({rows[1]:,} rows)")
+    best_last = result.trials[result.trials["rung"] == 1]["cv_pr_auc"].max()
+    assert heard[-1].startswith(f"tuning round 2/2 done: best PR-AUC {best_last:.3f} (3 scored")
+
+
+def test_tuning_logs_where_the_budget_stopped_it():
+    features, labels, _ = synthetic_customers(1500, seed=9)
+    heard: list[str] = []
+
+    def slow_log(message: str) -> None:
+        # Spend the whole budget while the first trial is reported, so the second never starts.
+        heard.append(message)
+        if "candidate 1/" in message:
+            time.sleep(1.1)
+
+    result = tune_xgboost(
+        features, labels, budget_seconds=1, seed=0, candidates=9, cv_folds=2, log=slow_log
+    )
+    assert result.stopped_by_budget and len(result.trials) == 1
+    assert heard[0].startswith("tuning round 1/2: 9 candidates on ")
+    assert heard[1].startswith("round 1/2, candidate 1/9 (")
+    assert heard[2] == "tuning budget of 1 s spent: stopping in round 1/2 after 1 of 9 candidates"
+    assert heard[3].startswith("tuning round 1/2 done: best PR-AUC ")
+    assert len(heard) == 4
+
+
+def test_comparison_logs_each_candidate_and_each_fold():
+    features, labels, _ = synthetic_customers(1200, seed=10)
+    specs = [ModelSpec("logistic_regression", True), ModelSpec("logistic_regression", False)]
+    heard: list[str] = []
+    results = compare_models(specs, features, labels, cv_folds=3, seed=0, log=heard.append)
+    expected = []
+    for number, spec in enumerate(specs, start=1):
+        folds = results[spec.name].folds["pr_auc"]
+        expected.append(f"candidate {number}/2: {spec.name}")
+        expected += [
+            f"fold {k}/3 of {spec.name}: PR-AUC {folds.iloc[k - 1]:.3f} (" for k in (1, 2, 3)
+        ]
+        expected.append(
+            f"candidate {number}/2 {spec.name}: mean PR-AUC {folds.mean():.3f} over 3 folds ("
+        )
+    assert len(heard) == len(expected) == 10
+    assert all(line.startswith(start) for line, start in zip(heard, expected, strict=True))

@@ -7,10 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from affluent_assets.lib.features import NUMERIC_FEATURES
+from affluent_assets.lib.features import MODEL_FEATURES, NUMERIC_FEATURES
 from affluent_assets.lib.training import (
+    ModelSpec,
     assign_decile,
     choose_threshold,
+    cross_validate,
     decile_edges,
     predict_probability,
     split_customers,
@@ -203,3 +205,27 @@ def test_model_is_better_than_chance_on_holdout(demo_model):
     holdout = ~demo_model.is_train
     probability = predict_probability(demo_model.model.model, demo_model.features[holdout])
     assert roc_auc_score(demo_model.labels[holdout], probability) > 0.75
+
+
+# --- progress lines ---------------------------------------------------------------------------
+
+
+def test_cross_validation_logs_one_line_per_fold_in_order(demo_model, capsys):
+    train = demo_model.is_train
+    X, y = demo_model.features.loc[train, MODEL_FEATURES], demo_model.labels[train]
+    spec = ModelSpec("logistic_regression", class_weighting=False)
+    heard: list[str] = []
+    result = cross_validate(spec, X, y, cv_folds=4, seed=0, log=heard.append)
+    assert len(heard) == 4
+    for k, line in enumerate(heard, start=1):
+        pr_auc = result.folds["pr_auc"].iloc[k - 1]
+        assert line.startswith(
+            f"fold {k}/4 of logistic_regression_unweighted: PR-AUC {pr_auc:.3f} ("
+        )
+        assert line.endswith(" s)")
+    # Progress goes to `log` only: the default stays silent and nothing reaches stdout.
+    quiet = cross_validate(spec, X, y, cv_folds=4, seed=0)
+    pd.testing.assert_frame_equal(
+        quiet.folds.drop(columns="fit_seconds"), result.folds.drop(columns="fit_seconds")
+    )
+    assert capsys.readouterr().out == ""
