@@ -1,10 +1,13 @@
 """The Kubernetes deployment files (deploy/helm, docs/deploy.md, .github/workflows/ci.yml) agree
-with what they deploy: the Dockerfile, the code's environment variables, pyproject.toml and the
-instance settings in .dagster_home/dagster.yaml. No cluster, Helm or network needed: these check
+with what they deploy: the Dockerfile, the code's environment variables, pyproject.toml, the
+instance settings in .dagster_home/dagster.yaml, and (deploy/helm/upload.yaml) the `affluent
+serve` command and the routes of the upload app. No cluster, Helm or network needed: these check
 the files, not an installation (see docs/deploy.md, "What was tested here and what was not")."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 import shlex
 import tomllib
@@ -18,10 +21,16 @@ HELM = REPO / "deploy" / "helm"
 VALUES = HELM / "values.yaml"
 PVC = HELM / "pvc.yaml"
 SECRETS = HELM / "secrets.example.yaml"
+UPLOAD = HELM / "upload.yaml"
+START_SCRIPT = REPO / "docker" / "start.sh"
 DOCKERFILE = REPO / "Dockerfile"
 INSTANCE = REPO / ".dagster_home" / "dagster.yaml"
 WORKFLOW = REPO / ".github" / "workflows" / "ci.yml"
 DOCS = REPO / "docs" / "deploy.md"
+UPLOAD_DOCS = REPO / "docs" / "upload.md"
+# The chart's default global.dagsterHome (the chart's values.yaml; not set in ours): where its
+# pods find dagster.yaml. Read from the chart's source, not from a rendered chart.
+CHART_DAGSTER_HOME = "/opt/dagster/dagster_home"
 
 # Peak RSS of a landing run: about 1.0-1.5 GB in chunks of 100,000 rows (2.8 GB was seen with
 # 250,000-row chunks); the limit must stay above the larger figure.
@@ -305,3 +314,233 @@ def test_ci_workflow_runs_the_ci_script_and_pushes_only_the_scanned_image():
         for step in job["steps"]:
             if "uses" in step:
                 assert re.search(r"@(v\d+|[0-9a-f]{40})$", step["uses"]), step["uses"]
+
+
+####################################################################################################
+# deploy/helm/upload.yaml: the upload page and API (`affluent serve`) next to the chart.
+####################################################################################################
+
+
+@pytest.fixture(scope="module")
+def upload() -> dict[str, dict]:
+    """kind -> the one document of that kind in upload.yaml."""
+    documents = [d for d in yaml.safe_load_all(UPLOAD.read_text()) if d]
+    kinds = [d["kind"] for d in documents]
+    assert sorted(kinds) == ["Deployment", "Service"], kinds
+    return {d["kind"]: d for d in documents}
+
+
+@pytest.fixture(scope="module")
+def upload_pod(upload) -> dict:
+    return upload["Deployment"]["spec"]["template"]["spec"]
+
+
+@pytest.fixture(scope="module")
+def upload_container(upload_pod) -> dict:
+    (container,) = upload_pod["containers"]
+    return container
+
+
+def upload_env(container) -> dict[str, dict]:
+    """Variable name -> its EnvVar entry (each name set once)."""
+    names = [entry["name"] for entry in container["env"]]
+    assert len(names) == len(set(names)), names
+    return {entry["name"]: entry for entry in container["env"]}
+
+
+def chart_fullname(release: str, chart: str = "dagster") -> str:
+    """The chart's `dagster.fullname` (no overrides): the release name if it contains the
+    chart's name, else `<release>-<chart>`."""
+    return release if chart in release else f"{release}-{chart}"[:63].rstrip("-")
+
+
+def start_script_serve() -> tuple[str, int]:
+    """(host, default port) of `affluent serve` in the image's start script."""
+    match = re.search(
+        r'affluent serve --host (\S+) --port "\$\{AFFLUENT_WEB_PORT:-(\d+)\}"',
+        START_SCRIPT.read_text(),
+    )
+    assert match, "docker/start.sh no longer starts `affluent serve --host H --port ...`"
+    return match.group(1), int(match.group(2))
+
+
+def asgi_get(app, path: str, headers: list[tuple[bytes, bytes]] = ()) -> tuple[int, bytes]:
+    """One GET through the ASGI app, as the kubelet's probe sends it (no Authorization)."""
+    messages: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        messages.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+        "root_path": "", "headers": [(b"host", b"affluent-upload"), *headers],
+        "client": ("10.0.0.1", 40000), "server": ("0.0.0.0", 3001),
+    }  # fmt: skip
+    asyncio.run(app(scope, receive, send))
+    (start,) = [m for m in messages if m["type"] == "http.response.start"]
+    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+    return start["status"], body
+
+
+def test_upload_runs_the_code_servers_image_once(upload, upload_container, deployment):
+    spec = upload["Deployment"]["spec"]
+    assert spec["replicas"] == 1
+    labels = spec["template"]["metadata"]["labels"]
+    assert spec["selector"]["matchLabels"].items() <= labels.items()
+    image = deployment["image"]
+    assert upload_container["image"] == f"{image['repository']}:{image['tag']}"
+    assert upload_container["imagePullPolicy"] == image["pullPolicy"]
+
+
+def test_upload_command_is_affluent_serve_on_the_images_port(
+    upload, upload_container, dockerfile, monkeypatch
+):
+    from affluent_assets import cli
+
+    command = upload_container["command"]
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert command[0] in scripts and scripts[command[0]] == "affluent_assets.cli:main"
+    # The default port is read from the environment when the parser is built.
+    monkeypatch.delenv("AFFLUENT_WEB_PORT", raising=False)
+    monkeypatch.delenv("AFFLUENT_WEB_HOST", raising=False)
+    parser = cli._parser()
+    args = parser.parse_args(command[1:])  # exits (SystemExit) on an unknown subcommand/flag
+    assert args.command == "serve"
+    script_host, script_port = start_script_serve()
+    assert args.host == script_host == "0.0.0.0"
+    assert args.port == script_port == parser.parse_args(["serve"]).port
+    assert f"--port {args.port}" in UPLOAD_DOCS.read_text()
+    exposed = {int(p.split("/")[0]) for e in dockerfile["EXPOSE"] for p in e.split()}
+    assert args.port in exposed
+    (port,) = upload_container["ports"]
+    assert port["containerPort"] == args.port
+    (service_port,) = upload["Service"]["spec"]["ports"]
+    assert service_port["port"] == args.port
+    assert service_port["targetPort"] in (port["name"], args.port)
+
+
+def test_upload_service_is_cluster_internal_and_selects_the_pod(upload):
+    service = upload["Service"]["spec"]
+    assert service["type"] == "ClusterIP"
+    labels = upload["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    assert service["selector"] and service["selector"].items() <= labels.items()
+
+
+def test_upload_pod_runs_as_the_dockerfile_user(upload_pod, upload_container, dockerfile):
+    uid, _, gid = dockerfile["USER"][-1].partition(":")
+    uid, gid = int(uid), int(gid or uid)
+    context = upload_container["securityContext"]
+    assert (context["runAsUser"], context["runAsGroup"]) == (uid, gid)
+    assert context["runAsNonRoot"] is True and context["allowPrivilegeEscalation"] is False
+    assert upload_pod["securityContext"]["fsGroup"] == gid
+
+
+def test_upload_env_is_read_by_the_code_and_matches_the_code_server(
+    upload_container, values, secrets
+):
+    env = upload_env(upload_container)
+    read = env_names_read_by_code()
+    ours = {name for name in env if name.startswith(("AFFLUENT_", "MLFLOW_"))}
+    unknown = sorted(ours - read)
+    assert not unknown, f"set in upload.yaml but never read by affluent_assets: {unknown}"
+    # The page reads landing, quarantine and lake (web/app.py WebSettings.from_environment).
+    assert {"AFFLUENT_LANDING", "AFFLUENT_QUARANTINE", "AFFLUENT_LAKE"} <= ours
+    # Every path is exactly the one the code server and the run pods get.
+    paths = {name: entry["value"] for name, entry in env.items() if "value" in entry}
+    paths = {name: value for name, value in paths.items() if name.startswith("AFFLUENT_")}
+    server = values_env(values, secrets)
+    assert paths == {name: value for name, value in server.items() if name.startswith("AFFLUENT_")}
+
+
+def test_upload_mounts_the_shared_claim_where_the_code_server_does(
+    upload_pod, upload_container, deployment
+):
+    pod = {"volumes": upload_pod["volumes"], "volumeMounts": upload_container["volumeMounts"]}
+    name = yaml.safe_load(PVC.read_text())["metadata"]["name"]
+    assert data_volume(pod) == (name, data_volume(deployment)[1])
+
+
+def test_upload_token_comes_from_an_example_secret(upload_container, secrets):
+    entry = upload_env(upload_container)["AFFLUENT_API_TOKEN"]
+    assert "value" not in entry, "the token must come from a Secret, not the manifest"
+    ref = entry["valueFrom"]["secretKeyRef"]
+    assert ref["key"] in secrets[ref["name"]]
+    assert "AFFLUENT_API_TOKEN" in env_names_read_by_code()
+
+
+def test_upload_reads_the_charts_instance(upload_pod, upload_container, values, secrets):
+    env = upload_env(upload_container)
+    home = values.get("global", {}).get("dagsterHome", CHART_DAGSTER_HOME)
+    assert env["DAGSTER_HOME"]["value"] == home
+    release = re.search(r"helm upgrade --install (\S+) dagster/dagster", DOCS.read_text())
+    assert release, "docs/deploy.md no longer names the release"
+    configmaps = {
+        v["name"]: v["configMap"]["name"] for v in upload_pod["volumes"] if "configMap" in v
+    }
+    assert list(configmaps.values()) == [f"{chart_fullname(release.group(1))}-instance"]
+    ((volume, _),) = configmaps.items()
+    (mount,) = [m for m in upload_container["volumeMounts"] if m["name"] == volume]
+    assert mount["mountPath"] == f"{home}/dagster.yaml" and mount["subPath"] == "dagster.yaml"
+    # DAGSTER_HOME itself is writable (an emptyDir), not the read-only ConfigMap.
+    (home_mount,) = [m for m in upload_container["volumeMounts"] if m["mountPath"] == home]
+    (home_volume,) = [v for v in upload_pod["volumes"] if v["name"] == home_mount["name"]]
+    assert "emptyDir" in home_volume
+    # The chart's dagster.yaml reads the database password from DAGSTER_PG_PASSWORD.
+    ref = env["DAGSTER_PG_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": values["global"]["postgresqlSecretName"], "key": "postgresql-password"}
+    assert ref["key"] in secrets[ref["name"]]
+
+
+def test_upload_probes_hit_a_route_the_app_serves_without_the_token(upload_container, tmp_path):
+    from affluent_assets.web import batches
+    from affluent_assets.web.app import WebSettings, create_app
+
+    folders = batches.Folders(str(tmp_path / "l"), str(tmp_path / "q"), str(tmp_path / "k"))
+    app = create_app(WebSettings(folders, token="probe-test-token"))
+    (port,) = upload_container["ports"]
+    probes = [upload_container[p] for p in ("startupProbe", "readinessProbe", "livenessProbe")]
+    for probe in probes:
+        check = probe["httpGet"]
+        assert check["port"] in (port["name"], port["containerPort"])
+        status, body = asgi_get(app, check["path"])
+        assert status == 200, (check["path"], status, body[:200])
+    # The token is enforced on the API itself, so the probe route is not just any path.
+    assert asgi_get(app, "/api/batches")[0] == 401
+
+
+def test_upload_resources_are_modest(upload_container, launcher):
+    resources = upload_container["resources"]
+    request = quantity(resources["requests"]["memory"])
+    limit = quantity(resources["limits"]["memory"])
+    assert 0 < request <= limit <= 2 * 2**30
+    run_limit = quantity(
+        launcher["runK8sConfig"]["containerConfig"]["resources"]["limits"]["memory"]
+    )
+    assert limit < run_limit, "uploads stream to the volume; the page needs less than a run"
+    assert 0 < quantity(resources["requests"]["cpu"]) <= 1
+
+
+def test_docs_apply_the_upload_manifest():
+    docs = DOCS.read_text()
+    assert re.search(r"kubectl apply .*-f deploy/helm/upload\.yaml", docs)
+    assert "port-forward" in docs and "svc/affluent-upload" in docs
+
+
+def test_upload_manifests_use_only_kubernetes_fields(upload):
+    """Read into the Kubernetes client's models (kubernetes, installed with dagster-k8s) and
+    written back: a misspelled or misplaced field would be dropped and show as a difference.
+    Checks names and nesting against the client's API version, not a server's validation."""
+    from kubernetes import client
+
+    class Response:
+        def __init__(self, document: dict):
+            self.data = json.dumps(document)
+
+    api = client.ApiClient()
+    for kind, document in upload.items():
+        model = api.deserialize(Response(document), f"V1{kind}")
+        assert api.sanitize_for_serialization(model) == document, kind
