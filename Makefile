@@ -49,12 +49,13 @@ format: venv
 
 # Removes the results (the warehouse, with the history of every candidate list in it, and the
 # lake), the MLflow store and the Dagster run history and sensor cursor (so files still in
-# data/landing are rescored); keeps data/raw, data/landing and data/quarantine.
+# data/landing are rescored); keeps data/raw, data/landing, data/quarantine and data/outcomes.
 clean:
 	@echo "make clean: deleting data/warehouse.duckdb (all tables, including candidate_history:" \
 		"every list ever produced), data/lake (landed batches and their lists' history)," \
 		"data/mlflow.db and data/mlartifacts" \
-		"(models), the Dagster run history; keeping data/raw, data/landing, data/quarantine"
+		"(models), the Dagster run history; keeping data/raw, data/landing, data/quarantine," \
+		"data/outcomes (campaign outcome files)"
 	rm -rf data/warehouse.duckdb data/warehouse.duckdb.wal data/mlflow.db data/mlartifacts data/lake
 	find .dagster_home -mindepth 1 -maxdepth 1 ! -name dagster.yaml ! -name postgres -exec rm -rf {} +
 	find .dagster_home/postgres -mindepth 1 -maxdepth 1 ! -name dagster.yaml -exec rm -rf {} +

@@ -7,7 +7,7 @@ from affluent_assets.defs.features import assets as features
 from affluent_assets.defs.ingest import assets as ingest
 from affluent_assets.defs.ingest.sensors import new_extract_sensor
 from affluent_assets.defs.landing import assets as landing
-from affluent_assets.defs.landing.outcomes import model_outcomes
+from affluent_assets.defs.landing.outcomes import model_outcomes, outcomes_job, outcomes_sensor
 from affluent_assets.defs.landing.rescoring import champion_rescoring_sensor
 from affluent_assets.defs.landing.sensors import landing_sensor
 from affluent_assets.defs.model import assets as model
@@ -33,11 +33,12 @@ LANDING_ASSETS = dg.load_assets_from_modules([landing])
 defs = dg.Definitions(
     assets=[*MAIN_ASSETS, *LANDING_ASSETS, model_outcomes],
     asset_checks=dg.load_asset_checks_from_modules([ingest, features, model, scoring]),
-    jobs=[affluent_job, landing.landing_job, model_approval_job],
+    jobs=[affluent_job, landing.landing_job, model_approval_job, outcomes_job],
     sensors=[
         landing_sensor,
         champion_rescoring_sensor,
         new_extract_sensor,
+        outcomes_sensor,
         failure_alerts,
         check_alerts,
     ],  # fmt: skip

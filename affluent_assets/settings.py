@@ -41,3 +41,9 @@ def quarantine_dir() -> str:
 def lake_dir() -> str:
     """Landed-batch results: one Parquet file per batch, read through views in the warehouse."""
     return os.environ.get("AFFLUENT_LAKE") or str(data_dir() / "lake")
+
+
+def outcomes_dir() -> str:
+    """Campaign outcome files (customer key, model version, upgraded yes/no); bad ones go to
+    its `quarantine/` folder with their reason."""
+    return os.environ.get("AFFLUENT_OUTCOMES") or str(data_dir() / "outcomes")

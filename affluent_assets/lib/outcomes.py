@@ -1,12 +1,15 @@
 """Outcomes: when a landed file carries `C_seg` (the customers' segment after the campaign, or
-any later labelled extract), what was predicted for those customers is compared with what
-happened: realized precision and recall at the threshold and in the top 5/10/20% of scores, per
-model version, next to what the holdout promised."""
+any later labelled extract), or a campaign's outcome file says who upgraded, what was predicted
+for those customers is compared with what happened: realized precision and recall at the
+threshold and in the top 5/10/20% of scores, per source and model version, next to what the
+holdout promised."""
 
 from __future__ import annotations
 
 import duckdb
 import pandas as pd
+
+from affluent_assets.lib.warehouse import registered, relations
 
 TOP_SHARES = (5, 10, 20)
 
@@ -20,36 +23,62 @@ def _top(share: int) -> str:
     )
 
 
+LABELLED_FILES = "labelled files"  # landed files that carried C_seg
+OUTCOME_FILES = "outcome files"  # campaign outcome files (lib/outcome_files)
+
+# One row per customer with an outcome: which version scored them, whether it flagged them,
+# its score, and whether they are (or became) AFFLUENT.
+_LABELLED_ROWS = f"""
+select '{LABELLED_FILES}' as source, model_version, affluent_probability,
+       (predicted_segment = 'AFFLUENT')::int as flag, (c_seg = 'AFFLUENT')::int as up
+from batch_scores where c_seg is not null"""
+_OUTCOME_ROWS = f"""
+select '{OUTCOME_FILES}' as source, model_version, affluent_probability, flagged as flag,
+       upgraded as up
+from outcome_records"""
+
 OUTCOMES_SQL = f"""
 with labelled as (
-    select model_version, (c_seg = 'AFFLUENT')::int as up,
-           (predicted_segment = 'AFFLUENT')::int as flag,
-           row_number() over (partition by model_version order by affluent_probability desc)
-               as rank,
-           count(*) over (partition by model_version) as n
-    from batch_scores where c_seg is not null
+    select *, row_number() over (partition by source, model_version
+                                 order by affluent_probability desc) as rank,
+           count(*) over (partition by source, model_version) as n
+    from ({{rows}})
 )
-select model_version, count(*) as customers, sum(up) as affluent, sum(flag) as flagged,
+select source, model_version, count(*) as customers, sum(up) as affluent, sum(flag) as flagged,
        sum(flag * up) / nullif(sum(flag), 0) as realized_precision,
-       sum(flag * up) / nullif(sum(up), 0) as realized_recall,
+       -- recall needs customers the version did not flag; a file of called customers has none
+       case when sum(flag) < count(*) then sum(flag * up) / nullif(sum(up), 0) end
+           as realized_recall,
+       min(case when flag = 1 then affluent_probability end) as lowest_flagged_score,
        {", ".join(_top(share) for share in TOP_SHARES)}
-from labelled group by model_version order by model_version
+from labelled group by source, model_version order by source, model_version
 """
 
 
 COLUMNS = [
-    "model_version", "customers", "affluent", "flagged", "realized_precision", "realized_recall",
+    "source", "model_version", "customers", "affluent", "flagged", "realized_precision",
+    "realized_recall", "lowest_flagged_score",
     *[f"{kind}_top_{share}pct" for share in TOP_SHARES for kind in ("precision", "recall")],
 ]  # fmt: skip
 
 
-def realized_outcomes(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """One row per model version that scored labelled rows (empty when none did, or before
-    the warehouse has its view over landed batches)."""
-    views = {row[0] for row in con.execute("select view_name from duckdb_views()").fetchall()}
-    if "batch_scores" not in views:
+def realized_outcomes(
+    con: duckdb.DuckDBPyConnection, outcome_records: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """One row per source and model version with outcomes: landed rows that carried `C_seg`,
+    and the matched rows of campaign outcome files (`lib.outcome_files.match_predictions`).
+    Empty when there are none, or before the warehouse has its view over landed batches."""
+    parts = [_LABELLED_ROWS] if "batch_scores" in relations(con) else []
+    has_records = outcome_records is not None and len(outcome_records) > 0
+    if has_records:
+        parts.append(_OUTCOME_ROWS)
+    if not parts:
         return pd.DataFrame(columns=COLUMNS)
-    return con.execute(OUTCOMES_SQL).df()
+    sql = OUTCOMES_SQL.format(rows=" union all ".join(parts))
+    if not has_records:
+        return con.execute(sql).df()
+    with registered(con, "outcome_records", outcome_records):
+        return con.execute(sql).df()
 
 
 def shortfalls(outcomes: pd.DataFrame, margin: float, min_flagged: int) -> pd.DataFrame:

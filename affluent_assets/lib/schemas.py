@@ -37,6 +37,7 @@ MAX_ROWS_NAMED = 10  # rows quoted per failing column and check; the rest are co
 CONTROL_CHECK = "no_control_characters"
 REPEATED_HEADER = "repeated_header"
 DUPLICATE_ROWS = "duplicate_rows"
+CONTRACT_BROKEN = "breaks the data contract"
 
 
 class ContractViolation(ExtractError):
@@ -123,10 +124,13 @@ def contract_frame(valid: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def validate_frame(schema: pa.DataFrameSchema, frame: pd.DataFrame, source: str) -> pd.DataFrame:
+def validate_frame(
+    schema: pa.DataFrameSchema, frame: pd.DataFrame, source: str, broken: str = CONTRACT_BROKEN
+) -> pd.DataFrame:
     """The validated (coerced) frame, or ContractViolation naming source, columns and rows
     (data row n = the n-th row under the header, i.e. frame position n - 1). A header line
-    repeated among the rows is reported as such, and the rest checked without it."""
+    repeated among the rows is reported as such, and the rest checked without it. `broken`
+    opens the message: what the file breaks."""
     found = []
     headers = _repeated_header_rows(frame)
     if len(headers):
@@ -140,7 +144,7 @@ def validate_frame(schema: pa.DataFrameSchema, frame: pd.DataFrame, source: str)
     if not found:
         return valid
     cases = pd.concat(found, ignore_index=True) if len(found) > 1 else found[0]
-    raise ContractViolation(source, describe_failures(cases), cases) from None
+    raise ContractViolation(source, describe_failures(cases, broken=broken), cases) from None
 
 
 def _repeated_header_rows(frame: pd.DataFrame) -> pd.Index:
@@ -182,14 +186,16 @@ def _useful_failure_cases(cases: pd.DataFrame) -> pd.DataFrame:
     return cases.iloc[order].reset_index(drop=True)
 
 
-def describe_failures(cases: pd.DataFrame, totals: dict[tuple, int] | None = None) -> str:
+def describe_failures(
+    cases: pd.DataFrame, totals: dict[tuple, int] | None = None, broken: str = CONTRACT_BROKEN
+) -> str:
     """One line per failing column and check: what failed, on which data rows (ascending, the
     first MAX_ROWS_NAMED named, the rest counted), with which values. `totals` counts the failing
     rows per (column, check) when `cases` holds only some of them (a file read in chunks)."""
     lines = []
     for (column, check), group in cases.groupby(["column", "check"], dropna=False, sort=False):
         lines.append(_describe_group(column, check, group, (totals or {}).get((column, check))))
-    return "breaks the data contract — " + "; ".join(lines)
+    return f"{broken} — " + "; ".join(lines)
 
 
 def _describe_group(column, check: str, group: pd.DataFrame, total: int | None) -> str:

@@ -25,19 +25,35 @@ def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     return bool(found and found[0][0])
 
 
+def relations(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Names of the tables and views in the main schema."""
+    found = con.execute(
+        "select table_name from information_schema.tables where table_schema = 'main'"
+    ).fetchall()
+    return {name for (name,) in found}
+
+
+@contextmanager
+def registered(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame):
+    """`frame` visible to SQL as `name` for the block."""
+    con.register(name, frame)
+    try:
+        yield
+    finally:
+        con.unregister(name)
+
+
 @contextmanager
 def transaction_over(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame):
     """`frame` visible as `incoming_frame` inside one transaction: all of the block or none."""
-    con.register("incoming_frame", frame)
-    try:
-        con.execute("begin transaction")
-        yield
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
-    finally:
-        con.unregister("incoming_frame")
+    with registered(con, "incoming_frame", frame):
+        try:
+            con.execute("begin transaction")
+            yield
+            con.execute("commit")
+        except Exception:
+            con.execute("rollback")
+            raise
 
 
 def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:

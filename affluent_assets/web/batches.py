@@ -27,7 +27,7 @@ _WAITING_RUNS = {
 CANDIDATE_COLUMNS = """
     row_number() over (order by affluent_probability desc, customer_key) as rank,
     customer_key, c_id, source_row, affluent_probability as score, expected_precision,
-    expected_recall, reason_1, reason_2, reason_3, model_version
+    expected_recall, reason_1, reason_2, reason_3, model_version, batch_key
 """
 
 

@@ -11,7 +11,7 @@ import os
 import dagster as dg
 
 from affluent_assets.defs.landing.assets import DRIFT_CHECK
-from affluent_assets.defs.landing.outcomes import OUTCOME_CHECK
+from affluent_assets.defs.landing.outcomes import OUTCOME_CHECK, OUTCOME_FILES_CHECK
 from affluent_assets.defs.landing.sensors import LANDING_FILE_TAG
 from affluent_assets.defs.model.assets import PROMOTION_CHECK
 from affluent_assets.lib import alerts
@@ -66,20 +66,29 @@ def failure_alert(instance: dg.DagsterInstance, run: dg.DagsterRun, ui_url: str)
     )
 
 
+def _warning_alert(check, landing_file: str | None) -> tuple[str, str, str | None] | None:
+    """(kind, title, file) of a failed warning check worth a person, or None."""
+    if check.check_name == DRIFT_CHECK:
+        return alerts.SIGNIFICANT_DRIFT, f"Significant drift in {landing_file}", landing_file
+    if check.check_name == OUTCOME_CHECK:
+        return alerts.OUTCOME_MISSED, "Realized precision below the holdout's expectation", None
+    if check.check_name == OUTCOME_FILES_CHECK:
+        names = check.metadata["quarantined"].value
+        return alerts.FILE_QUARANTINED, f"Outcome file quarantined: {names}", names
+    return None
+
+
 def check_alerts_for(instance: dg.DagsterInstance, run: dg.DagsterRun, ui_url: str) -> list:
     """Alerts for a successful run's warnings worth a person: a landed batch with a significant
-    drift, a model whose realized precision fell short of its holdout's."""
+    drift, a model whose realized precision fell short of its holdout's, an outcome file
+    quarantined."""
     found = []
-    file = run.tags.get(LANDING_FILE_TAG)
     link = f"{ui_url.rstrip('/')}/runs/{run.run_id}"
     for check in _checks(instance, run.run_id):
-        if check.passed or check.check_name not in (DRIFT_CHECK, OUTCOME_CHECK):
+        what = None if check.passed else _warning_alert(check, run.tags.get(LANDING_FILE_TAG))
+        if what is None:
             continue
-        kind, title = (
-            (alerts.SIGNIFICANT_DRIFT, f"Significant drift in {file}")
-            if check.check_name == DRIFT_CHECK
-            else (alerts.OUTCOME_MISSED, "Realized precision below the holdout's expectation")
-        )
+        kind, title, file = what
         found.append(
             alerts.Alert(kind, title, check.description or "", run_id=run.run_id,
                          job=run.job_name, link=link, file=file)
@@ -105,7 +114,7 @@ def failure_alerts(context: dg.RunFailureSensorContext, alert_webhook: AlertWebh
     run_status=dg.DagsterRunStatus.SUCCESS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="A webhook message when a landed batch drifted significantly, or a model's "
-    "realized precision fell short of its holdout's.",
+    "realized precision fell short of its holdout's, or an outcome file was quarantined.",
 )
 def check_alerts(context: dg.RunStatusSensorContext, alert_webhook: AlertWebhook):
     if not alert_webhook.url:

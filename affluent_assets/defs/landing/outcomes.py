@@ -1,20 +1,27 @@
 """model_outcomes: realized precision and recall of each model version on landed files that
-carried their outcome (`C_seg`), against the holdout's expectation, with a warning check."""
+carried their outcome (`C_seg`) and on campaign outcome files dropped in the outcomes folder,
+against the holdout's expectation, with a warning check for each."""
 
 import dagster as dg
 import matplotlib.pyplot as plt
+import pandas as pd
 from dagster_duckdb import DuckDBResource
 
+from affluent_assets import settings
 from affluent_assets.defs.common import DUCKDB_POOL, table_metadata
 from affluent_assets.defs.resources import MlflowModels
-from affluent_assets.lib import evaluation, outcomes
+from affluent_assets.lib import evaluation, landing, outcome_files, outcomes
 
 OUTCOME_CHECK = "realized_precision"
+OUTCOME_FILES_CHECK = "outcome_files"
+OUTCOME_FILES_TAG = "affluent/outcome_files"
+OUTCOMES_TICK_SECONDS = 30
 
 
 class OutcomeConfig(dg.Config):
     margin: float = 0.10  # how far realized precision may fall below the holdout's
     min_flagged: int = 50  # flagged labelled customers needed to judge a version
+    outcomes_dir: str = ""  # campaign outcome files; default: AFFLUENT_OUTCOMES or data/outcomes
 
 
 @dg.asset(
@@ -27,24 +34,42 @@ class OutcomeConfig(dg.Config):
             asset="model_outcomes",
             description="Warns when a version's realized precision falls below its holdout "
             "precision by more than the margin.",
-        )
+        ),
+        dg.AssetCheckSpec(
+            OUTCOME_FILES_CHECK,
+            asset="model_outcomes",
+            description="Warns when an outcome file was quarantined (the reason names the "
+            "file, the column and the rows).",
+        ),
     ],
 )
-def model_outcomes(config: OutcomeConfig, duckdb: DuckDBResource, mlflow_models: MlflowModels):
-    """Per model version, on landed rows whose file carried `C_seg`: customers, AFFLUENT,
-    flagged, realized precision and recall at the threshold and in the top 5/10/20%, and the
-    precision the holdout promised (`expected_precision`)."""
+def model_outcomes(
+    context: dg.AssetExecutionContext,
+    config: OutcomeConfig,
+    duckdb: DuckDBResource,
+    mlflow_models: MlflowModels,
+):
+    """Per source (landed files with `C_seg`, campaign outcome files) and model version:
+    customers, AFFLUENT (or upgraded), flagged, realized precision and recall at the threshold
+    and in the top 5/10/20%, and the precision the holdout promised (`expected_precision`)."""
+    folder = config.outcomes_dir or settings.outcomes_dir()
     with duckdb.get_connection() as con:
-        table = outcomes.realized_outcomes(con)
+        read = outcome_files.read_outcome_folder(con, folder)
+        table = outcomes.realized_outcomes(con, read.records)
+    for name, summary in read.accepted.items():
+        context.log.info(f"outcome file {name}: {summary}")
+    for name, reason in read.rejected.items():
+        context.log.warning(f"outcome file {name} quarantined: {reason}")
     table["expected_precision"] = [
-        mlflow_models.holdout_metric(version, "precision") for version in table["model_version"]
+        _expected_precision(mlflow_models, r) for r in table.itertuples()
     ]
     short = outcomes.shortfalls(table, config.margin, config.min_flagged)
     yield dg.Output(
         table,
         metadata={
             **table_metadata(table),
-            "versions_with_outcomes": len(table),
+            "versions_with_outcomes": table["model_version"].nunique(),
+            "outcome_files": dg.MetadataValue.md(_files_markdown(read)),
             "realized_vs_expected": dg.MetadataValue.md(_plot(table)) if len(table) else "none",
         },
     )
@@ -54,6 +79,37 @@ def model_outcomes(config: OutcomeConfig, duckdb: DuckDBResource, mlflow_models:
         severity=dg.AssetCheckSeverity.WARN,
         description=_describe(table, short, config.margin),
     )
+    yield dg.AssetCheckResult(
+        check_name=OUTCOME_FILES_CHECK,
+        passed=not read.rejected,
+        severity=dg.AssetCheckSeverity.WARN,
+        description="; ".join(f"{n} quarantined: {r}" for n, r in read.rejected.items())
+        or f"{len(read.accepted)} outcome file(s) read, none rejected",
+        metadata={"outcomes_dir": folder, "quarantined": ", ".join(read.rejected) or "none"},
+    )
+
+
+def _files_markdown(read: outcome_files.OutcomeFolderRead) -> str:
+    if not read.accepted and not read.rejected:
+        return "no outcome files"
+    rows = [f"| {name} | read | {summary} |" for name, summary in read.accepted.items()]
+    rows += [f"| {name} | quarantined | {reason} |" for name, reason in read.rejected.items()]
+    return "| file | answer | detail |\n|---|---|---|\n" + "\n".join(rows)
+
+
+def _expected_precision(mlflow_models: MlflowModels, row) -> float:
+    """What the holdout promised for these customers: its precision at the threshold for a
+    labelled file (everyone scored); for an outcome file (those called), its precision when
+    calling everyone down to the lowest-scored flagged customer called, which is the list's own
+    promise for a top-k list. NaN when the version has no such figure: never judged."""
+    curve = None
+    if row.source == outcomes.OUTCOME_FILES and pd.notna(row.lowest_flagged_score):
+        model = mlflow_models.describe(row.model_version)
+        curve = model and mlflow_models.holdout_curve(model)
+    if curve is not None:
+        return float(curve.at([row.lowest_flagged_score])["expected_precision"].iloc[0])
+    value = mlflow_models.holdout_metric(row.model_version, "precision")
+    return float("nan") if value is None else float(value)
 
 
 def _describe(table, short, margin: float) -> str:
@@ -62,8 +118,8 @@ def _describe(table, short, margin: float) -> str:
     if short.empty:
         return f"realized precision within {margin:.2f} of the holdout's"
     return "; ".join(
-        f"v{r.model_version}: realized precision {r.realized_precision:.3f} vs expected "
-        f"{r.expected_precision:.3f} on {int(r.flagged):,} flagged customers"
+        f"v{r.model_version} ({r.source}): realized precision {r.realized_precision:.3f} vs "
+        f"expected {r.expected_precision:.3f} on {int(r.flagged):,} flagged customers"
         for r in short.itertuples()
     )
 
@@ -73,7 +129,64 @@ def _plot(table) -> str:
     positions = range(len(table))
     axis.bar([p - 0.2 for p in positions], table["expected_precision"], 0.4, label="holdout")
     axis.bar([p + 0.2 for p in positions], table["realized_precision"], 0.4, label="realized")
-    axis.set_xticks(list(positions), [f"v{v}" for v in table["model_version"]])
+    labels = [f"v{r.model_version}\n{r.source}" for r in table.itertuples()]
+    axis.set_xticks(list(positions), labels)
     axis.set_ylabel("precision at the threshold")
     axis.legend()
     return evaluation.png_markdown(figure, "Realized vs expected precision")
+
+
+outcomes_job = dg.define_asset_job(
+    "outcomes_job",
+    selection=[model_outcomes],
+    description="Reads the campaign outcome files and refreshes model_outcomes.",
+)
+
+
+def build_outcomes_sensor(
+    name: str = "outcomes_sensor", outcomes_dir: str | None = None
+) -> dg.SensorDefinition:
+    """The sensor over `outcomes_dir` (default: the configured outcomes folder, read each tick):
+    one outcomes run when files are new or changed and have stopped changing for a tick."""
+
+    @dg.sensor(
+        name=name,
+        target=outcomes_job,
+        minimum_interval_seconds=OUTCOMES_TICK_SECONDS,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Refreshes model_outcomes when a campaign outcome file (.csv/.xlsx/.parquet) "
+        "lands in the outcomes folder.",
+    )
+    def _sensor(context: dg.SensorEvaluationContext):
+        folder = outcomes_dir or settings.outcomes_dir()
+        cursor = landing.LandingCursor.deserialize(context.cursor)
+        plan = landing.plan_tick(cursor, landing.scan_landing(folder))
+        ignored = {
+            entry: why
+            for entry, why in landing.ignored_entries(folder).items()
+            if entry != outcome_files.QUARANTINE
+        }
+        if not plan.ready:
+            waiting = f"{len(plan.settling)} outcome file(s) settling" if plan.settling else ""
+            skipped = "; ".join(f"{entry!r} not read: {why}" for entry, why in ignored.items())
+            return dg.SensorResult(
+                skip_reason="; ".join(filter(None, [waiting, skipped])) or "no new outcome files",
+                cursor=plan.cursor.serialize(),
+            )
+        names = [s.name for s in plan.ready]
+        context.log.info(f"outcome files ready: {', '.join(names)}")
+        return dg.SensorResult(
+            run_requests=[
+                dg.RunRequest(
+                    run_key="|".join(s.run_key for s in plan.ready),
+                    run_config={"ops": {"model_outcomes": {"config": {"outcomes_dir": folder}}}},
+                    tags={OUTCOME_FILES_TAG: ", ".join(names)[:200]},
+                )
+            ],
+            cursor=plan.cursor.serialize(),
+        )
+
+    return _sensor
+
+
+outcomes_sensor = build_outcomes_sensor()
