@@ -9,9 +9,10 @@ from dagster_duckdb import DuckDBResource
 from mlflow.tracking import MlflowClient
 
 from affluent_assets.definitions import MAIN_ASSETS
-from affluent_assets.defs.alerts.sensors import failure_alert
+from affluent_assets.defs.alerts.sensors import AlertWebhook, failure_alerts
 from affluent_assets.defs.resources import DuckDBTableIOManager, ExtractSource, MlflowModels
 from affluent_assets.lib.demo_data import generate_customers, write_extract
+from affluent_assets_tests.defs.test_alerts import Receiver, evaluate
 
 ROWS = 2500
 FAST_MODEL = {"ops": {"model_training": {"config": {"tuning_budget_seconds": 0, "cv_folds": 3}}}}
@@ -240,10 +241,16 @@ def test_challenger_that_does_not_beat_champion_leaves_champion_and_lists(stores
     pd.testing.assert_frame_equal(
         query(stores, "select * from hidden_affluent_candidates"), candidates_before
     )
-    # The failure alert says what happened: the champion was kept, and which model lost.
-    alert = failure_alert(instance, instance.get_run_by_id(result.run_id), "http://ui")
-    assert alert.kind == "champion_kept" and "worse than champion" in alert.detail
-    assert alert.model_version == str(decision["challenger_version"])
+    # One alert reaches the webhook and says what happened: the champion was kept, and which
+    # model lost.
+    receiver = Receiver()
+    try:
+        evaluate(failure_alerts, instance, result, AlertWebhook(url=receiver.url))
+    finally:
+        receiver.server.shutdown()
+    [alert] = receiver.received
+    assert alert["kind"] == "champion_kept" and "worse than champion" in alert["detail"]
+    assert alert["model_version"] == str(decision["challenger_version"])
 
 
 def test_capacity_policy_lists_the_best_n_normal_customers(stores):
