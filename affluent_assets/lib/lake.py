@@ -166,12 +166,26 @@ def view_statements(lake: str | Path) -> dict[str, str]:
     }
 
 
+# Each landed batch's list as it stood at a time: the latest of its lists published by then.
+CANDIDATES_AS_OF = "batch_candidates_as_of"
+_AS_OF_MACRO = f"""
+    create or replace macro {CANDIDATES_AS_OF}(as_of) as table
+    select * from {CANDIDATE_HISTORY}
+    where scored_at <= as_of
+    qualify run_id = arg_max(run_id, scored_at) over (partition by batch_key)"""
+
+
 def views_current(con: duckdb.DuckDBPyConnection, lake: str | Path) -> bool:
     """Whether the warehouse's views already point at this lake (checked read-only, so a landing
     run opens the warehouse for writing only the first time)."""
     found = dict(con.execute("select view_name, sql from duckdb_views()").fetchall())
-    return all(name in found for name in view_statements(lake)) and all(
-        _glob(lake, table) in found[table] for table in TABLES
+    macros = con.execute(
+        "select count(*) from duckdb_functions() where function_name = ?", [CANDIDATES_AS_OF]
+    ).fetchall()[0][0]
+    return (
+        bool(macros)
+        and all(name in found for name in view_statements(lake))
+        and all(_glob(lake, table) in found[table] for table in TABLES)
     )
 
 
@@ -191,6 +205,7 @@ def create_views(con: duckdb.DuckDBPyConnection, lake: str | Path) -> None:
                 con.execute(f'drop table "{name}"')
         for statement in view_statements(lake).values():
             con.execute(statement)
+        con.execute(_AS_OF_MACRO)
         con.execute("commit")
     except Exception:
         con.execute("rollback")

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import datetime
 
 import duckdb
 import pyarrow as pa
@@ -21,6 +22,7 @@ SCHEMA = pa.schema(
         ("run_id", pa.string()),
         ("customer_key", pa.string()),
         ("affluent_probability", pa.float64()),
+        ("scored_at", pa.timestamp("us")),
     ]
 )
 SCHEMAS = {lake.SCORES: SCHEMA, lake.CANDIDATES: SCHEMA, lake.CANDIDATE_HISTORY: SCHEMA}
@@ -36,6 +38,7 @@ def stage(root, key: str, digest: str, rows: int, run_id: str = "r1"):
             "run_id": [run_id] * rows,
             "customer_key": [f"{key}-{i}" for i in range(rows)],
             "affluent_probability": [0.5] * rows,
+            "scored_at": [datetime(2026, 12, 1)] * rows,
         },
         schema=SCHEMA,
     )
