@@ -55,7 +55,8 @@ clean:
 		"every list ever produced), data/lake (landed batches and their lists' history)," \
 		"data/mlflow.db and data/mlartifacts" \
 		"(models), the Dagster run history; keeping data/raw, data/landing, data/quarantine," \
-		"data/outcomes (campaign outcome files)"
+		"data/outcomes (campaign outcome files: they match against the history deleted here, so" \
+		"the next run quarantines them as unmatched)"
 	rm -rf data/warehouse.duckdb data/warehouse.duckdb.wal data/mlflow.db data/mlartifacts data/lake
 	find .dagster_home -mindepth 1 -maxdepth 1 ! -name dagster.yaml ! -name postgres -exec rm -rf {} +
 	find .dagster_home/postgres -mindepth 1 -maxdepth 1 ! -name dagster.yaml -exec rm -rf {} +
