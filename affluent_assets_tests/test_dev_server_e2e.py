@@ -39,8 +39,15 @@ def test_dropped_files_are_scored_or_quarantined_by_dagster_dev(tmp_path):
             log,
         )
         assert scored
-        candidates = count_rows(warehouse, "select count(*) from latest_candidates", [])
-        assert candidates and candidates > 0
+        # The list with reasons is published after the scores (batch_candidates is a later
+        # step), so it is waited for, not expected at the same moment.
+        listed = wait_for(
+            lambda: (count_rows(warehouse, "select count(*) from latest_candidates", []) or 0) > 0,
+            "the dropped file's candidates in DuckDB",
+            server,
+            log,
+        )
+        assert listed
 
         (landing / "broken.csv").write_text("C_ID,C_AGE\n1,forty\n")
         reason = quarantine / "broken.csv.reason.txt"
