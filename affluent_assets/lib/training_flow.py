@@ -31,7 +31,8 @@ class TrainingOptions:
     cv_folds: int = 5
     selection_metric: str = "pr_auc"
     families: tuple[str, ...] = tuple(FAMILIES)
-    tuning_budget_seconds: float = 45.0
+    # None: every round of the search, so the same data give the same model on any machine.
+    tuning_budget_seconds: float | None = None
     tuning_candidates: int = 27
     calibration: str = "sigmoid"
     seed: int = 42
@@ -62,7 +63,9 @@ def train_platform_model(
     phase as it starts and ends (search, comparison, final fit) and, inside the long ones,
     each tuning round and trial, each compared candidate and each of its folds."""
     if "xgboost" in options.families:
-        log(f"tuning XGBoost for up to {options.tuning_budget_seconds:.0f} s")
+        budget = options.tuning_budget_seconds
+        limit = "with no time limit" if budget is None else f"for up to {budget:.0f} s"
+        log(f"tuning XGBoost {limit}")
         tuning = tune_xgboost(
             features, labels, options.tuning_budget_seconds, options.seed,
             candidates=options.tuning_candidates, log=log,

@@ -245,3 +245,21 @@ def test_comparison_logs_each_candidate_and_each_fold():
         )
     assert len(heard) == len(expected) == 10
     assert all(line.startswith(start) for line, start in zip(heard, expected, strict=True))
+
+
+def test_without_a_budget_every_round_runs_however_slow_the_trials():
+    features, labels, _ = synthetic_customers(1500, seed=9)
+    heard: list[str] = []
+
+    def slow_log(message: str) -> None:
+        heard.append(message)
+        time.sleep(0.05)  # a loaded machine: no wall-clock limit may cut the search short
+
+    result = tune_xgboost(
+        features, labels, budget_seconds=None, seed=0, candidates=9, cv_folds=2, log=slow_log
+    )
+    assert not result.stopped_by_budget
+    assert result.trials.groupby("rung").size().tolist() == [9, 3]
+    assert not any("budget" in line for line in heard)
+    again = tune_xgboost(features, labels, budget_seconds=None, seed=0, candidates=9, cv_folds=2)
+    assert again.params == result.params

@@ -42,7 +42,8 @@ class TrainingConfig(dg.Config):
     cv_folds: int = 5
     selection_metric: str = "pr_auc"
     families: list[str] = list(FAMILIES)
-    tuning_budget_seconds: float = 45.0
+    # None: every round of the search (reproducible); seconds cap it, machine-dependent.
+    tuning_budget_seconds: float | None = None
     tuning_candidates: int = 27
     calibration: str = "sigmoid"
     seed: int = 42
@@ -166,7 +167,7 @@ def model_training(
             "target_recall": config.target_recall,
             "threshold_policy": choice.policy,
             "selection_metric": config.selection_metric,
-            "tuning_budget_seconds": config.tuning_budget_seconds,
+            "tuning_budget_seconds": config.tuning_budget_seconds or "none",
         },
         metrics={**{f"cv_{k}": v for k, v in oof.items()}, "tuning_seconds": tuning.seconds},
         threshold=choice.threshold,
