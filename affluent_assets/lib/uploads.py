@@ -1,6 +1,7 @@
-"""Files handed in over HTTP land in the landing folder the way a finished copy would: written
-under a staging folder the sensor never reads, then renamed into place under a safe name that no
-other batch has. The sensor then scores it exactly as a file dropped by hand: one way in."""
+"""Files handed in over HTTP land in a watched folder (the landing folder for files to score, the
+outcomes folder for campaign outcome files) the way a finished copy would: written under a
+staging folder its sensor never reads, then renamed into place under a safe name that no other
+file has. The sensor then reads it exactly as a file dropped by hand: one way in."""
 
 from __future__ import annotations
 
@@ -36,11 +37,12 @@ def landing_name(original: str) -> str:
     return f"{stem}-{uuid.uuid4().hex[:8]}{suffix}"
 
 
-async def receive(chunks: AsyncIterator[bytes], landing_dir: str | Path, max_bytes: int) -> Path:
-    """Write the bytes to a new file under `<landing>/.uploads/` (never read by the sensor) and
-    return it. Over `max_bytes`, or cut off halfway: the partial file is removed, UploadRefused
-    or the transport's error is raised, and nothing is left behind."""
-    staging = Path(landing_dir) / landing.UPLOAD_STAGING
+async def receive(chunks: AsyncIterator[bytes], folder: str | Path, max_bytes: int) -> Path:
+    """Write the bytes to a new file under `<folder>/.uploads/` (never read by a sensor:
+    `landing.scan_landing` skips dot-names) and return it. Over `max_bytes`, or cut off halfway:
+    the partial file is removed, UploadRefused or the transport's error is raised, and nothing
+    is left behind."""
+    staging = Path(folder) / landing.UPLOAD_STAGING
     staging.mkdir(parents=True, exist_ok=True)
     partial = staging / f"{uuid.uuid4().hex}.partial"
     written = 0
@@ -59,12 +61,12 @@ async def receive(chunks: AsyncIterator[bytes], landing_dir: str | Path, max_byt
     return partial
 
 
-def land(staged: Path, name: str, landing_dir: str | Path) -> Path:
-    """Rename a received file into the landing folder as `name` (one step: the sensor sees it
-    whole or not at all)."""
-    target = landing.resolve_inside(landing_dir, name)
+def land(staged: Path, name: str, folder: str | Path) -> Path:
+    """Rename a file received under `folder` (see `receive`) into `folder` as `name` (one step
+    on one file system: the sensor sees it whole or not at all)."""
+    target = landing.resolve_inside(folder, name)
     if target.exists():
         staged.unlink(missing_ok=True)
-        raise UploadRefused(409, f"{name}: a file of that name is already in the landing folder")
+        raise UploadRefused(409, f"{name}: a file of that name is already in the folder")
     os.replace(staged, target)
     return target

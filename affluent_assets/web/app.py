@@ -1,14 +1,16 @@
 """The upload page and its HTTP API (Starlette, served by uvicorn: both come with
 dagster-webserver). An upload lands in the landing folder; the landing sensor's run scores it,
 exactly as a file dropped by hand. The page and the API read the batch's state back from the
-Dagster instance, the quarantine folder and the lake."""
+Dagster instance, the quarantine folder and the lake. A campaign outcome file lands the same way
+in the outcomes folder, for the outcomes sensor's run to read (web/outcomes.py)."""
 
 from __future__ import annotations
 
 import hmac
 import shutil
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
@@ -24,7 +26,7 @@ from starlette.staticfiles import StaticFiles
 
 from affluent_assets import settings
 from affluent_assets.lib import lake, landing, uploads
-from affluent_assets.web import batches
+from affluent_assets.web import batches, outcomes
 from affluent_assets.web.openapi import OPENAPI
 
 STATIC = Path(__file__).parent / "static"
@@ -36,6 +38,8 @@ class WebSettings:
     folders: batches.Folders
     token: str | None = None
     max_upload_bytes: int = uploads.DEFAULT_MAX_BYTES
+    outcomes: str = field(default_factory=settings.outcomes_dir)  # campaign outcome files
+    warehouse: str = field(default_factory=settings.warehouse_path)  # table model_outcomes
 
     @classmethod
     def from_environment(cls, token: str | None = None, max_upload_bytes: int | None = None):
@@ -43,6 +47,8 @@ class WebSettings:
             batches.Folders(settings.landing_dir(), settings.quarantine_dir(), settings.lake_dir()),
             token=token,
             max_upload_bytes=max_upload_bytes or uploads.DEFAULT_MAX_BYTES,
+            outcomes=settings.outcomes_dir(),
+            warehouse=settings.warehouse_path(),
         )
 
 
@@ -67,7 +73,7 @@ def create_app(web: WebSettings, instance: dg.DagsterInstance | None = None) -> 
         if (denied := refused(request)) is not None:
             return denied
         try:
-            path = await _receive_upload(request, web)
+            path = await _receive_upload(request, web, web.folders.landing)
         except uploads.UploadRefused as error:
             return _error(error.status, str(error))
         key = landing.batch_key_for(path.name)
@@ -115,6 +121,7 @@ def create_app(web: WebSettings, instance: dg.DagsterInstance | None = None) -> 
         Route("/api/batches", list_all, methods=["GET"]),
         Route("/api/batches/{batch}", show, methods=["GET"]),
         Route("/api/batches/{batch}/candidates.{kind}", candidates, methods=["GET"]),
+        *_outcome_routes(web, dagster, refused),
         Route("/api/openapi.json", openapi, methods=["GET"]),
         Route("/", lambda request: FileResponse(STATIC / "index.html"), methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
@@ -122,12 +129,65 @@ def create_app(web: WebSettings, instance: dg.DagsterInstance | None = None) -> 
     return Starlette(routes=routes)
 
 
+def _outcome_routes(
+    web: WebSettings,
+    dagster: Callable[[], dg.DagsterInstance],
+    refused: Callable[[Request], Response | None],
+) -> list[Route]:
+    """Campaign outcome files: handed in like a batch (into the outcomes folder, where the
+    outcomes sensor reads them as dropped files), then their state and the realized figures."""
+
+    async def create(request: Request) -> Response:
+        if (denied := refused(request)) is not None:
+            return denied
+        try:
+            path = await _receive_upload(request, web, web.outcomes)
+        except uploads.UploadRefused as error:
+            return _error(error.status, str(error))
+        return JSONResponse(
+            {"file": path.name, "status": outcomes.WAITING,
+             "links": {"self": f"/api/outcomes/{path.name}"}},
+            status_code=202,
+        )  # fmt: skip
+
+    async def list_all(request: Request) -> Response:
+        if (denied := refused(request)) is not None:
+            return denied
+        return JSONResponse({"files": outcomes.list_outcome_files(dagster(), web.outcomes)})
+
+    async def show(request: Request) -> Response:
+        if (denied := refused(request)) is not None:
+            return denied
+        file = request.path_params["file"]
+        found = outcomes.outcome_file_state(dagster(), web.outcomes, file)
+        if found is None:
+            return _error(404, f"no outcome file {file!r}")
+        return JSONResponse(found.to_dict())
+
+    async def figures(request: Request) -> Response:
+        if (denied := refused(request)) is not None:
+            return denied
+        try:
+            return JSONResponse({"figures": outcomes.figures(web.warehouse)})
+        except outcomes.WarehouseBusy as error:
+            return _error(503, str(error))
+
+    return [
+        Route("/api/outcomes", create, methods=["POST"]),
+        Route("/api/outcomes", list_all, methods=["GET"]),
+        # Before `{file}`: no outcome file is called `figures` (every one has a suffix).
+        Route("/api/outcomes/figures", figures, methods=["GET"]),
+        Route("/api/outcomes/{file}", show, methods=["GET"]),
+    ]
+
+
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-async def _receive_upload(request: Request, web: WebSettings) -> Path:
-    """Stream the multipart field `file` into the landing folder (see lib/uploads.py)."""
+async def _receive_upload(request: Request, web: WebSettings, folder: str) -> Path:
+    """Stream the multipart field `file` into `folder` (the landing or the outcomes folder;
+    see lib/uploads.py)."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > web.max_upload_bytes + 64 * 1024:
         limit = f"{web.max_upload_bytes:,}"
@@ -150,8 +210,8 @@ async def _receive_upload(request: Request, web: WebSettings) -> Path:
         if not part.complete:
             raise uploads.UploadRefused(400, "no complete field 'file' in the upload")
 
-    staged = await uploads.receive(file_bytes(), web.folders.landing, web.max_upload_bytes)
-    return uploads.land(staged, part.name, web.folders.landing)
+    staged = await uploads.receive(file_bytes(), folder, web.max_upload_bytes)
+    return uploads.land(staged, part.name, folder)
 
 
 class _FilePart:

@@ -17,12 +17,52 @@ _BATCH = {
         "updated_at": {"type": "number", "nullable": True, "description": "Unix time"},
     },
 }
+_OUTCOME_FILE = {
+    "type": "object",
+    "properties": {
+        "file": {"type": "string", "description": "file name in the outcomes folder"},
+        "status": {"type": "string", "enum": ["waiting", "read", "quarantined"]},
+        "detail": {
+            "type": "string",
+            "nullable": True,
+            "description": "read: its counts, e.g. '30 customers, 14 upgraded (v3)'; "
+            "quarantined: the reason, naming the column and the rows",
+        },
+    },
+}
 _ERROR = {"type": "object", "properties": {"error": {"type": "string"}}}
 _BATCH_PARAMETER = {"name": "batch", "in": "path", "required": True, "schema": {"type": "string"}}
+_UPLOAD = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary"}},
+                "required": ["file"],
+            }
+        }
+    },
+}
 
 
 def _error(description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": _ERROR}}}
+
+
+def _upload_answers(landed: str, schema: dict) -> dict:
+    """The answers of an upload, the same rules for a file to score and an outcome file."""
+    return {
+        "202": {"description": landed, "content": {"application/json": {"schema": schema}}},
+        "400": _error("Not a multipart upload with a field 'file'"),
+        "401": _error("Token missing or wrong"),
+        "413": _error("Larger than the configured limit"),
+        "415": _error("Not a .csv, .xlsx or .parquet file"),
+    }
+
+
+def _json(description: str, schema: dict) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 OPENAPI = {
@@ -32,39 +72,21 @@ OPENAPI = {
         "version": "1",
         "description": "Hand in an ETB file; the landing sensor scores it with the champion "
         "model; read its state and download the ranked candidate list with reasons and expected "
-        "precision. When a token is configured, send `Authorization: Bearer <token>`.",
+        "precision. After the campaign, hand the list back with a column `upgraded` as an "
+        "outcome file; the outcomes sensor reads it into realized precision per model version. "
+        "When a token is configured, send `Authorization: Bearer <token>`.",
     },
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-        "schemas": {"Batch": _BATCH, "Error": _ERROR},
+        "schemas": {"Batch": _BATCH, "OutcomeFile": _OUTCOME_FILE, "Error": _ERROR},
     },
     "security": [{"bearer": []}],
     "paths": {
         "/api/batches": {
             "post": {
                 "summary": "Upload a .csv, .xlsx or .parquet file to be scored",
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "multipart/form-data": {
-                            "schema": {
-                                "type": "object",
-                                "properties": {"file": {"type": "string", "format": "binary"}},
-                                "required": ["file"],
-                            }
-                        }
-                    },
-                },
-                "responses": {
-                    "202": {
-                        "description": "Landed; the sensor will score it",
-                        "content": {"application/json": {"schema": _BATCH}},
-                    },
-                    "400": _error("Not a multipart upload with a field 'file'"),
-                    "401": _error("Token missing or wrong"),
-                    "413": _error("Larger than the configured limit"),
-                    "415": _error("Not a .csv, .xlsx or .parquet file"),
-                },
+                "requestBody": _UPLOAD,
+                "responses": _upload_answers("Landed; the sensor will score it", _BATCH),
             },
             "get": {
                 "summary": "Batches, newest first, with their states",
@@ -100,6 +122,46 @@ OPENAPI = {
                 "responses": {
                     "200": {"description": "The list"},
                     "404": _error("No such batch, or not scored yet"),
+                },
+            }
+        },
+        "/api/outcomes": {
+            "post": {
+                "summary": "Upload a campaign outcome file (the downloaded list with a column "
+                "`upgraded`: yes/no, true/false, 1/0)",
+                "requestBody": _UPLOAD,
+                "responses": _upload_answers(
+                    "Landed in the outcomes folder; the outcomes sensor will read it",
+                    _OUTCOME_FILE,
+                ),
+            },
+            "get": {
+                "summary": "Outcome files, newest first: waiting, read or quarantined",
+                "responses": {
+                    "200": _json("The outcome files", {"type": "object"}),
+                    "401": _error("Token"),
+                },
+            },
+        },
+        "/api/outcomes/figures": {
+            "get": {
+                "summary": "The rows of model_outcomes: per source and model version, realized "
+                "against expected precision (empty before the first outcomes run)",
+                "responses": {
+                    "200": _json("The figures", {"type": "object"}),
+                    "503": _error("A run is writing the warehouse; try again"),
+                },
+            }
+        },
+        "/api/outcomes/{file}": {
+            "get": {
+                "summary": "An outcome file's state",
+                "parameters": [
+                    {"name": "file", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": _json("The outcome file", _OUTCOME_FILE),
+                    "404": _error("No such outcome file"),
                 },
             }
         },

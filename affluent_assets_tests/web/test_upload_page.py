@@ -3,6 +3,7 @@ processes: `dagster dev` (its landing sensor scores what lands) and `affluent se
 same folders and instance. A good file is uploaded, scored, shown and its list downloaded; a bad
 file shows its reason. Screenshots of each page go to docs/screenshots/."""
 
+import contextlib
 import csv
 import io
 import os
@@ -13,6 +14,7 @@ from playwright.sync_api import expect, sync_playwright
 from affluent_assets.lib.demo_data import generate_customers, write_extract
 from affluent_assets_tests.defs.conftest import register_tiny_model
 from affluent_assets_tests.servers import REPO, AffluentServe, DagsterStores, stop
+from affluent_assets_tests.web.test_api import api_env
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = REPO / "docs" / "screenshots"
@@ -21,10 +23,37 @@ SCORING_TIMEOUT_MS = 150_000
 
 
 @pytest.fixture(scope="module")
-def page(tmp_path_factory):
-    """dagster dev and affluent serve over the same temporary folders, and a browser page."""
+def browser():
+    """One Chromium for the module: Playwright's sync API runs one instance at a time."""
     if not os.path.exists(CHROMIUM):
         raise RuntimeError(f"{CHROMIUM} missing: apt-get install chromium")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )  # fmt: skip
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@contextlib.contextmanager
+def browser_page(browser, url: str, root):
+    """A tab on `url`; `tab.tmp` is a folder for the test's files."""
+    tab = browser.new_page(viewport={"width": 1200, "height": 1000})
+    try:
+        tab.tmp = root
+        tab.goto(url)
+        yield tab
+    finally:
+        tab.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser, tmp_path_factory):
+    """dagster dev and affluent serve over the same temporary folders, and a browser page."""
     root = tmp_path_factory.mktemp("page")
     models = register_tiny_model(root / "mlflow")
     stores = DagsterStores(root, models.tracking_uri, models.artifact_root)
@@ -32,27 +61,29 @@ def page(tmp_path_factory):
     serve = AffluentServe(stores.env())
     try:
         serve.wait()
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=CHROMIUM,
-                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                      "--disable-component-update", "--disable-sync", "--no-first-run"],
-            )  # fmt: skip
-            try:
-                tab = browser.new_page(viewport={"width": 1200, "height": 1000})
-                tab.tmp = root
-                tab.goto(serve.url)
-                yield tab
-            finally:
-                browser.close()
+        with browser_page(browser, serve.url, root) as tab:
+            yield tab
     finally:
         stop(serve.process)
         stop(dagster)
 
 
+@pytest.fixture
+def serve_only_page(browser, tmp_path):
+    """affluent serve alone (no dagster dev: nothing reads what lands) and a browser page."""
+    env = {**api_env(tmp_path), "AFFLUENT_OUTCOMES": str(tmp_path / "outcomes"),
+           "AFFLUENT_WAREHOUSE": str(tmp_path / "warehouse.duckdb")}  # fmt: skip
+    serve = AffluentServe(env).wait()
+    try:
+        with browser_page(browser, serve.url, tmp_path) as tab:
+            yield tab
+    finally:
+        stop(serve.process)
+
+
 def test_a_good_file_comes_back_as_a_ranked_explained_list(page):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    expect(page.locator(".drop-title")).to_contain_text("Drop an ETB file")
+    expect(page.locator("#drop .drop-title")).to_contain_text("Drop an ETB file")
     page.screenshot(path=SCREENSHOTS / "upload-empty.png", full_page=True)
     good = write_extract(
         generate_customers(ROWS, seed=61).drop(columns="C_seg"), page.tmp / "branch list.csv"
@@ -96,3 +127,21 @@ def test_a_bad_file_shows_why_in_plain_words(page):
     expect(reason).to_contain_text("data rows 5 ('lots'), 10 ('lots')")
     expect(page.locator("#status-text")).to_contain_text("does not meet the data contract")
     page.screenshot(path=SCREENSHOTS / "upload-quarantined.png", full_page=True)
+
+
+def test_an_outcome_file_handed_in_on_the_page_is_listed_as_waiting(serve_only_page):
+    page = serve_only_page
+    expect(page.locator("#no-outcomes")).to_be_visible()
+    expect(page.locator("#no-figures")).to_be_visible()
+    called = page.tmp / "march campaign.csv"
+    called.write_text("customer_key,model_version,batch_key,upgraded\n1-1,1,march.csv,yes\n")
+    page.set_input_files("#outcome-input", str(called))
+    expect(page.locator("#outcome-progress-text")).to_have_text("uploaded", timeout=30_000)
+    row = page.locator("#outcomes tbody tr").first
+    expect(row).to_contain_text("march_campaign")
+    expect(row.locator(".badge")).to_have_text("waiting")
+    expect(page.locator("#no-outcomes")).to_be_hidden()
+    [landed] = [p.name for p in (page.tmp / "outcomes").glob("*.csv")]
+    expect(row.locator("td").first).to_have_text(landed)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.locator("#outcomes-card").screenshot(path=SCREENSHOTS / "upload-outcomes.png")

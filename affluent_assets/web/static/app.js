@@ -1,4 +1,5 @@
-// The upload page: upload with progress, follow the batch's state, show its list. No build step.
+// The upload page: upload with progress, follow the batch's state, show its list; hand back
+// campaign outcome files and see what became of them. No build step.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -36,35 +37,46 @@ function fmt(n) {
   return n === null || n === undefined ? "–" : Number(n).toLocaleString("en");
 }
 
-function upload(file) {
-  $("upload-error").hidden = true;
-  $("progress").hidden = false;
-  $("progress-name").textContent = file.name;
+// Where each kind of file goes and what follows its upload: a batch to score is followed
+// until scored; an outcome file joins the list of outcome files.
+const UPLOADS = {
+  batch: { url: "/api/batches", ids: "", error: "upload-error", done: (body) => follow(body.batch) },
+  outcome: { url: "/api/outcomes", ids: "outcome-", error: "outcome-error", done: () => refreshOutcomes() },
+};
+
+function upload(file, kind = "batch") {
+  const target = UPLOADS[kind];
+  const part = (id) => $(target.ids + id);
+  $(target.error).hidden = true;
+  part("progress").hidden = false;
+  part("progress-name").textContent = file.name;
+  part("progress-fill").style.width = "0";
   const form = new FormData();
   form.append("file", file);
   const request = new XMLHttpRequest();
-  request.open("POST", "/api/batches");
+  request.open("POST", target.url);
   if (token) request.setRequestHeader("Authorization", `Bearer ${token}`);
   request.upload.onprogress = (event) => {
     if (!event.lengthComputable) return;
     const share = Math.round((100 * event.loaded) / event.total);
-    $("progress-fill").style.width = `${share}%`;
-    $("progress-text").textContent = `${share}% of ${(event.total / 1e6).toFixed(1)} MB`;
+    part("progress-fill").style.width = `${share}%`;
+    part("progress-text").textContent = `${share}% of ${(event.total / 1e6).toFixed(1)} MB`;
   };
   request.onload = () => {
     const body = JSON.parse(request.responseText || "{}");
-    if (request.status === 401) { askToken(); return upload(file); }
-    if (request.status !== 202) return showUploadError(body.error || request.statusText);
-    $("progress-text").textContent = "uploaded";
-    follow(body.batch);
+    if (request.status === 401) { askToken(); return upload(file, kind); }
+    if (request.status !== 202) return showUploadError(target.error, body.error || request.statusText);
+    part("progress-fill").style.width = "100%";
+    part("progress-text").textContent = "uploaded";
+    target.done(body);
   };
-  request.onerror = () => showUploadError("The upload was interrupted; nothing was kept. Try again.");
+  request.onerror = () => showUploadError(target.error, "The upload was interrupted; nothing was kept. Try again.");
   request.send(form);
 }
 
-function showUploadError(message) {
-  $("upload-error").textContent = message;
-  $("upload-error").hidden = false;
+function showUploadError(id, message) {
+  $(id).textContent = message;
+  $(id).hidden = false;
 }
 
 function follow(batch) {
@@ -184,15 +196,70 @@ async function refreshBatches() {
   }
 }
 
-const drop = $("drop");
-$("file-input").addEventListener("change", (event) => event.target.files[0] && upload(event.target.files[0]));
-drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
-drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-drop.addEventListener("drop", (event) => {
-  event.preventDefault();
-  drop.classList.remove("over");
-  if (event.dataTransfer.files[0]) upload(event.dataTransfer.files[0]);
-});
-refreshBatches();
+const OUTCOME_WAITING = "Received. The outcomes run reads it within about a minute (it needs the Dagster daemon).";
+let outcomePolling = null;
+
+// Refreshed every few seconds while a file waits for the outcomes run, then left alone.
+async function refreshOutcomes() {
+  clearTimeout(outcomePolling);
+  let list;
+  try { list = await api("/api/outcomes"); } catch (error) { return; }
+  const body = $("outcomes").querySelector("tbody");
+  body.replaceChildren();
+  $("no-outcomes").hidden = list.files.length > 0;
+  for (const file of list.files) {
+    const tr = document.createElement("tr");
+    tr.innerHTML = `<td class="mono"></td><td><span class="badge ${file.status}"></span></td><td class="detail ${file.status}"></td>`;
+    tr.children[0].textContent = file.file;
+    tr.children[1].firstChild.textContent = file.status;
+    tr.children[2].textContent = file.detail || (file.status === "waiting" ? OUTCOME_WAITING : "");
+    body.append(tr);
+  }
+  await refreshFigures();
+  if (list.files.some((file) => file.status === "waiting")) outcomePolling = setTimeout(refreshOutcomes, 3000);
+}
+
+function percent(value) {
+  return value === null || value === undefined ? "–" : `${(100 * value).toFixed(1)}%`;
+}
+
+async function refreshFigures() {
+  let answer;
+  try { answer = await api("/api/outcomes/figures"); } catch (error) { return; }
+  const body = $("outcome-figures").querySelector("tbody");
+  body.replaceChildren();
+  $("no-figures").hidden = answer.figures.length > 0;
+  for (const row of answer.figures) {
+    const tr = document.createElement("tr");
+    const cells = [
+      [row.source, ""], [`v${row.model_version}`, ""], [fmt(row.customers), "num"], [fmt(row.flagged), "num"],
+      [fmt(row.affluent), "num"], [percent(row.realized_precision), "num"], [percent(row.expected_precision), "num"],
+    ];
+    for (const [text, cls] of cells) {
+      const td = document.createElement("td");
+      td.textContent = text;
+      td.className = cls;
+      tr.append(td);
+    }
+    body.append(tr);
+  }
+}
+
+function dropZone(zoneId, inputId, kind) {
+  const zone = $(zoneId);
+  $(inputId).addEventListener("change", (event) => event.target.files[0] && upload(event.target.files[0], kind));
+  zone.addEventListener("dragover", (event) => { event.preventDefault(); zone.classList.add("over"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("over");
+    if (event.dataTransfer.files[0]) upload(event.dataTransfer.files[0], kind);
+  });
+}
+
+dropZone("drop", "file-input", "batch");
+dropZone("outcome-drop", "outcome-input", "outcome");
+// One after the other: with a token needed, the first answer asks for it once.
+refreshBatches().then(refreshOutcomes);
 const wanted = new URLSearchParams(location.search).get("batch");
 if (wanted) follow(wanted);
