@@ -150,7 +150,7 @@ def candidates_query(lake_dir: str, key: str, limit: int | None = None) -> tuple
 def top_candidates(lake_dir: str, key: str, limit: int = 20) -> list[dict]:
     sql, params = candidates_query(lake_dir, key, limit)
     with duckdb.connect() as con:
-        return _records(con.execute(sql, params).df())
+        return records(con.execute(sql, params).df())
 
 
 def precision_curve(lake_dir: str, key: str, points: int = 100) -> list[dict]:
@@ -163,10 +163,10 @@ def precision_curve(lake_dir: str, key: str, points: int = 100) -> list[dict]:
         where rank = n or rank % greatest(1, n // ?) = 0 order by rank
     """
     with duckdb.connect() as con:
-        return _records(con.execute(sql, [str(path), points]).df())
+        return records(con.execute(sql, [str(path), points]).df())
 
 
-def _records(frame) -> list[dict]:
+def records(frame) -> list[dict]:
     """Rows as JSON-safe dicts: a missing value (NaN) is None. A candidate scored above every
     holdout score has no expected precision: the holdout called no one that high."""
     return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")

@@ -6,21 +6,18 @@ Nothing here reads an outcome file: the outcomes sensor's run is the one way a f
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 
+from affluent_assets.defs.landing.outcomes import OUTCOME_FILES_READ
 from affluent_assets.lib import landing, outcome_files
 from affluent_assets.web import batches
 
 WAITING, READ, QUARANTINED = "waiting", "read", "quarantined"
 ASSET = dg.AssetKey("model_outcomes")
-FILES_METADATA = "outcome_files"
-# A row of the asset's `outcome_files` markdown table (defs/landing/outcomes.py `_files_markdown`).
-_ROW = re.compile(r"^\| (?P<file>.+?) \| (?P<answer>read|quarantined) \| (?P<detail>.*) \|$")
 
 
 class WarehouseBusy(RuntimeError):
@@ -50,13 +47,8 @@ def latest_read(instance: dg.DagsterInstance) -> LatestRead:
     event = instance.get_latest_materialization_event(ASSET)
     if event is None or event.asset_materialization is None:
         return LatestRead({}, None)
-    value = event.asset_materialization.metadata.get(FILES_METADATA)
-    text = value.value if isinstance(value, dg.MarkdownMetadataValue) else ""
-    read = {}
-    for line in (text or "").splitlines():
-        match = _ROW.match(line.strip())
-        if match and match["answer"] == READ:
-            read[match["file"]] = match["detail"]
+    value = event.asset_materialization.metadata.get(OUTCOME_FILES_READ)
+    read = dict(value.value) if isinstance(value, dg.JsonMetadataValue) else {}
     return LatestRead(read, event.timestamp)
 
 
@@ -118,4 +110,4 @@ def figures(warehouse: str) -> list[dict]:
             frame = con.execute("select * from model_outcomes order by source, model_version").df()
     except duckdb.IOException as error:  # a run holds the write lock
         raise WarehouseBusy(f"the warehouse is being written; try again ({error})") from None
-    return batches._records(frame)
+    return batches.records(frame)

@@ -15,6 +15,7 @@ from affluent_assets.lib import evaluation, landing, outcome_files, outcomes
 OUTCOME_CHECK = "realized_precision"
 OUTCOME_FILES_CHECK = "outcome_files"
 OUTCOME_FILES_TAG = "affluent/outcome_files"
+OUTCOME_FILES_READ = "outcome_files_read"
 OUTCOMES_TICK_SECONDS = 30
 
 
@@ -70,6 +71,8 @@ def model_outcomes(
             **table_metadata(table),
             "versions_with_outcomes": table["model_version"].nunique(),
             "outcome_files": dg.MetadataValue.md(_files_markdown(read)),
+            # the same for programs (the upload page): file name -> summary of what was read
+            OUTCOME_FILES_READ: dg.MetadataValue.json(read.accepted),
             "realized_vs_expected": dg.MetadataValue.md(_plot(table)) if len(table) else "none",
         },
     )
