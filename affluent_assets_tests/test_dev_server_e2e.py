@@ -1,9 +1,12 @@
 """End to end with the real processes: `dagster dev` (webserver + daemon) on a temporary
 DAGSTER_HOME and free port; the landing sensor (on by default) scores a dropped demo file into
-DuckDB and quarantines a bad one. Needs no network; takes about a minute."""
+DuckDB and quarantines a bad one, and the outcomes sensor reads a campaign's outcome file into
+model_outcomes. Needs no network; takes about two minutes."""
 
 import os
 
+import duckdb
+import pandas as pd
 import pytest
 
 from affluent_assets.lib.demo_data import generate_customers, write_extract
@@ -55,5 +58,39 @@ def test_dropped_files_are_scored_or_quarantined_by_dagster_dev(tmp_path):
         assert "broken.csv" in reason.read_text()
         assert not (landing / "broken.csv").exists()
         assert count_rows(warehouse, "select count(*) from batch_scores", []) == ROWS
+
+        # The campaign comes back: the outcomes sensor reads the called list under the daemon
+        # and outcomes_job (the code location's own job and resources) writes the figures.
+        called = called_list(warehouse, 20)
+        called["upgraded"] = ["yes"] * 5 + ["no"] * 15
+        outcomes = stores.data / "outcomes"
+        outcomes.mkdir()
+        called.to_csv(outcomes / "campaign.csv", index=False)
+        judged = "select customers, affluent from model_outcomes where source = 'outcome files'"
+        assert wait_for(
+            lambda: _one_row(warehouse, judged) == (20, 5),
+            "the outcome file's figures in model_outcomes",
+            server,
+            log,
+        )
     finally:
         stop(server)
+
+
+def called_list(warehouse, customers: int) -> pd.DataFrame:
+    """The top of the landed list as the page hands it out: batch, customer and version."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.execute(
+            "select batch_key, customer_key, model_version from latest_candidates"
+            " order by candidate_rank limit ?",
+            [customers],
+        ).df()
+
+
+def _one_row(warehouse, sql: str) -> tuple | None:
+    try:
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            found = con.execute(sql).fetchall()
+    except duckdb.Error:  # no table yet, or a writer holds the lock
+        return None
+    return tuple(int(v) for v in found[0]) if found else None
