@@ -139,13 +139,16 @@ def score_extract(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     drift_reference: DriftReference | None = None,
     progress: Progress | None = None,
+    clock: Stopwatch | None = None,
 ) -> ScoredBatch:
     """Score every row of an open extract (whose sha256 is `digest`) into
     `staging/scores.parquet`, keeping the candidates' features in
     `staging/candidates_features.parquet`. Raises ExtractError (or ContractViolation, naming
     every bad column and rows numbered in the whole file) when the file cannot be read or
-    breaks the contract; then nothing staged is of use."""
-    arguments = (digest, identity, scorer, staging, chunk_rows, drift_reference, progress)
+    breaks the contract; then nothing staged is of use. Each stage's seconds are added to
+    `clock` (the caller's, so its own stages sit in the same breakdown)."""
+    clock = clock if clock is not None else Stopwatch()
+    arguments = (digest, identity, scorer, staging, chunk_rows, drift_reference, progress, clock)
     try:
         return _scoring_pass(extract, True, *arguments)
     except TypedReadFailed:
@@ -155,9 +158,17 @@ def score_extract(
 
 
 def _scoring_pass(
-    extract, typed, digest, identity, scorer, staging, chunk_rows, drift_reference, progress
+    extract,
+    typed,
+    digest,
+    identity,
+    scorer,
+    staging,
+    chunk_rows,
+    drift_reference,
+    progress,
+    clock,
 ) -> ScoredBatch:
-    clock = Stopwatch()
     schema = raw_extract_schema(require_label=False)
     failures = _Failures()
     quality = QualityFindings()

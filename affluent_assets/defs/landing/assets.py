@@ -145,6 +145,7 @@ def batch_scores(
     fails naming file, columns and rows; content already scored under another batch adds no
     rows."""
     started = time.perf_counter()
+    clock = batch_scoring.Stopwatch()  # every stage until queryable, for the breakdown
     key = context.partition_key
     folder = config.landing_dir or settings.landing_dir()
     quarantine_dir = config.quarantine_dir or settings.quarantine_dir()
@@ -152,7 +153,8 @@ def batch_scores(
     path = landing.find_batch_file(folder, key)
     if path is None:
         raise dg.Failure(description=f"batch {key!r}: no landing file for it in {folder}")
-    scorer = _champion(mlflow_models, key)
+    with clock.stage("model"):
+        scorer = _champion(mlflow_models, key)
     identity = batch_tables.BatchIdentity(
         key, path.name, context.run_id, datetime.now(UTC).replace(tzinfo=None)
     )
@@ -165,14 +167,17 @@ def batch_scores(
     try:
         try:
             with open_extract(path) as extract:
-                digest = extract.sha256()
-                duplicate_of = lake.scored_elsewhere(lake_dir, digest, key)
+                with clock.stage("hash"):
+                    digest = extract.sha256()
+                    duplicate_of = lake.scored_elsewhere(lake_dir, digest, key)
                 if duplicate_of is not None:
                     yield from _duplicate(context, path, digest, duplicate_of)
                     return
+                with clock.stage("drift_reference"):
+                    reference = drift_reference(duckdb)
                 scored = batch_scoring.score_extract(
                     extract, digest, identity, scorer, staging, config.chunk_rows,
-                    drift_reference(duckdb), progress,
+                    reference, progress, clock,
                 )  # fmt: skip
         except ExtractError as error:
             yield _contract_check(error)
@@ -183,10 +188,15 @@ def batch_scores(
             passed=True,
             metadata={"rows": scored.rows, "typed_read": scored.typed_read},
         )
-        yield quality_check_result(scored.quality, asset_key="batch_scores")
-        yield drift_check_result(scored.drift)
-        lake.publish(scored.scores_file, lake_dir, lake.SCORES, key)
-        ensure_views(duckdb, lake_dir)
+        with clock.stage("checks"):
+            checks = [
+                quality_check_result(scored.quality, asset_key="batch_scores"),
+                drift_check_result(scored.drift),
+            ]
+        yield from checks
+        with clock.stage("publish"):
+            lake.publish(scored.scores_file, lake_dir, lake.SCORES, key)
+            ensure_views(duckdb, lake_dir)
         scores_ready = time.perf_counter() - started  # scored and queryable
         context.log.info(
             f"scored {scored.rows:,} rows of {path.name} with {scorer.registered.name} "
