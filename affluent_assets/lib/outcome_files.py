@@ -92,11 +92,12 @@ def _read_text_table(path: Path) -> pd.DataFrame:
 
 # What each batch's customers were given, by the version that scored them: flagged when the
 # version predicted AFFLUENT or put them on a list (a list may cut below the threshold).
+# table -> (its batch key, whether a row was flagged)
 _PREDICTION_SOURCES = {
-    "batch_scores": "batch_key, predicted_segment = 'AFFLUENT'",
-    "batch_candidate_history": "batch_key, true",
-    "scored_customers": "'' as batch_key, predicted_segment = 'AFFLUENT'",
-    "candidate_history": "'' as batch_key, true",
+    "batch_scores": ("batch_key", "predicted_segment = 'AFFLUENT'"),
+    "batch_candidate_history": ("batch_key", "true"),
+    "scored_customers": (f"'{MAIN_LIST}'", "predicted_segment = 'AFFLUENT'"),
+    "candidate_history": (f"'{MAIN_LIST}'", "true"),
 }
 
 
@@ -107,9 +108,9 @@ def match_predictions(
     version flagged them (`flagged`); ExtractError naming the rows that match nothing scored."""
     present = relations(con)
     branches = [
-        f"select {columns.split(',')[0]}, customer_key, model_version::varchar as model_version,"
-        f" affluent_probability, {columns.split(',', 1)[1]} as flagged from {table}"
-        for table, columns in _PREDICTION_SOURCES.items()
+        f"select {batch} as batch_key, customer_key, model_version::varchar as model_version,"
+        f" affluent_probability, {flagged} as flagged from {table}"
+        for table, (batch, flagged) in _PREDICTION_SOURCES.items()
         if table in present
     ]
     if not branches:

@@ -6,6 +6,8 @@ holdout promised."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import duckdb
 import pandas as pd
 
@@ -75,9 +77,8 @@ def realized_outcomes(
     if not parts:
         return pd.DataFrame(columns=COLUMNS)
     sql = OUTCOMES_SQL.format(rows=" union all ".join(parts))
-    if not has_records:
-        return con.execute(sql).df()
-    with registered(con, "outcome_records", outcome_records):
+    frame = registered(con, "outcome_records", outcome_records) if has_records else nullcontext()
+    with frame:
         return con.execute(sql).df()
 
 

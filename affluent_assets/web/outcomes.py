@@ -14,6 +14,7 @@ import duckdb
 
 from affluent_assets.defs.landing.outcomes import OUTCOME_FILES_READ
 from affluent_assets.lib import landing, outcome_files
+from affluent_assets.lib.warehouse import table_exists
 from affluent_assets.web import batches
 
 WAITING, READ, QUARANTINED = "waiting", "read", "quarantined"
@@ -101,11 +102,7 @@ def figures(warehouse: str) -> list[dict]:
         return []
     try:
         with duckdb.connect(warehouse, read_only=True) as con:
-            present = con.execute(
-                "select count(*) from information_schema.tables where table_name = ?",
-                ["model_outcomes"],
-            ).fetchone()[0]
-            if not present:
+            if not table_exists(con, "model_outcomes"):
                 return []
             frame = con.execute("select * from model_outcomes order by source, model_version").df()
     except duckdb.IOException as error:  # a run holds the write lock
