@@ -203,7 +203,7 @@ def _describe_group(column, check: str, group: pd.DataFrame, total: int | None) 
         missing = ", ".join(repr(name) for name in group["failure_case"])
         return f"missing column{'s' if len(group) > 1 else ''} {missing}"
     label = "column" if pd.notna(column) else "table"
-    what = _readable_check(check)
+    what = readable_check(check)
     indexed = group[group["index"].notna()].sort_values("index", kind="stable")
     if indexed.empty:
         return f"{label} {column!r}: {what}"
@@ -218,7 +218,7 @@ def _describe_group(column, check: str, group: pd.DataFrame, total: int | None) 
     return f"{label} {column!r}: {what} on {count} row(s): data rows {shown}{more}"
 
 
-def _readable_check(check: str) -> str:
+def readable_check(check: str) -> str:
     if check.startswith("coerce_dtype"):
         return f"value of the wrong type ({check})"
     if check.startswith("dtype"):
