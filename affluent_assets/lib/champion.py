@@ -70,6 +70,15 @@ def load_scoring_model(tracking_uri: str, registered: RegisteredModel) -> Scorin
     return ScoringModel(model, registered, registry.load_holdout_curve(tracking_uri, registered))
 
 
+def set_threads(scorer: ScoringModel, threads: int) -> None:
+    """How many threads one prediction may use. A service scoring small requests side by side
+    wants one each: waking every core for one row costs more than the row, and on a busy machine
+    a request would wait for all of them."""
+    estimator = scorer.model.pipeline.named_steps["model"]
+    if hasattr(estimator, "get_booster"):
+        estimator.get_booster().set_param({"nthread": threads})
+
+
 def load_champion(tracking_uri: str, model_name: str, alias: str = CHAMPION_ALIAS) -> ScoringModel:
     """The version holding `alias`, loaded to score with; ChampionUnavailable when there is
     none or it cannot be loaded."""
@@ -96,8 +105,10 @@ class ChampionFollower:
         model_name: str,
         alias: str = CHAMPION_ALIAS,
         poll_seconds: float = 2.0,
+        threads: int | None = None,
     ):
         self.tracking_uri = tracking_uri
+        self.threads = threads
         self.model_name = model_name
         self.alias = alias
         self.poll_seconds = poll_seconds
@@ -119,6 +130,8 @@ class ChampionFollower:
             return False
         try:
             loaded = load_scoring_model(self.tracking_uri, registered)
+            if self.threads is not None:
+                set_threads(loaded, self.threads)
         except Exception as error:  # keep answering with the version that works
             self.problem = f"cannot load {self.model_name} v{registered.version}: {error}"
             return False
