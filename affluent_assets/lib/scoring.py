@@ -173,17 +173,20 @@ def reason_codes(
     contributions, _ = feature_contributions(model, features, matrix)
     values = contributions.to_numpy()
     top = np.argsort(-values, axis=1, kind="stable")[:, :count]
-    columns = contributions.columns.to_numpy()
-    labels = [DISPLAY_NAMES.get(name, name) for name in columns]
-    raw = [features[name].to_numpy() for name in columns]  # plain arrays: per-cell access is hot
-    for row, picks in enumerate(top):
-        for rank, column_index in enumerate(picks):
-            value = values[row, column_index]
-            reasons[f"reason_{rank + 1}"].append(
-                f"{labels[column_index]} = {_readable(raw[column_index][row])} ({value:+.2f})"
-                if value > 0
-                else None
+    chosen = np.take_along_axis(values, top, axis=1)
+    columns = list(contributions.columns)
+    labels = np.asarray([DISPLAY_NAMES.get(name, name) for name in columns], dtype=object)
+    # Each row's value of each chosen feature, as Python objects: formatting them is the work.
+    shown = np.take_along_axis(features[columns].to_numpy(dtype=object), top, axis=1)
+    for rank in range(top.shape[1]):
+        reasons[f"reason_{rank + 1}"] = [
+            f"{label} = {_readable(value)} ({push:+.2f})" if push > 0 else None
+            for label, value, push in zip(
+                labels[top[:, rank]], shown[:, rank], chosen[:, rank].tolist(), strict=True
             )
+        ]
+    for rank in range(top.shape[1], count):  # fewer features than reasons asked for
+        reasons[f"reason_{rank + 1}"] = [None] * len(features)
     return pd.DataFrame(reasons, index=features.index)
 
 
