@@ -83,11 +83,11 @@ class _ProgressBars:
 def score(args: argparse.Namespace) -> int:
     # Imported here so `affluent --help` answers at once.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    import dagster as dg
 
     from affluent_assets import settings
     from affluent_assets.definitions import defs
     from affluent_assets.defs.landing.assets import landed_batches
+    from affluent_assets.instance import current_instance
     from affluent_assets.lib import lake, landing
 
     path = args.path.resolve()
@@ -102,11 +102,7 @@ def score(args: argparse.Namespace) -> int:
         )
         return EXIT_ERROR
     key = landing.batch_key_for(path.name)
-    instance = (
-        dg.DagsterInstance.get()
-        if os.environ.get("DAGSTER_HOME")
-        else dg.DagsterInstance.ephemeral()
-    )
+    instance = current_instance()
     instance.add_dynamic_partitions(landed_batches.name, [key])
     config = {"landing_dir": str(path.parent)}
     if args.chunk_rows:
@@ -230,18 +226,34 @@ def serve(args: argparse.Namespace) -> int:
 
 def approve(args: argparse.Namespace) -> int:
     """`affluent approve VERSION`: the version (which passed every promotion gate and waits,
-    see champion_model's `require_approval`) becomes the champion."""
+    see champion_model's `require_approval`) becomes the champion. It runs the Launchpad's
+    `model_approval_job`, in this process: the same step, recorded in the instance and on
+    `champion_model` the same way."""
     from affluent_assets import settings
+    from affluent_assets.defs.model.approval import model_approval_job
     from affluent_assets.defs.resources import MlflowModels
-    from affluent_assets.lib import registry
+    from affluent_assets.instance import current_instance
 
+    # The store as configured now (the resource's defaults are read when it is imported).
     models = MlflowModels(tracking_uri=settings.mlflow_tracking_uri())
-    try:
-        registry.approve(models.tracking_uri, models.model_name, args.version, args.by)
-    except ValueError as error:
-        print(f"affluent approve: {error}", file=sys.stderr)
+    result = model_approval_job.execute_in_process(
+        run_config={
+            "ops": {"approve_model_version": {"config": {"version": args.version,
+                                                         "approved_by": args.by}}},
+            "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
+        },
+        instance=current_instance(),
+        resources={"mlflow_models": models},
+        raise_on_error=False,
+        tags={"affluent/launched_by": "affluent approve"},
+    )  # fmt: skip
+    if not result.success:
+        failure = next(e for e in result.all_events if e.is_step_failure).step_failure_data
+        message = failure.user_failure_data.description if failure.user_failure_data else None
+        print(f"affluent approve: {message or failure.error.message}", file=sys.stderr)
         return EXIT_ERROR
-    print(f"{models.model_name} v{args.version} is the champion (approved by {args.by})")
+    model_name = result.output_for_node("approve_model_version")
+    print(f"{model_name} v{args.version} is the champion (approved by {args.by})")
     return 0
 
 
