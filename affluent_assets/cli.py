@@ -101,14 +101,14 @@ def score(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_ERROR
-    key = landing.batch_key_for(path.name)
+    key = landing.batch_key_for_path(path, settings.landing_dir())
     instance = (
         dg.DagsterInstance.get()
         if os.environ.get("DAGSTER_HOME")
         else dg.DagsterInstance.ephemeral()
     )
     instance.add_dynamic_partitions(landed_batches.name, [key])
-    config = {"landing_dir": str(path.parent)}
+    config = {"landing_dir": str(path.parent), "file_name": path.name}
     if args.chunk_rows:
         config["chunk_rows"] = args.chunk_rows
     bars = _ProgressBars(sys.stderr.isatty() and not args.no_progress)
@@ -135,8 +135,15 @@ def score(args: argparse.Namespace) -> int:
     scores = _materialization(result, "batch_scores")
     candidates = _materialization(result, "batch_candidates") or {}
     if scores is None:  # same content already scored: the run says under which batch
-        print(f"{path.name}: same content already scored; no rows added (run {result.run_id})")
+        holder = _observation(result).get("duplicate_of", "another batch")
+        print(
+            f"{path.name}: same content already scored as batch {holder!r}; no rows added. "
+            f"Its list: {lake.batch_file(settings.lake_dir(), lake.CANDIDATES, holder)} "
+            f"(run {result.run_id})"
+        )
         return 0
+    if "replaced" in scores:
+        print(f"{path.name}: {scores['replaced']}")
     figures = {
         "batch_key": key,
         "run_id": result.run_id,
@@ -151,6 +158,8 @@ def score(args: argparse.Namespace) -> int:
     }
     candidates_file = lake.batch_file(settings.lake_dir(), lake.CANDIDATES, key)
     _print_summary(figures, candidates_file, args.top)
+    for line in _quality_warnings(result):
+        print(f"warning: {line}", file=sys.stderr)
     if args.report_json:
         args.report_json.write_text(json.dumps(figures, indent=2) + "\n")
     return 0
@@ -162,6 +171,22 @@ def _materialization(result, asset: str) -> dict | None:
         if materialization.asset_key.to_user_string() == asset:
             return {name: value.value for name, value in materialization.metadata.items()}
     return None
+
+
+def _observation(result) -> dict:
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_OBSERVATION":
+            observation = event.asset_observation_data.asset_observation
+            return {name: value.value for name, value in observation.metadata.items()}
+    return {}
+
+
+def _quality_warnings(result) -> list[str]:
+    """The data-quality check's warnings, in words (the rows were scored all the same)."""
+    for evaluation in result.get_asset_check_evaluations():
+        if evaluation.check_name == "data_quality" and "warnings" in evaluation.metadata:
+            return list(evaluation.metadata["warnings"].value)
+    return []
 
 
 def _report_failure(result) -> int:

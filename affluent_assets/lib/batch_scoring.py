@@ -300,14 +300,21 @@ def explain_candidates(
     """Write the batch's candidates to `out`, each with its three reasons (the same SHAP-based
     texts as the main list) and the expected precision and recall of calling everyone scored at
     or above it (the champion's holdout curve). Reasons cost far more per row than scores, so
-    they are computed for the candidates only. Returns the number of candidates."""
+    they are computed for the candidates only. A row that repeats an earlier row exactly is not
+    listed again. Returns the number of candidates."""
     clock = batch.stopwatch
     done = 0
+    # A row repeated exactly is one customer: called once, at its first row.
+    repeats = batch.quality.repeated_rows() + 1
     with pq.ParquetWriter(out, CANDIDATES_SCHEMA) as writer:
         # Smaller batches than scoring: contributions hold a float per feature and row.
         batch_rows = min(chunk_rows, EXPLAIN_ROWS)
         for record_batch in pq.ParquetFile(batch.kept_file).iter_batches(batch_size=batch_rows):
             kept = record_batch.to_pandas()
+            if len(repeats):
+                kept = kept[~kept["source_row"].isin(repeats)].reset_index(drop=True)
+                if kept.empty:
+                    continue
             with clock.stage("reasons"):
                 reasons = reason_codes(scorer.model, kept)
             with clock.stage("expected_precision"):
