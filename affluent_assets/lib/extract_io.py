@@ -443,7 +443,7 @@ def _check_title_lines(path: Path, handle, header: list[str]) -> None:
     than report the titles as column names. Rewinds the file."""
     if _contract_names(header) * 2 > len(RAW_COLUMNS):
         return
-    lines = [handle.readline() for _ in range(HEADER_SEARCH_ROWS)]
+    lines = [handle.readline(1 << 16) for _ in range(HEADER_SEARCH_ROWS)]
     handle.seek(0)
     texts = [line.decode("utf-8-sig", "replace") for line in lines if line]
     counts = [_contract_names(next(csv.reader([t]), [])) for t in texts]
@@ -533,30 +533,30 @@ def _csv_chunks(path: Path, handle, chunk_rows: int | None) -> Iterator[pd.DataF
 
 
 def _text_csv_chunks(path: Path, handle, chunk_rows: int | None) -> Iterator[pd.DataFrame]:
-    """Every column read as text by pyarrow, then each numeric column converted the way
-    pandas infers it: numbers if every value is one, else the texts, so the contract quotes
-    the bad ones (a NUL included)."""
+    """Every column read as text by pyarrow, then each number column converted the way pandas
+    infers it: numbers if every value is one, else the texts, so that the contract quotes the
+    bad ones (a NUL included). Clean columns are cast in Arrow, at the reader's speed."""
     header = _csv_header(path, handle)
     try:
         for table in _arrow_csv_tables(handle, dict.fromkeys(header, pa.string()), chunk_rows):
-            yield pd.DataFrame(
-                {name: _inferred(name, table.column(name)) for name in table.column_names}
-            )
+            columns, texts = [], []
+            for name, column in zip(table.column_names, table.columns, strict=True):
+                if RAW_COLUMNS.get(name, "text") != "text":
+                    try:
+                        column = pc.cast(column, pa.float64())
+                    except pa.ArrowInvalid:
+                        texts.append(name)
+                columns.append(column)
+            frame = pa.Table.from_arrays(columns, names=table.column_names).to_pandas()
+            for name in texts:
+                numbers = pd.to_numeric(frame[name], errors="coerce")
+                if numbers.notna().sum() == frame[name].notna().sum():
+                    frame[name] = numbers  # e.g. numbers padded with spaces, as pandas reads
+            yield frame
     except pa.ArrowInvalid as exc:
         if "UTF8" in str(exc):
             raise _not_utf8(path, handle) from exc
         raise ExtractError(path, f"malformed CSV ({exc})") from exc
-
-
-def _inferred(name: str, column: pa.ChunkedArray) -> pd.Series:
-    if RAW_COLUMNS.get(name, "text") == "text":
-        return column.to_pandas()
-    try:
-        return pc.cast(column, pa.float64()).to_pandas()  # the fast way, for a clean column
-    except pa.ArrowInvalid:
-        texts = column.to_pandas()
-        numbers = pd.to_numeric(texts, errors="coerce")
-        return numbers if numbers.notna().sum() == texts.notna().sum() else texts
 
 
 def _has_nul(handle) -> bool:
