@@ -149,12 +149,36 @@ def score_extract(
     `clock` (the caller's, so its own stages sit in the same breakdown)."""
     clock = clock if clock is not None else Stopwatch()
     arguments = (digest, identity, scorer, staging, chunk_rows, drift_reference, progress, clock)
+    with clock.stage("validate"):
+        nul = extract.has_nul()
+    if nul:
+        # The typed reader would fail on a NUL in a number only where it lies (perhaps the last
+        # row), after scoring every row before it: check the whole file first, then score.
+        with clock.stage("validate"):
+            _check_only(extract, chunk_rows)
+        return _scoring_pass(extract, False, *arguments)
     try:
         return _scoring_pass(extract, True, *arguments)
     except TypedReadFailed:
         # A value the typed reader cannot parse: pandas' inference lets the contract name
         # every bad row (or accepts what pandas reads, e.g. padded numbers).
         return _scoring_pass(extract, False, *arguments)
+
+
+def _check_only(extract: Extract, chunk_rows: int) -> None:
+    """Every chunk checked against the contract, nothing scored; ContractViolation if any
+    chunk breaks it."""
+    schema = raw_extract_schema(require_label=False)
+    failures = _Failures()
+    for raw in extract.chunks(chunk_rows, typed=False):
+        try:
+            validate_frame(schema, raw, extract.path.name)
+        except ContractViolation as violation:
+            failures.add(violation)
+            if failures.only_structural():
+                break
+    if failures:
+        raise failures.violation(extract.path.name)
 
 
 def _scoring_pass(

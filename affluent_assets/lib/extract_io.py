@@ -192,6 +192,11 @@ class Extract:
     def close(self) -> None:
         self.handle.close()
 
+    def has_nul(self) -> bool:
+        """Whether a CSV holds a NUL byte (a scan at memory speed). Almost always a rejection:
+        no value of the contract holds one."""
+        return self.suffix == ".csv" and _has_nul(self.handle)
+
     def sha256(self) -> str:
         self._seek(0)
         return hashlib.file_digest(self.handle, "sha256").hexdigest()

@@ -5,6 +5,7 @@ file that is scored with warnings stores its rows and lists each customer once."
 import gzip
 import zipfile
 
+import dagster as dg
 import pandas as pd
 import pytest
 from openpyxl import Workbook
@@ -264,3 +265,25 @@ def test_no_empty_staging_folder_is_left_behind(scored_stores):
     land(scored_stores, "copy.csv", seed=2)  # same content as second.csv
     assert scored_stores.run("copy.csv").success
     assert list((scored_stores.lake / "_staging").iterdir()) == []
+
+
+def test_a_nul_in_the_last_chunk_is_found_before_any_row_is_scored(scored_stores, monkeypatch):
+    frame = demo(900, seed=15)
+    frame["MTHCASA"] = frame["MTHCASA"].astype(object)
+    frame.loc[899, "MTHCASA"] = "12\x003"
+    frame.to_csv(scored_stores.landing / "late_nul.csv", index=False)
+    progress = []
+    resources = scored_stores.resources()
+    resources["scoring_progress"] = dg.ResourceDefinition.hardcoded_resource(
+        lambda phase, rows: progress.append((phase, rows))
+    )
+    monkeypatch.setattr(scored_stores, "resources", lambda: resources)
+    before = warehouse_state(scored_stores)
+    result = scored_stores.run("late_nul.csv", chunk_rows=200)
+    assert not result.success
+    assert failure_message(result).startswith(
+        "late_nul.csv: breaks the data contract — column 'MTHCASA': value of the wrong type "
+        "(coerce_dtype('float64')) on 1 row(s): data rows 900 ('12\\x003') (moved to "
+    ), failure_message(result)
+    assert progress == []  # no chunk was scored before the NUL was found
+    assert warehouse_state(scored_stores) == before
