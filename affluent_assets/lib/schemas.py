@@ -174,9 +174,12 @@ def _empty_rows(frame: pd.DataFrame) -> pd.Index:
     """Rows with no value in any contract column (a sheet's used range often runs past the
     table, in rows of empty cells or of cells holding empty text)."""
     present = [c for c in RAW_COLUMNS if c in frame.columns]
-    if not present:
-        return frame.index[:0]
-    return frame.index[frame[present].isna().all(axis=1).to_numpy()]
+    empty = np.ones(len(frame), dtype=bool)
+    for column in present:  # column by column: selecting them all would copy the chunk
+        empty &= frame[column].isna().to_numpy()
+        if not empty.any():
+            break
+    return frame.index[empty] if present else frame.index[:0]
 
 
 def _header_cases(rows: pd.Index, column: str, check: str, case: str) -> pd.DataFrame:
@@ -406,8 +409,9 @@ def _documented_rules(findings: QualityFindings, raw: pd.DataFrame) -> None:
         values = raw[column]
         findings.add(f"out_of_range_{column}", values.notna() & ~values.between(low, high), values)
     for block, columns in GAP_BLOCKS.items():
-        blank = raw[list(columns)].isna()
-        findings.add(f"gap_block_{block}", blank.any(axis=1) & ~blank.all(axis=1))
+        blanks = [raw[column].isna().to_numpy() for column in columns]
+        some, every = np.logical_or.reduce(blanks), np.logical_and.reduce(blanks)
+        findings.add(f"gap_block_{block}", pd.Series(some & ~every, index=raw.index))
     average, annual = raw["AVG_TRN_AMT"], raw["ANN_TRN_AMT"]
     # "exactly" up to the cents a file is saved with
     off = average.notna() & annual.notna() & ((average - annual / 12).abs() > 0.006)
