@@ -101,15 +101,18 @@ def _add_scored(state: BatchState, instance, lake_dir: str, run_id: str) -> None
     if holder is None:
         _add_results(state, lake_dir, state.batch)
         state.warnings = _warnings(instance, run_id)
+        state.reason = _run_metadata(
+            instance, run_id, dg.DagsterEventType.ASSET_MATERIALIZATION
+        ).get("replaced")  # a new version of the batch, with other content than it held
         return
-    state.same_content_as = str(holder)
-    held = lake.batch_summary(lake_dir, state.same_content_as) or {}
+    held = lake.batch_summary(lake_dir, str(holder)) or {}
     if held.get("content_hash") != seen.get("content_hash"):
         state.reason = (
             f"same content as batch {holder!r} when it was scored, but that batch has since "
             "been replaced by other content: hand in the file again to score it"
         )
         return
+    state.same_content_as = str(holder)
     state.reason = f"same content as batch {holder!r}, already scored: its list is shown"
     _add_results(state, lake_dir, state.same_content_as)
     runs = instance.get_runs(dg.RunsFilter(tags={PARTITION_TAG: state.same_content_as}), limit=1)
@@ -121,7 +124,7 @@ def _run_metadata(instance, run_id: str, kind: dg.DagsterEventType) -> dict:
     for record in instance.get_records_for_run(run_id, of_type=kind).records:
         event = record.event_log_entry.dagster_event
         data = getattr(event, "event_specific_data", None)
-        held = getattr(data, "asset_observation", data)
+        held = getattr(data, "asset_observation", None) or getattr(data, "materialization", data)
         if held is not None and getattr(held, "metadata", None) is not None:
             return {name: value.value for name, value in held.metadata.items()}
     return {}

@@ -86,6 +86,22 @@ def test_a_fixed_file_is_scored_and_a_copy_gets_the_list_of_its_batch(served):
     status, body = server.request("GET", "/api/batches/colleague.csv/candidates.csv")
     assert status == 200 and len(body.decode().splitlines()) == fixed["candidates"] + 1
 
+    # branch.csv lands again with other content: the batch says what it replaced, and the copy
+    # no longer claims a list that is not its content's.
+    write_extract(good_frame(rows=90, seed=52), stores.landing / "branch.csv")
+    assert score(stores, "branch.csv").success
+    again = state(server, "branch.csv")
+    assert again["rows"] == 90 and again["reason"].startswith(
+        "replaces batch 'branch.csv': its 200 rows of different content (sha256 "
+    ), again
+    stale = state(server, "colleague.csv")
+    assert stale["same_content_as"] is None and stale["rows"] is None
+    assert stale["reason"] == (
+        "same content as batch 'branch.csv' when it was scored, but that batch has since been "
+        "replaced by other content: hand in the file again to score it"
+    )
+    assert server.request("GET", "/api/batches/colleague.csv/candidates.csv")[0] == 404
+
 
 def test_what_the_batch_api_does_not_know_has_no_list_either(served):
     stores, server = served
