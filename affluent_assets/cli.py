@@ -239,12 +239,16 @@ def serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_ERROR
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import uvicorn
 
     from affluent_assets.web.app import WebSettings, create_app
 
     settings = WebSettings.from_environment(token, args.max_upload_bytes)
-    print(f"upload page on http://{args.host}:{args.port}/ (API: /api/openapi.json)")
+    print(
+        f"upload page on http://{args.host}:{args.port}/ (API: /api/openapi.json); scoring on "
+        f"/invocations and /v2/models/{settings.inference.model_name}/infer"
+    )
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
     return 0
 

@@ -10,11 +10,9 @@ to the candidates it kept. Both are plain functions a notebook can call.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,15 +27,10 @@ from affluent_assets.lib.batch_tables import (
     SCORES_SCHEMA,
     BatchIdentity,
 )
+from affluent_assets.lib.champion import ScoringModel
 from affluent_assets.lib.contract import POSITIVE
 from affluent_assets.lib.drift import DriftAccumulator, DriftReference
-from affluent_assets.lib.evaluation import HoldoutCurve
 from affluent_assets.lib.extract_io import DEFAULT_CHUNK_ROWS, Extract, TypedReadFailed
-from affluent_assets.lib.features import (
-    build_features,
-    clean_customers,
-)
-from affluent_assets.lib.registry import RegisteredModel
 from affluent_assets.lib.schemas import (
     MAX_ROWS_NAMED,
     ContractViolation,
@@ -47,36 +40,10 @@ from affluent_assets.lib.schemas import (
     raw_extract_schema,
     validate_frame,
 )
-from affluent_assets.lib.scoring import reason_codes, score_features
-from affluent_assets.lib.training import CalibratedModel
+from affluent_assets.lib.scorer import Stopwatch, explain_rows, score_rows
 
 Progress = Callable[[str, int], None]  # (phase, rows done in that phase)
 EXPLAIN_ROWS = 50_000
-
-
-@dataclass(frozen=True)
-class ScoringModel:
-    """The champion as scoring needs it: the fitted model, its registered version (threshold,
-    decile edges) and its holdout precision curve (None for a model trained without one)."""
-
-    model: CalibratedModel
-    registered: RegisteredModel
-    curve: HoldoutCurve | None = None
-
-
-@dataclass
-class Stopwatch:
-    """Seconds spent per stage, for metadata and the benchmark's breakdown."""
-
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
 
 
 @dataclass
@@ -252,16 +219,13 @@ def _scoring_pass(
 def _score_chunk(valid, first_row, source, scorer, digest, identity, drift, clock):
     """One validated chunk -> (its scores table, its candidates' table or None, how many were
     predicted AFFLUENT)."""
-    with clock.stage("clean"):
-        # clean_customers takes the contract's columns and makes whole numbers int64.
-        clean = clean_customers(valid, source, first_row)
-    with clock.stage("features"):
-        features = build_features(clean)
-        if drift is not None:
+    # The one scorer (lib/scorer.py); reasons wait for explain_candidates, candidates only.
+    scored = score_rows(scorer, valid, source, first_row, explain=False, clock=clock)
+    clean, features, scores = scored.clean, scored.features, scored.scores
+    if drift is not None:
+        with clock.stage("features"):
             drift.add(features)
-    with clock.stage("predict"):
-        model = scorer.registered
-        scores = score_features(scorer.model, features, model.threshold, model.decile_edges)
+    model = scorer.registered
     with clock.stage("write"):
         keep = _is_candidate(clean, scores)
         affluent = int((scores["predicted_segment"] == POSITIVE).sum())
@@ -339,10 +303,9 @@ def explain_candidates(
                 kept = kept[~kept["source_row"].isin(repeats)].reset_index(drop=True)
                 if kept.empty:
                     continue
-            with clock.stage("reasons"):
-                reasons = reason_codes(scorer.model, kept)
-            with clock.stage("expected_precision"):
-                expected = _expected(scorer.curve, kept["affluent_probability"])
+            explained = explain_rows(scorer, kept, kept["affluent_probability"], clock)
+            expected = explained[["expected_precision", "expected_recall"]]
+            reasons = explained.drop(columns=expected.columns)
             with clock.stage("write"):
                 writer.write_table(
                     batch_tables.candidates_table(
@@ -353,10 +316,3 @@ def explain_candidates(
             if progress is not None:
                 progress("explain", done)
     return done
-
-
-def _expected(curve: HoldoutCurve | None, probability: pd.Series) -> pd.DataFrame:
-    if curve is None:
-        nan = np.full(len(probability), np.nan)
-        return pd.DataFrame({"expected_precision": nan, "expected_recall": nan})
-    return curve.at(probability).reset_index(drop=True)

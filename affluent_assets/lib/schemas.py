@@ -227,7 +227,7 @@ def _describe_group(column, check: str, group: pd.DataFrame, total: int | None) 
         missing = ", ".join(repr(name) for name in group["failure_case"])
         return f"missing column{'s' if len(group) > 1 else ''} {missing}"
     label = "column" if pd.notna(column) else "table"
-    what = _readable_check(check)
+    what = readable_check(check)
     indexed = group[group["index"].notna()].sort_values("index", kind="stable")
     if indexed.empty:
         return f"{label} {column!r}: {what}"
@@ -275,7 +275,7 @@ def _spans(rows) -> str:
     return ", ".join(f"{a}-{b}" if b > a else str(a) for a, b in spans)
 
 
-def _readable_check(check: str) -> str:
+def readable_check(check: str) -> str:
     if check.startswith("coerce_dtype"):
         return f"value of the wrong type ({check})"
     if check.startswith("dtype"):

@@ -96,6 +96,14 @@ def _explainer(booster) -> TreeExplainer:
     return _EXPLAINERS[booster]
 
 
+def warm_explainer(model: CalibratedModel) -> None:
+    """Build a booster's explainer tables now (a loaded champion's first explanation would
+    otherwise pay about a second for them)."""
+    estimator = model.pipeline.named_steps["model"]
+    if isinstance(estimator, XGBClassifier):
+        _explainer(estimator.get_booster())
+
+
 def _forest_contributions(forest, transformed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each split's change in P(AFFLUENT) credited to its feature, averaged over trees."""
     total = np.zeros_like(transformed)

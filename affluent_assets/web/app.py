@@ -10,6 +10,7 @@ import hmac
 import shutil
 import tempfile
 from collections.abc import Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from starlette.staticfiles import StaticFiles
 from affluent_assets import settings
 from affluent_assets.lib import lake, landing, uploads
 from affluent_assets.web import batches, outcomes
+from affluent_assets.web.auth import BearerToken
+from affluent_assets.web.inference import InferenceService, InferenceSettings
 from affluent_assets.web.openapi import OPENAPI
 
 STATIC = Path(__file__).parent / "static"
@@ -41,6 +44,8 @@ class WebSettings:
     max_upload_bytes: int = uploads.DEFAULT_MAX_BYTES
     outcomes: str = field(default_factory=settings.outcomes_dir)  # campaign outcome files
     warehouse: str = field(default_factory=settings.warehouse_path)  # table model_outcomes
+    # Online scoring (web/inference.py); None serves the upload page and its API only.
+    inference: InferenceSettings | None = None
 
     @classmethod
     def from_environment(cls, token: str | None = None, max_upload_bytes: int | None = None):
@@ -50,6 +55,7 @@ class WebSettings:
             max_upload_bytes=max_upload_bytes or uploads.DEFAULT_MAX_BYTES,
             outcomes=settings.outcomes_dir(),
             warehouse=settings.warehouse_path(),
+            inference=InferenceSettings.from_environment(settings.mlflow_tracking_uri()),
         )
 
 
@@ -133,7 +139,23 @@ def create_app(web: WebSettings, instance: dg.DagsterInstance | None = None) -> 
         Route("/", lambda request: FileResponse(STATIC / "index.html"), methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
-    return Starlette(routes=routes)
+    service = InferenceService(web.inference) if web.inference is not None else None
+    if service is not None:
+        routes.extend(service.routes())
+
+    @asynccontextmanager
+    async def lifespan(app):
+        if service is not None:
+            service.start()
+        try:
+            yield
+        finally:
+            if service is not None:
+                service.stop()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_middleware(BearerToken, token=web.token)
+    return app
 
 
 def _outcome_routes(

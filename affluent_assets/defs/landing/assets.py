@@ -23,10 +23,11 @@ from affluent_assets.defs.common import DUCKDB_POOL, SCHEMA_CHECK, schema_check_
 from affluent_assets.defs.ingest.assets import QUALITY_CHECK, quality_check_result
 from affluent_assets.defs.resources import MlflowModels
 from affluent_assets.lib import batch_scoring, batch_tables, lake, landing
+from affluent_assets.lib.champion import ChampionUnavailable, ScoringModel, load_champion
 from affluent_assets.lib.drift import SIGNIFICANT_PSI, DriftReference
 from affluent_assets.lib.extract_io import DEFAULT_CHUNK_ROWS, ExtractError, open_extract
-from affluent_assets.lib.registry import CHAMPION_ALIAS
 from affluent_assets.lib.schemas import MAX_ROWS_NAMED, ContractViolation
+from affluent_assets.lib.scorer import Stopwatch
 from affluent_assets.lib.warehouse import table_exists
 
 landed_batches = dg.DynamicPartitionsDefinition(name="landed_batches")
@@ -85,19 +86,11 @@ def _contract_check(error: ExtractError) -> dg.AssetCheckResult:
     )
 
 
-def _champion(mlflow_models: MlflowModels, key: str) -> batch_scoring.ScoringModel:
+def _champion(mlflow_models: MlflowModels, key: str) -> ScoringModel:
     try:
-        model = mlflow_models.describe(CHAMPION_ALIAS)
-    except Exception as error:  # the registry is unreachable or unreadable
-        raise dg.Failure(description=f"cannot read the model registry: {error}") from None
-    if model is None:
-        raise dg.Failure(
-            description=f"no {CHAMPION_ALIAS!r} version of model {mlflow_models.model_name!r} "
-            f"to score batch {key!r} with; train it with affluent_job first"
-        )
-    return batch_scoring.ScoringModel(
-        mlflow_models.load(model), model, mlflow_models.holdout_curve(model)
-    )
+        return load_champion(mlflow_models.tracking_uri, mlflow_models.model_name)
+    except ChampionUnavailable as error:
+        raise dg.Failure(description=f"cannot score batch {key!r}: {error}") from None
 
 
 @dg.multi_asset(
@@ -147,7 +140,7 @@ def batch_scores(
     fails naming file, columns and rows; content already scored under another batch adds no
     rows."""
     started = time.perf_counter()
-    clock = batch_scoring.Stopwatch()  # every stage until queryable, for the breakdown
+    clock = Stopwatch()  # every stage until queryable, for the breakdown
     key = context.partition_key
     folder = config.landing_dir or settings.landing_dir()
     quarantine_dir = config.quarantine_dir or settings.quarantine_dir()
