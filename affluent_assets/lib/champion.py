@@ -43,7 +43,10 @@ def champion_version(
     none (the registry cannot be read, or no version has been promoted yet)."""
     store = _sqlite_file(tracking_uri)
     if store is not None and not store.exists():  # asking would create an empty store there
-        raise ChampionUnavailable(f"no MLflow store at {store} yet; train with affluent_job first")
+        raise ChampionUnavailable(
+            f"no MLflow store at {store} yet, so no {alias!r} version of model {model_name!r}; "
+            "train it with affluent_job first"
+        )
     try:
         found = registry.describe_version(tracking_uri, model_name, alias)
     except Exception as error:  # a server that does not answer, a store that cannot be opened
@@ -68,6 +71,15 @@ def load_scoring_model(tracking_uri: str, registered: RegisteredModel) -> Scorin
     model = registry.load_model(tracking_uri, registered)
     warm_explainer(model)
     return ScoringModel(model, registered, registry.load_holdout_curve(tracking_uri, registered))
+
+
+def set_threads(scorer: ScoringModel, threads: int) -> None:
+    """How many threads one prediction may use. A service scoring small requests side by side
+    wants one each: waking every core for one row costs more than the row, and on a busy machine
+    a request would wait for all of them."""
+    estimator = scorer.model.pipeline.named_steps["model"]
+    if hasattr(estimator, "get_booster"):
+        estimator.get_booster().set_param({"nthread": threads})
 
 
 def load_champion(tracking_uri: str, model_name: str, alias: str = CHAMPION_ALIAS) -> ScoringModel:
@@ -96,8 +108,10 @@ class ChampionFollower:
         model_name: str,
         alias: str = CHAMPION_ALIAS,
         poll_seconds: float = 2.0,
+        threads: int | None = None,
     ):
         self.tracking_uri = tracking_uri
+        self.threads = threads
         self.model_name = model_name
         self.alias = alias
         self.poll_seconds = poll_seconds
@@ -119,6 +133,8 @@ class ChampionFollower:
             return False
         try:
             loaded = load_scoring_model(self.tracking_uri, registered)
+            if self.threads is not None:
+                set_threads(loaded, self.threads)
         except Exception as error:  # keep answering with the version that works
             self.problem = f"cannot load {self.model_name} v{registered.version}: {error}"
             return False

@@ -46,6 +46,7 @@ class InferenceSettings:
     workers: int = 2
     queue: int = 16
     poll_seconds: float = 2.0
+    threads_per_request: int = 1
 
     @classmethod
     def from_environment(cls, tracking_uri: str) -> InferenceSettings:
@@ -58,6 +59,7 @@ class InferenceSettings:
             workers=int(number("AFFLUENT_SERVE_WORKERS", cls.workers)),
             queue=int(number("AFFLUENT_SERVE_QUEUE", cls.queue)),
             poll_seconds=float(number("AFFLUENT_SERVE_POLL_SECONDS", cls.poll_seconds)),
+            threads_per_request=int(number("AFFLUENT_SERVE_THREADS", cls.threads_per_request)),
         )
 
 
@@ -106,7 +108,10 @@ class InferenceService:
     def __init__(self, settings: InferenceSettings, follower: ChampionFollower | None = None):
         self.settings = settings
         self.follower = follower or ChampionFollower(
-            settings.tracking_uri, settings.model_name, poll_seconds=settings.poll_seconds
+            settings.tracking_uri,
+            settings.model_name,
+            poll_seconds=settings.poll_seconds,
+            threads=settings.threads_per_request,
         )
         self.pool = ScoringPool(settings.workers, settings.queue)
 

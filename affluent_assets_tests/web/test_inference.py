@@ -11,17 +11,19 @@ import threading
 import time
 from pathlib import Path
 
+import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
 from mlflow.pyfunc.scoring_server.client import ScoringServerClient
 
+from affluent_assets.lib import lake
 from affluent_assets.lib.champion import load_champion
 from affluent_assets.lib.contract import RAW_COLUMNS
 from affluent_assets.lib.demo_data import generate_customers
 from affluent_assets.lib.schemas import raw_extract_schema, validate_frame
 from affluent_assets.lib.scorer import REASON_COLUMNS, SCORE_COLUMNS, score_rows
-from affluent_assets_tests.defs.conftest import MODEL_NAME, register_tiny_model
+from affluent_assets_tests.defs.conftest import MODEL_NAME, LandingStores, register_tiny_model
 from affluent_assets_tests.servers import AffluentServe, stop
 
 TOKEN = "inference-token"
@@ -388,3 +390,34 @@ def test_a_promotion_under_load_answers_with_the_new_version_and_fails_nothing(t
     first_new = min(t for t, _, v in answers if v == {second.model.version})
     assert first_new - promoted < 10
     assert {store.model.version} in [v for t, _, v in answers if t < promoted]
+
+
+def test_an_answer_equals_the_landed_batch_for_the_same_rows(server, store, tmp_path):
+    """The same customers landed as a file (a real landing run, read back from the lake) and
+    asked over HTTP: the same probabilities, flags and, for the batch's candidates, reasons."""
+    rows = generate_customers(300, seed=23).drop(columns=["C_seg"])
+    stores = LandingStores(
+        landing=tmp_path / "landing", quarantine=tmp_path / "quarantine",
+        warehouse=tmp_path / "warehouse.duckdb", lake=tmp_path / "lake", models=store,
+        instance=dg.DagsterInstance.ephemeral(),
+    )  # fmt: skip
+    stores.landing.mkdir()
+    rows.to_csv(stores.landing / "branch.csv", index=False)
+    assert stores.run("branch.csv").success
+    landed = pd.read_parquet(lake.batch_file(stores.lake, lake.SCORES, "branch.csv"))
+    listed = pd.read_parquet(lake.batch_file(stores.lake, lake.CANDIDATES, "branch.csv"))
+    status, answer = post_json(server, "/invocations", split_payload(rows))
+    assert status == 200
+    answered = pd.DataFrame(answer["predictions"]).assign(source_row=np.arange(1, 301))
+    merged = answered.merge(landed, on="source_row", suffixes=("", "_batch"))
+    assert len(merged) == 300
+    np.testing.assert_allclose(
+        merged["affluent_probability"], merged["affluent_probability_batch"], rtol=0, atol=1e-9
+    )
+    assert (merged["predicted_segment"] == merged["predicted_segment_batch"]).all()
+    candidates = answered.merge(listed, on="source_row", suffixes=("", "_batch"))
+    assert len(candidates) == len(listed) > 0
+    for column in REASON_COLUMNS:
+        assert candidates[column].fillna("").tolist() == (
+            candidates[f"{column}_batch"].fillna("").tolist()
+        )
