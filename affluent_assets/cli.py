@@ -88,7 +88,7 @@ def score(args: argparse.Namespace) -> int:
     from affluent_assets import settings
     from affluent_assets.definitions import defs
     from affluent_assets.defs.landing.assets import landed_batches
-    from affluent_assets.lib import lake, landing
+    from affluent_assets.lib import landing
 
     path = args.path.resolve()
     if not path.is_file():
@@ -132,18 +132,27 @@ def score(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     if not result.success:
         return _report_failure(result)
+    return _report_scored(result, path.name, key, seconds, args)
+
+
+def _report_scored(result, name: str, key: str, seconds: float, args) -> int:
+    """What a successful run did, for the person at the terminal: the batch holding the rows
+    of content scored before, what a new version replaced, the figures, the warnings."""
+    from affluent_assets import settings
+    from affluent_assets.lib import lake
+
     scores = _materialization(result, "batch_scores")
     candidates = _materialization(result, "batch_candidates") or {}
     if scores is None:  # same content already scored: the run says under which batch
         holder = _observation(result).get("duplicate_of", "another batch")
         print(
-            f"{path.name}: same content already scored as batch {holder!r}; no rows added. "
+            f"{name}: same content already scored as batch {holder!r}; no rows added. "
             f"Its list: {lake.batch_file(settings.lake_dir(), lake.CANDIDATES, holder)} "
             f"(run {result.run_id})"
         )
         return 0
     if "replaced" in scores:
-        print(f"{path.name}: {scores['replaced']}")
+        print(f"{name}: {scores['replaced']}")
     figures = {
         "batch_key": key,
         "run_id": result.run_id,
