@@ -88,7 +88,7 @@ def score(args: argparse.Namespace) -> int:
     from affluent_assets.definitions import defs
     from affluent_assets.defs.landing.assets import landed_batches
     from affluent_assets.instance import current_instance
-    from affluent_assets.lib import lake, landing
+    from affluent_assets.lib import landing
 
     path = args.path.resolve()
     if not path.is_file():
@@ -101,10 +101,10 @@ def score(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_ERROR
-    key = landing.batch_key_for(path.name)
+    key = landing.batch_key_for_path(path, settings.landing_dir())
     instance = current_instance()
     instance.add_dynamic_partitions(landed_batches.name, [key])
-    config = {"landing_dir": str(path.parent)}
+    config = {"landing_dir": str(path.parent), "file_name": path.name}
     if args.chunk_rows:
         config["chunk_rows"] = args.chunk_rows
     bars = _ProgressBars(sys.stderr.isatty() and not args.no_progress)
@@ -128,11 +128,27 @@ def score(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     if not result.success:
         return _report_failure(result)
+    return _report_scored(result, path.name, key, seconds, args)
+
+
+def _report_scored(result, name: str, key: str, seconds: float, args) -> int:
+    """What a successful run did, for the person at the terminal: the batch holding the rows
+    of content scored before, what a new version replaced, the figures, the warnings."""
+    from affluent_assets import settings
+    from affluent_assets.lib import lake
+
     scores = _materialization(result, "batch_scores")
     candidates = _materialization(result, "batch_candidates") or {}
     if scores is None:  # same content already scored: the run says under which batch
-        print(f"{path.name}: same content already scored; no rows added (run {result.run_id})")
+        holder = _observation(result).get("duplicate_of", "another batch")
+        print(
+            f"{name}: same content already scored as batch {holder!r}; no rows added. "
+            f"Its list: {lake.batch_file(settings.lake_dir(), lake.CANDIDATES, holder)} "
+            f"(run {result.run_id})"
+        )
         return 0
+    if "replaced" in scores:
+        print(f"{name}: {scores['replaced']}")
     figures = {
         "batch_key": key,
         "run_id": result.run_id,
@@ -147,6 +163,8 @@ def score(args: argparse.Namespace) -> int:
     }
     candidates_file = lake.batch_file(settings.lake_dir(), lake.CANDIDATES, key)
     _print_summary(figures, candidates_file, args.top)
+    for line in _quality_warnings(result):
+        print(f"warning: {line}", file=sys.stderr)
     if args.report_json:
         args.report_json.write_text(json.dumps(figures, indent=2) + "\n")
     return 0
@@ -158,6 +176,22 @@ def _materialization(result, asset: str) -> dict | None:
         if materialization.asset_key.to_user_string() == asset:
             return {name: value.value for name, value in materialization.metadata.items()}
     return None
+
+
+def _observation(result) -> dict:
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_OBSERVATION":
+            observation = event.asset_observation_data.asset_observation
+            return {name: value.value for name, value in observation.metadata.items()}
+    return {}
+
+
+def _quality_warnings(result) -> list[str]:
+    """The data-quality check's warnings, in words (the rows were scored all the same)."""
+    for evaluation in result.get_asset_check_evaluations():
+        if evaluation.check_name == "data_quality" and "warnings" in evaluation.metadata:
+            return list(evaluation.metadata["warnings"].value)
+    return []
 
 
 def _report_failure(result) -> int:

@@ -116,12 +116,36 @@ def score_extract(
     `clock` (the caller's, so its own stages sit in the same breakdown)."""
     clock = clock if clock is not None else Stopwatch()
     arguments = (digest, identity, scorer, staging, chunk_rows, drift_reference, progress, clock)
+    with clock.stage("validate"):
+        nul = extract.has_nul()
+    if nul:
+        # The typed reader would fail on a NUL in a number only where it lies (perhaps the last
+        # row), after scoring every row before it: check the whole file first, then score.
+        with clock.stage("validate"):
+            _check_only(extract, chunk_rows)
+        return _scoring_pass(extract, False, *arguments)
     try:
         return _scoring_pass(extract, True, *arguments)
     except TypedReadFailed:
         # A value the typed reader cannot parse: pandas' inference lets the contract name
         # every bad row (or accepts what pandas reads, e.g. padded numbers).
         return _scoring_pass(extract, False, *arguments)
+
+
+def _check_only(extract: Extract, chunk_rows: int) -> None:
+    """Every chunk checked against the contract, nothing scored; ContractViolation if any
+    chunk breaks it."""
+    schema = raw_extract_schema(require_label=False)
+    failures = _Failures()
+    for raw in extract.chunks(chunk_rows, typed=False):
+        try:
+            validate_frame(schema, raw, extract.path.name)
+        except ContractViolation as violation:
+            failures.add(violation)
+            if failures.only_structural():
+                break
+    if failures:
+        raise failures.violation(extract.path.name)
 
 
 def _scoring_pass(
@@ -264,14 +288,21 @@ def explain_candidates(
     """Write the batch's candidates to `out`, each with its three reasons (the same SHAP-based
     texts as the main list) and the expected precision and recall of calling everyone scored at
     or above it (the champion's holdout curve). Reasons cost far more per row than scores, so
-    they are computed for the candidates only. Returns the number of candidates."""
+    they are computed for the candidates only. A row that repeats an earlier row exactly is not
+    listed again. Returns the number of candidates."""
     clock = batch.stopwatch
     done = 0
+    # A row repeated exactly is one customer: called once, at its first row.
+    repeats = batch.quality.repeated_rows() + 1
     with pq.ParquetWriter(out, CANDIDATES_SCHEMA) as writer:
         # Smaller batches than scoring: contributions hold a float per feature and row.
         batch_rows = min(chunk_rows, EXPLAIN_ROWS)
         for record_batch in pq.ParquetFile(batch.kept_file).iter_batches(batch_size=batch_rows):
             kept = record_batch.to_pandas()
+            if len(repeats):
+                kept = kept[~kept["source_row"].isin(repeats)].reset_index(drop=True)
+                if kept.empty:
+                    continue
             explained = explain_rows(scorer, kept, kept["affluent_probability"], clock)
             expected = explained[["expected_precision", "expected_recall"]]
             reasons = explained.drop(columns=expected.columns)

@@ -17,6 +17,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 from python_multipart import MultipartParser
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import parse_options_header
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
@@ -106,17 +107,23 @@ def create_app(web: WebSettings, instance: dg.DagsterInstance | None = None) -> 
         if (denied := refused(request)) is not None:
             return denied
         key, kind = request.path_params["batch"], request.path_params["kind"]
-        if not lake.batch_file(web.folders.lake, lake.CANDIDATES, key).exists():
+        found = batches.batch_state(dagster(), web.folders, key)
+        if found is None:
+            return _error(404, f"no batch {key!r}")
+        # Content scored before under another batch: its rows and list are that batch's.
+        holder = found.same_content_as or key
+        if not lake.batch_file(web.folders.lake, lake.CANDIDATES, holder).exists():
             return _error(404, f"batch {key!r} has no candidate list (yet)")
         if kind == "json":
             return JSONResponse(
                 {
-                    "top": batches.top_candidates(web.folders.lake, key, 25),
-                    "curve": batches.precision_curve(web.folders.lake, key),
+                    "batch": holder,
+                    "top": batches.top_candidates(web.folders.lake, holder, 25),
+                    "curve": batches.precision_curve(web.folders.lake, holder),
                 }
             )
         if kind in ("csv", "xlsx"):
-            return _download(web.folders.lake, key, kind)
+            return _download(web.folders.lake, holder, kind)
         return _error(404, f"unknown format {kind!r}: csv, xlsx or json")
 
     async def openapi(request: Request) -> Response:
@@ -209,7 +216,9 @@ def _error(status: int, message: str) -> JSONResponse:
 
 async def _receive_upload(request: Request, web: WebSettings, folder: str) -> Path:
     """Stream the multipart field `file` into `folder` (the landing or the outcomes folder;
-    see lib/uploads.py)."""
+    see lib/uploads.py). A body that is not well-formed multipart, or that is ambiguous (two
+    `file` fields, a refused one among them, an empty file), is refused with 400 or 415 and
+    leaves nothing behind."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > web.max_upload_bytes + 64 * 1024:
         limit = f"{web.max_upload_bytes:,}"
@@ -222,31 +231,47 @@ async def _receive_upload(request: Request, web: WebSettings, folder: str) -> Pa
 
     async def file_bytes():
         async for chunk in request.stream():
-            parser.write(chunk)
-            if part.name is None and part.refused is not None:
+            _parse(parser.write, chunk)
+            if part.refused is not None:
                 raise part.refused
             if part.data:
                 data, part.data = b"".join(part.data), []
+                part.size += len(data)
                 yield data
-        parser.finalize()
+        _parse(parser.finalize)
+        if part.refused is not None:
+            raise part.refused
         if not part.complete:
             raise uploads.UploadRefused(400, "no complete field 'file' in the upload")
+        if part.size == 0:
+            raise uploads.UploadRefused(400, f"{part.filename}: the file is empty (0 bytes)")
 
     staged = await uploads.receive(file_bytes(), folder, web.max_upload_bytes)
     return uploads.land(staged, part.name, folder)
 
 
+def _parse(step, *data: bytes) -> None:
+    try:
+        step(*data)
+    except MultipartParseError as error:
+        # e.g. a boundary other than the one the Content-Type names, or a broken part header
+        raise uploads.UploadRefused(400, f"malformed multipart/form-data body ({error})") from None
+
+
 class _FilePart:
     """Callbacks for python-multipart's streaming parser that keep the bytes of field `file`
-    and check its file name as soon as its headers have arrived (before any data is stored)."""
+    and check its file name as soon as its headers have arrived (before any data is stored).
+    A second field `file` is refused: which of two files was meant cannot be told."""
 
     def __init__(self) -> None:
         self.headers: dict[bytes, bytes] = {}
         self.field, self.value = b"", b""
         self.current: bool = False
         self.name: str | None = None
+        self.filename = ""
         self.refused: uploads.UploadRefused | None = None
         self.data: list[bytes] = []
+        self.size = 0
         self.complete = False
 
     def callbacks(self) -> dict:
@@ -272,11 +297,18 @@ class _FilePart:
 
     def _headers_finished(self) -> None:
         _, options = parse_options_header(self.headers.get(b"content-disposition", b""))
-        if options.get(b"name") != b"file" or self.name is not None:
+        if options.get(b"name") != b"file" or self.refused is not None:
             return
         filename = options.get(b"filename", b"").decode("utf-8", "replace")
+        if self.name is not None:
+            self.refused = uploads.UploadRefused(
+                400,
+                f"more than one field 'file' ({self.filename}, {filename}): send one per upload",
+            )
+            return
         try:
             self.name = uploads.landing_name(filename)
+            self.filename = filename
             self.current = True
         except uploads.UploadRefused as error:
             self.refused = error

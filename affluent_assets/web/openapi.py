@@ -9,12 +9,28 @@ _BATCH = {
             "type": "string",
             "enum": ["waiting", "scoring", "scored", "quarantined", "failed"],
         },
-        "reason": {"type": "string", "nullable": True, "description": "why quarantined/failed"},
+        "reason": {
+            "type": "string",
+            "nullable": True,
+            "description": "why quarantined/failed; for a scored file whose content was scored "
+            "before, which batch holds its rows and list",
+        },
         "rows": {"type": "integer", "nullable": True},
         "candidates": {"type": "integer", "nullable": True},
         "model_version": {"type": "string", "nullable": True},
         "run_id": {"type": "string", "nullable": True, "description": "the Dagster run"},
         "updated_at": {"type": "number", "nullable": True, "description": "Unix time"},
+        "warnings": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "data-quality warnings of the rows (scored all the same), in words",
+        },
+        "same_content_as": {
+            "type": "string",
+            "nullable": True,
+            "description": "the batch holding this file's rows and list (same content scored "
+            "before); its figures are shown and its list is served under this batch",
+        },
     },
 }
 _OUTCOME_FILE = {
@@ -54,7 +70,9 @@ def _upload_answers(landed: str, schema: dict) -> dict:
     """The answers of an upload, the same rules for a file to score and an outcome file."""
     return {
         "202": {"description": landed, "content": {"application/json": {"schema": schema}}},
-        "400": _error("Not a multipart upload with a field 'file'"),
+        "400": _error(
+            "Not a well-formed multipart upload with exactly one complete, non-empty field 'file'"
+        ),
         "401": _error("Token missing or wrong"),
         "413": _error("Larger than the configured limit"),
         "415": _error("Not a .csv, .xlsx or .parquet file"),

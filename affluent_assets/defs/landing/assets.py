@@ -55,6 +55,8 @@ class LandingConfig(dg.Config):
     quarantine_dir: str = ""
     lake_dir: str = ""
     chunk_rows: int = DEFAULT_CHUNK_ROWS
+    # The file in landing_dir when the batch key is not its name's (`affluent score PATH`).
+    file_name: str = ""
 
 
 ProgressCallback = Callable[[str, int], None]
@@ -143,7 +145,11 @@ def batch_scores(
     folder = config.landing_dir or settings.landing_dir()
     quarantine_dir = config.quarantine_dir or settings.quarantine_dir()
     lake_dir = config.lake_dir or settings.lake_dir()
-    path = landing.find_batch_file(folder, key)
+    if config.file_name:
+        path = landing.resolve_inside(folder, config.file_name)
+        path = path if path.is_file() else None
+    else:
+        path = landing.find_batch_file(folder, key)
     if path is None:
         raise dg.Failure(description=f"batch {key!r}: no landing file for it in {folder}")
     with clock.stage("model"):
@@ -163,6 +169,7 @@ def batch_scores(
                 with clock.stage("hash"):
                     digest = extract.sha256()
                     duplicate_of = lake.scored_elsewhere(lake_dir, digest, key)
+                    replaced = _replaces(lake.batch_summary(lake_dir, key), digest, key)
                 if duplicate_of is not None:
                     yield from _duplicate(context, path, digest, duplicate_of)
                     return
@@ -191,13 +198,18 @@ def batch_scores(
             lake.publish(scored.scores_file, lake_dir, lake.SCORES, key)
             ensure_views(duckdb, lake_dir)
         scores_ready = time.perf_counter() - started  # scored and queryable
+        if replaced:
+            context.log.warning(f"{path.name}: {replaced}")
         context.log.info(
             f"scored {scored.rows:,} rows of {path.name} with {scorer.registered.name} "
             f"v{scorer.registered.version}; explaining {scored.candidates:,} candidates"
         )
         yield dg.MaterializeResult(
             asset_key="batch_scores",
-            metadata=_scores_metadata(scored, scorer, scores_ready),
+            metadata={
+                **_scores_metadata(scored, scorer, scores_ready),
+                **({"replaced": replaced} if replaced else {}),
+            },
         )
         staged = staging / "candidates.parquet"
         candidates = batch_scoring.explain_candidates(
@@ -217,6 +229,19 @@ def batch_scores(
         )
     finally:
         lake.discard_staging(staging)
+
+
+def _replaces(previous: dict | None, digest: str, key: str) -> str | None:
+    """What a new version of a batch replaces, in words; None for a first or unchanged file."""
+    if not previous or previous.get("content_hash") in (None, digest):
+        return None
+    when = previous.get("scored_at")
+    return (
+        f"replaces batch {key!r}: its {previous['rows']:,} rows of different content "
+        f"(sha256 {str(previous['content_hash'])[:12]}, from {previous.get('source_file')!r}"
+        f"{f', scored {when:%Y-%m-%d %H:%M} UTC' if when else ''}) are replaced by this file's; "
+        "the earlier list stays in batch_candidate_history"
+    )
 
 
 def _duplicate(context, path: Path, digest: str, duplicate_of: str):
