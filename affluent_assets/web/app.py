@@ -6,7 +6,6 @@ in the outcomes folder, for the outcomes sensor's run to read (web/outcomes.py).
 
 from __future__ import annotations
 
-import hmac
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -60,7 +59,8 @@ class WebSettings:
 
 
 def create_app(web: WebSettings, instance: dg.DagsterInstance | None = None) -> Starlette:
-    """The page at `/`, the API under `/api/` (bearer token required when `web.token` is set)."""
+    """The page at `/`, the API under `/api/`, the inference routes (web/inference.py); with
+    `web.token` set, every route but the page and the probes needs it (web/auth.py)."""
     state = {"instance": instance}
 
     def dagster() -> dg.DagsterInstance:
@@ -68,44 +68,24 @@ def create_app(web: WebSettings, instance: dg.DagsterInstance | None = None) -> 
             state["instance"] = dg.DagsterInstance.get()
         return state["instance"]
 
-    def refused(request: Request) -> Response | None:
-        if web.token is None:
-            return None
-        given = request.headers.get("authorization", "")
-        if hmac.compare_digest(given.encode(), f"Bearer {web.token}".encode()):
-            return None
-        return _error(401, "a bearer token is required (Authorization: Bearer <token>)")
+    def landed(path: Path) -> dict:
+        key = landing.batch_key_for(path.name)
+        return {"batch": key, "file": path.name, "status": batches.WAITING,
+                "links": {"self": f"/api/batches/{key}"}}  # fmt: skip
 
     async def create_batch(request: Request) -> Response:
-        if (denied := refused(request)) is not None:
-            return denied
-        try:
-            path = await _receive_upload(request, web, web.folders.landing)
-        except uploads.UploadRefused as error:
-            return _error(error.status, str(error))
-        key = landing.batch_key_for(path.name)
-        return JSONResponse(
-            {"batch": key, "file": path.name, "status": batches.WAITING,
-             "links": {"self": f"/api/batches/{key}"}},
-            status_code=202,
-        )  # fmt: skip
+        return await _accept_upload(request, web, web.folders.landing, landed)
 
     async def list_all(request: Request) -> Response:
-        if (denied := refused(request)) is not None:
-            return denied
         return JSONResponse({"batches": batches.list_batches(dagster(), web.folders)})
 
     async def show(request: Request) -> Response:
-        if (denied := refused(request)) is not None:
-            return denied
         found = batches.batch_state(dagster(), web.folders, request.path_params["batch"])
         if found is None:
             return _error(404, f"no batch {request.path_params['batch']!r}")
         return JSONResponse(found.to_dict())
 
     async def candidates(request: Request) -> Response:
-        if (denied := refused(request)) is not None:
-            return denied
         key, kind = request.path_params["batch"], request.path_params["kind"]
         found = batches.batch_state(dagster(), web.folders, key)
         if found is None:
@@ -134,7 +114,7 @@ def create_app(web: WebSettings, instance: dg.DagsterInstance | None = None) -> 
         Route("/api/batches", list_all, methods=["GET"]),
         Route("/api/batches/{batch}", show, methods=["GET"]),
         Route("/api/batches/{batch}/candidates.{kind}", candidates, methods=["GET"]),
-        *_outcome_routes(web, dagster, refused),
+        *_outcome_routes(web, dagster),
         Route("/api/openapi.json", openapi, methods=["GET"]),
         Route("/", lambda request: FileResponse(STATIC / "index.html"), methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
@@ -161,32 +141,21 @@ def create_app(web: WebSettings, instance: dg.DagsterInstance | None = None) -> 
 def _outcome_routes(
     web: WebSettings,
     dagster: Callable[[], dg.DagsterInstance],
-    refused: Callable[[Request], Response | None],
 ) -> list[Route]:
     """Campaign outcome files: handed in like a batch (into the outcomes folder, where the
     outcomes sensor reads them as dropped files), then their state and the realized figures."""
 
+    def landed(path: Path) -> dict:
+        return {"file": path.name, "status": outcomes.WAITING,
+                "links": {"self": f"/api/outcomes/{path.name}"}}  # fmt: skip
+
     async def create(request: Request) -> Response:
-        if (denied := refused(request)) is not None:
-            return denied
-        try:
-            path = await _receive_upload(request, web, web.outcomes)
-        except uploads.UploadRefused as error:
-            return _error(error.status, str(error))
-        return JSONResponse(
-            {"file": path.name, "status": outcomes.WAITING,
-             "links": {"self": f"/api/outcomes/{path.name}"}},
-            status_code=202,
-        )  # fmt: skip
+        return await _accept_upload(request, web, web.outcomes, landed)
 
     async def list_all(request: Request) -> Response:
-        if (denied := refused(request)) is not None:
-            return denied
         return JSONResponse({"files": outcomes.list_outcome_files(dagster(), web.outcomes)})
 
     async def show(request: Request) -> Response:
-        if (denied := refused(request)) is not None:
-            return denied
         file = request.path_params["file"]
         found = outcomes.outcome_file_state(dagster(), web.outcomes, file)
         if found is None:
@@ -194,8 +163,6 @@ def _outcome_routes(
         return JSONResponse(found.to_dict())
 
     async def figures(request: Request) -> Response:
-        if (denied := refused(request)) is not None:
-            return denied
         try:
             return JSONResponse({"figures": outcomes.figures(web.warehouse)})
         except outcomes.WarehouseBusy as error:
@@ -212,6 +179,18 @@ def _outcome_routes(
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
+
+
+async def _accept_upload(
+    request: Request, web: WebSettings, folder: str, answer: Callable[[Path], dict]
+) -> Response:
+    """The one upload handler: the file lands in `folder` (202 with `answer(path)`), or the
+    refusal's status and reason."""
+    try:
+        path = await _receive_upload(request, web, folder)
+    except uploads.UploadRefused as error:
+        return _error(error.status, str(error))
+    return JSONResponse(answer(path), status_code=202)
 
 
 async def _receive_upload(request: Request, web: WebSettings, folder: str) -> Path:
