@@ -107,6 +107,8 @@ def create_app(web: WebSettings, instance: dg.DagsterInstance | None = None) -> 
                 {
                     "top": batches.top_candidates(web.folders.lake, key, 25),
                     "curve": batches.precision_curve(web.folders.lake, key),
+                    "groups": batches.groups(web.folders.lake, key),
+                    "estimates": batches.list_estimates(web.folders.lake, key),
                 }
             )
         if kind in ("csv", "xlsx"):
