@@ -5,18 +5,29 @@ against the holdout's expectation, with a warning check for each."""
 import dagster as dg
 import matplotlib.pyplot as plt
 import pandas as pd
+import pyarrow.parquet as pq
 from dagster_duckdb import DuckDBResource
 
 from affluent_assets import settings
 from affluent_assets.defs.common import DUCKDB_POOL, table_metadata
+from affluent_assets.defs.landing.assets import landing_job
 from affluent_assets.defs.resources import MlflowModels
-from affluent_assets.lib import evaluation, landing, outcome_files, outcomes, uplift, warehouse
+from affluent_assets.lib import (
+    evaluation,
+    lake,
+    landing,
+    outcome_files,
+    outcomes,
+    uplift,
+    warehouse,
+)
 
 OUTCOME_CHECK = "realized_precision"
 CALIBRATION_CHECK = "calibration"
 UPLIFT_TABLE, QINI_TABLE = "campaign_uplift", "campaign_qini"
 OUTCOME_FILES_CHECK = "outcome_files"
 OUTCOME_FILES_TAG = "affluent/outcome_files"
+LABELLED_BATCH_TAG = "affluent/labelled_batch"
 OUTCOME_FILES_READ = "outcome_files_read"
 OUTCOMES_TICK_SECONDS = 30
 
@@ -245,3 +256,46 @@ def build_outcomes_sensor(
 
 
 outcomes_sensor = build_outcomes_sensor()
+
+
+def batch_is_labelled(lake_dir: str, batch_key: str) -> bool:
+    """Whether a landed batch's scores carry `C_seg` (an outcome), from the Parquet footer's
+    null counts: no row is read, however large the batch."""
+    path = lake.batch_file(lake_dir, lake.SCORES, batch_key)
+    if not path.exists():
+        return False
+    metadata = pq.ParquetFile(path).metadata
+    column = metadata.schema.names.index("c_seg")
+    for group in range(metadata.num_row_groups):
+        chunk = metadata.row_group(group)
+        stats = chunk.column(column).statistics
+        if stats is None or not stats.has_null_count or stats.null_count < chunk.num_rows:
+            return True
+    return False
+
+
+def build_labelled_batch_sensor(
+    name: str = "labelled_batch_outcomes_sensor", lake_dir: str | None = None
+) -> dg.SensorDefinition:
+    """Refreshes model_outcomes when a landing run scored a file that carries `C_seg`: its
+    realized, estimated and expected figures appear without waiting for the main graph."""
+
+    @dg.run_status_sensor(
+        name=name,
+        run_status=dg.DagsterRunStatus.SUCCESS,
+        monitored_jobs=[landing_job],
+        request_job=outcomes_job,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Refreshes model_outcomes when a landed batch carried its outcome (C_seg).",
+    )
+    def _sensor(context: dg.RunStatusSensorContext):
+        run = context.dagster_run
+        key = run.tags.get("dagster/partition")
+        if key is None or not batch_is_labelled(lake_dir or settings.lake_dir(), key):
+            return dg.SkipReason(f"batch {key!r} carries no C_seg: no outcome to measure")
+        return dg.RunRequest(run_key=f"labelled:{run.run_id}", tags={LABELLED_BATCH_TAG: key})
+
+    return _sensor
+
+
+labelled_batch_sensor = build_labelled_batch_sensor()
