@@ -159,7 +159,8 @@ def run_outcomes(stores, folder: Path) -> dg.ExecuteInProcessResult:
     )  # fmt: skip
 
 
-def test_the_api_reads_back_what_the_outcomes_run_did(landing_stores, tmp_path):  # noqa: F811
+def test_the_api_reads_back_what_the_outcomes_run_did(landing_stores, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("AFFLUENT_CONTROL_SHARE", "0")  # no one held back: all given back called
     stores = landing_stores
     home, outcomes = tmp_path / "home", tmp_path / "outcomes"
     home.mkdir()
