@@ -174,11 +174,20 @@ def _outcome_routes(
         except outcomes.WarehouseBusy as error:
             return _error(503, str(error))
 
+    async def uplift(request: Request) -> Response:
+        if (denied := refused(request)) is not None:
+            return denied
+        try:
+            return JSONResponse(outcomes.uplift(web.warehouse))
+        except outcomes.WarehouseBusy as error:
+            return _error(503, str(error))
+
     return [
         Route("/api/outcomes", create, methods=["POST"]),
         Route("/api/outcomes", list_all, methods=["GET"]),
         # Before `{file}`: no outcome file is called `figures` (every one has a suffix).
         Route("/api/outcomes/figures", figures, methods=["GET"]),
+        Route("/api/outcomes/uplift", uplift, methods=["GET"]),
         Route("/api/outcomes/{file}", show, methods=["GET"]),
     ]
 
