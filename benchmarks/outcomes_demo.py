@@ -42,6 +42,10 @@ from report import write_report  # noqa: E402
 AFFLUENT = Path(sys.executable).with_name("affluent")
 
 
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 def score(path: Path, env: dict) -> None:
     command = [str(AFFLUENT), "score", str(path), "--no-progress", "--top", "0"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
@@ -50,9 +54,10 @@ def score(path: Path, env: dict) -> None:
         raise SystemExit(f"affluent score {path.name} failed: {done.stderr}")
 
 
-def campaign_file(work: Path, labels, called: int, effect: float, seed: int) -> Path:
+def campaign_file(work: Path, labels, called: int, effect: float, seed: int) -> float:
     """The second batch's list, top `called` ranks (called and control), given back with
-    `upgraded`: AFFLUENT, or for the called only, converted by the call with `effect`."""
+    `upgraded`: AFFLUENT, or for the called only, converted by the call with `effect`. Returns
+    the uplift the simulation put in."""
     import duckdb
     import numpy as np
 
@@ -71,7 +76,9 @@ def campaign_file(work: Path, labels, called: int, effect: float, seed: int) -> 
     listed["upgraded"] = np.where(upgraded, "yes", "no")
     path = work / "outcomes" / "campaign-results.csv"
     listed.drop(columns=["affluent_probability", "group"]).to_csv(path, index=False)
-    return path
+    # The effect the simulation put in: the called who upgraded only because they were called.
+    campaign = (listed["group"] == "campaign").to_numpy()
+    return float((converted.to_numpy() & (outcome != "AFFLUENT"))[campaign].mean())
 
 
 def outcomes_table(work: Path):
@@ -102,9 +109,9 @@ def outcomes_table(work: Path):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=20_000)
-    parser.add_argument("--called", type=int, default=1_000)
+    parser.add_argument("--called", type=int, default=5_000)
     parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument("--effect", type=float, default=0.05)
+    parser.add_argument("--effect", type=float, default=0.10)
     parser.add_argument("--batches", type=int, default=100)
     parser.add_argument("--sizes", type=int, nargs="+", default=[2_000, 5_000, 20_000])
     parser.add_argument("--shifted-rows", type=int, default=5_000)
@@ -132,7 +139,7 @@ def main() -> None:
     labels = customers.assign(
         customer_key=customers["C_ID"].astype(str) + "-" + (customers.index + 1).astype(str)
     )
-    campaign_file(work, labels, args.called, args.effect, args.seed)
+    simulated_uplift = campaign_file(work, labels, args.called, args.effect, args.seed)
     table, checks, uplift = outcomes_table(work)
     shutil.rmtree(work)
     from simulated_batches import coverage, shifted
@@ -145,6 +152,8 @@ def main() -> None:
             "seed": args.seed,
             "called": args.called,
             "simulated_effect": args.effect,
+            # share of the called converted by the call (NORMAL ones only): the true uplift
+            "simulated_uplift": round(simulated_uplift, 4),
             "outcomes": records(table),
             "uplift": records(uplift),
             "checks": checks,

@@ -63,6 +63,8 @@ def _summary(rows: list[dict]) -> dict:
         "mae_estimate": round(float((frame["estimated"] - frame["realized"]).abs().mean()), 4),
         "mae_holdout": round(float((frame["holdout"] - frame["realized"]).abs().mean()), 4),
         "mean_realized": round(float(frame["realized"].mean()), 4),
+        "mean_estimated": round(float(frame["estimated"].mean()), 4),
+        "mean_holdout": round(float(frame["holdout"].mean()), 4),
     }
 
 

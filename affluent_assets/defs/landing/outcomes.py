@@ -81,10 +81,7 @@ def model_outcomes(
     with duckdb.get_connection() as con:
         read = outcome_files.read_outcome_folder(con, folder)
         table = outcomes.realized_outcomes(con, read.records)
-        lift, qini = uplift.uplift_table(read.records), uplift.qini_curve(read.records)
-        # beside model_outcomes, so the page and analysts read the campaign's effect in SQL
-        warehouse.replace_table(con, UPLIFT_TABLE, lift)
-        warehouse.replace_table(con, QINI_TABLE, qini)
+        lift, qini = _write_uplift(con, read.records)
     for name, summary in read.accepted.items():
         context.log.info(f"outcome file {name}: {summary}")
     for name, reason in read.rejected.items():
@@ -127,6 +124,15 @@ def model_outcomes(
         or f"{len(read.accepted)} outcome file(s) read, none rejected",
         metadata={"outcomes_dir": folder, "quarantined": ", ".join(read.rejected) or "none"},
     )
+
+
+def _write_uplift(con, records: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The campaign's uplift and Qini curve, written beside model_outcomes so the page and
+    analysts read the campaign's effect in SQL (empty without control rows)."""
+    lift, qini = uplift.uplift_table(records), uplift.qini_curve(records)
+    warehouse.replace_table(con, UPLIFT_TABLE, lift)
+    warehouse.replace_table(con, QINI_TABLE, qini)
+    return lift, qini
 
 
 def _describe_calibration(table, broken) -> str:

@@ -149,17 +149,9 @@ def hidden_affluent_candidates(
     else:
         raise dg.Failure(f"unknown candidate policy {config.policy!r}: use threshold or capacity")
     candidates = rank_candidates(scored_customers, cut)
-    labels, scores = holdout_scores(scored_customers)
-    listed = candidates["affluent_probability"]
-    expected = pd.concat(
-        [
-            precision_at_scores(labels, scores, listed, min_called=LIST_MIN_CALLED),
-            estimates.ListCurve.from_scores(listed).at(listed),
-        ],
-        axis=1,
-    )
+    expected = _list_figures(scored_customers, candidates["affluent_probability"])
     control = config.control()
-    groups = assign_groups(candidates["customer_key"], listed, control)
+    groups = assign_groups(candidates["customer_key"], candidates["affluent_probability"], control)
     candidate_features = candidates[["customer_key"]].merge(
         customer_features, on="customer_key", how="left"
     )
@@ -173,7 +165,6 @@ def hidden_affluent_candidates(
         ],
         axis=1,
     ).assign(group=groups, model_version=model.version, policy=config.policy, score_cut=cut)
-    estimated = main_list_estimates(model.threshold, scored_customers)
     normal_total = int((scored_customers["c_seg"] == NEGATIVE).sum())
     # Every list is kept: a snapshot per run in the append-only `candidate_history` table.
     snapshot = history.snapshot(
@@ -197,9 +188,20 @@ def hidden_affluent_candidates(
             "control_held_back": int((groups == "control").sum()),
             "control_share": control.share,
             "control_seed": control.seed,
-            # threshold and capacity cuts: the list's own estimate next to the holdout's
-            "estimates": dg.MetadataValue.md(estimates.estimates_markdown(estimated)),
         },
+    )
+
+
+def _list_figures(scored_customers: pd.DataFrame, listed: pd.Series) -> pd.DataFrame:
+    """Per candidate: the holdout's figures over at least LIST_MIN_CALLED holdout customers and
+    the list's own estimate of calling down to them (its interval beside it)."""
+    labels, scores = holdout_scores(scored_customers)
+    return pd.concat(
+        [
+            precision_at_scores(labels, scores, listed, min_called=LIST_MIN_CALLED),
+            estimates.ListCurve.from_scores(listed).at(listed),
+        ],
+        axis=1,
     )
 
 
