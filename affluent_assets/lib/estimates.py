@@ -15,8 +15,10 @@ differ, and realized outcomes outside the interval mean calibration broke for th
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -51,9 +53,8 @@ def _growing(p: np.ndarray) -> Iterator[np.ndarray]:
 def poisson_binomial(probabilities) -> np.ndarray:
     """P(k of the draws succeed) for k = 0..n: the distribution of a sum of independent
     Bernoullis with these probabilities."""
-    p = np.asarray(probabilities, dtype="float64")
-    *_, last = _growing(p) if len(p) else iter([np.ones(1)])
-    return last.copy()
+    last = deque(_growing(np.asarray(probabilities, dtype="float64")), maxlen=1)
+    return last[0].copy() if last else np.ones(1)  # no draws: a count of 0 for certain
 
 
 def _quantiles(pmf: np.ndarray, level: float) -> tuple[int, int]:
@@ -77,14 +78,11 @@ def moments_interval(
     n: int, total: float, variance: float, level: float = LEVEL
 ) -> tuple[float, float]:
     """The normal approximation of a count of n draws with that mean and variance."""
-    z = _z(level)
-    spread = z * np.sqrt(variance)
+    spread = _z(level) * np.sqrt(variance)
     return max(0.0, total - spread), min(float(n), total + spread)
 
 
 def _z(level: float) -> float:
-    from statistics import NormalDist
-
     return NormalDist().inv_cdf(0.5 + level / 2)
 
 
