@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 
 from affluent_assets.defs.landing.sensors import LANDING_FILE_TAG
 from affluent_assets.lib import lake, landing
+from affluent_assets.lib.estimates import ESTIMATE_COLUMNS
 
 PARTITION_TAG = "dagster/partition"
 
@@ -193,7 +194,8 @@ def list_estimates(lake_dir: str, key: str) -> list[dict]:
     path = lake.batch_file(lake_dir, lake.ESTIMATES, key)
     if not path.exists():
         return []
-    return records(pq.read_table(path).to_pandas())
+    columns = [*ESTIMATE_COLUMNS, "model_version"]
+    return records(pq.read_table(path, columns=columns).to_pandas())
 
 
 def groups(lake_dir: str, key: str) -> dict:
