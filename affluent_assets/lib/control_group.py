@@ -10,6 +10,7 @@ customer keeps their draw when the list is rebuilt with another model."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,11 +40,28 @@ class ControlPolicy:
         return cls(settings.control_share(), settings.control_seed())
 
 
+def _hashes(keys: np.ndarray, seed: int | str) -> np.ndarray:
+    """pandas' keyed 64-bit hash of each key, its key derived from the seed (no per-row string
+    is built, and nothing is factorized first: seconds for millions of keys)."""
+    hash_key = hashlib.sha256(str(seed).encode()).hexdigest()[:16]
+    try:
+        return pd.util.hash_array(keys, hash_key=hash_key, categorize=False)
+    except TypeError:  # keys that are not text (numbers): hashed as their text
+        text = pd.Series(keys).astype(str).to_numpy(dtype=object)
+        return pd.util.hash_array(text, hash_key=hash_key, categorize=False)
+
+
 def uniform_draws(keys, seed: int | str) -> np.ndarray:
     """A number in [0, 1) per key, fixed by the seed and the key alone."""
-    text = pd.Series(np.asarray(keys, dtype=object)).astype(str)
-    hashed = pd.util.hash_pandas_object(f"{seed}|" + text, index=False).to_numpy()
+    hashed = _hashes(np.asarray(keys, dtype=object), seed)
     return (hashed >> np.uint64(11)).astype("float64") / float(1 << 53)
+
+
+def _refuse_repeats(keys: np.ndarray, hashed: np.ndarray) -> None:
+    """Distinct hashes mean distinct keys; only when two hashes meet are the keys compared."""
+    ordered = np.sort(hashed)
+    if (ordered[1:] == ordered[:-1]).any() and pd.Series(keys).duplicated().any():
+        raise ValueError("a control draw needs each customer once: the list repeats a key")
 
 
 def decile_strata(scores) -> np.ndarray:
@@ -59,13 +77,13 @@ def assign_groups(keys, scores, policy: ControlPolicy, salt: str = "") -> np.nda
     of the list holds back its share: the stratum's count is the difference of the rounded
     running totals, so the whole list holds back round(share * n) and every stratum its part."""
     keys = np.asarray(keys, dtype=object)
-    if pd.Series(keys).duplicated().any():
-        raise ValueError("a control draw needs each customer once: the list repeats a key")
+    hashed = _hashes(keys, f"{policy.seed}|{salt}")
+    _refuse_repeats(keys, hashed)
     groups = np.full(len(keys), CAMPAIGN, dtype=object)
     if policy.share == 0 or len(keys) == 0:
         return groups
     strata = decile_strata(scores)
-    draws = uniform_draws(keys, f"{policy.seed}|{salt}")
+    draws = hashed  # the lowest hashes of a stratum are its control: a seeded uniform draw
     sizes = np.bincount(strata, minlength=STRATA + 1)[1:]
     ends = np.round(policy.share * np.cumsum(sizes)).astype("int64")
     quotas = np.diff(np.append(0, ends))
