@@ -32,7 +32,9 @@ LATEST_CANDIDATES = "latest_candidates"
 # Every list a landed batch has had, one file per batch and run (append-only): a rescored or
 # replaced batch keeps its earlier lists here.
 CANDIDATE_HISTORY = "batch_candidate_history"
-TABLES = (SCORES, CANDIDATES, CANDIDATE_HISTORY)
+# Each batch's estimated precision and recall at the threshold and capacity cuts.
+ESTIMATES = "batch_estimates"
+TABLES = (SCORES, CANDIDATES, CANDIDATE_HISTORY, ESTIMATES)
 # Batch keys never start with "_" (see landing.batch_key_for), so these names cannot collide.
 STAGING = "_staging"
 EMPTY_FILE = "_empty.parquet"
@@ -157,7 +159,9 @@ def view_statements(lake: str | Path) -> dict[str, str]:
     scores = f"read_parquet('{_glob(lake, SCORES)}', union_by_name = true)"
     candidates = f"read_parquet('{_glob(lake, CANDIDATES)}', union_by_name = true)"
     history = f"read_parquet('{_glob(lake, CANDIDATE_HISTORY)}', union_by_name = true)"
+    estimates = f"read_parquet('{_glob(lake, ESTIMATES)}', union_by_name = true)"
     return {
+        ESTIMATES: f"create or replace view {ESTIMATES} as select * from {estimates}",
         CANDIDATE_HISTORY: f"create or replace view {CANDIDATE_HISTORY} as select * from {history}",
         SCORES: f"create or replace view {SCORES} as select * from {scores}",
         CANDIDATES: f"create or replace view {CANDIDATES} as select * from {candidates}",

@@ -21,7 +21,7 @@ import pandas as pd
 
 from affluent_assets.lib.champion import ScoringModel
 from affluent_assets.lib.contract import POSITIVE
-from affluent_assets.lib.evaluation import HoldoutCurve
+from affluent_assets.lib.evaluation import LIST_MIN_CALLED, HoldoutCurve
 from affluent_assets.lib.features import build_features, clean_customers
 from affluent_assets.lib.prepared import prepared_matrix
 from affluent_assets.lib.scoring import REASON_COUNT, reason_codes, score_features
@@ -129,8 +129,10 @@ def explain_rows(
 
 
 def expected_figures(curve: HoldoutCurve | None, probability) -> pd.DataFrame:
-    """`expected_precision` and `expected_recall` per score (NaN without a holdout curve)."""
+    """`expected_precision` and `expected_recall` per score (NaN without a holdout curve), each
+    over at least LIST_MIN_CALLED holdout customers: near the top of a list, where few holdout
+    customers scored as high, the figure is the one the evidence supports, not 100%."""
     if curve is None:
         nan = np.full(len(probability), np.nan)
         return pd.DataFrame({"expected_precision": nan, "expected_recall": nan})
-    return curve.at(np.asarray(probability, dtype="float64"))
+    return curve.at(np.asarray(probability, dtype="float64"), min_called=LIST_MIN_CALLED)

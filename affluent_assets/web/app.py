@@ -100,6 +100,8 @@ def create_app(web: WebSettings, instance: dg.DagsterInstance | None = None) -> 
                     "batch": holder,
                     "top": batches.top_candidates(web.folders.lake, holder, 25),
                     "curve": batches.precision_curve(web.folders.lake, holder),
+                    "groups": batches.groups(web.folders.lake, holder),
+                    "estimates": batches.list_estimates(web.folders.lake, holder),
                 }
             )
         if kind in ("csv", "xlsx"):
@@ -168,11 +170,18 @@ def _outcome_routes(
         except outcomes.WarehouseBusy as error:
             return _error(503, str(error))
 
+    async def uplift(request: Request) -> Response:
+        try:
+            return JSONResponse(outcomes.uplift(web.warehouse))
+        except outcomes.WarehouseBusy as error:
+            return _error(503, str(error))
+
     return [
         Route("/api/outcomes", create, methods=["POST"]),
         Route("/api/outcomes", list_all, methods=["GET"]),
         # Before `{file}`: no outcome file is called `figures` (every one has a suffix).
         Route("/api/outcomes/figures", figures, methods=["GET"]),
+        Route("/api/outcomes/uplift", uplift, methods=["GET"]),
         Route("/api/outcomes/{file}", show, methods=["GET"]),
     ]
 

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 from affluent_assets.defs.ingest.assets import QUALITY_CHECK
 from affluent_assets.defs.landing.sensors import LANDING_FILE_TAG
 from affluent_assets.lib import lake, landing
+from affluent_assets.lib.estimates import ESTIMATE_COLUMNS
 
 PARTITION_TAG = "dagster/partition"
 
@@ -28,8 +29,9 @@ _WAITING_RUNS = {
 }
 CANDIDATE_COLUMNS = """
     row_number() over (order by affluent_probability desc, customer_key) as rank,
-    customer_key, c_id, source_row, affluent_probability as score, expected_precision,
-    expected_recall, reason_1, reason_2, reason_3, model_version, batch_key
+    customer_key, c_id, source_row, affluent_probability as score, "group", expected_precision,
+    expected_recall, estimated_precision, estimated_precision_low, estimated_precision_high,
+    reason_1, reason_2, reason_3, model_version, batch_key
 """
 
 
@@ -207,10 +209,28 @@ def _failure(instance: dg.DagsterInstance, run_id: str) -> tuple[str, str | None
     return "the run failed; see it in the Dagster UI", None
 
 
+# Columns lists gained later: a batch landed before them reads them as missing (group: called).
+_LATER_COLUMNS = {
+    "group": "'campaign'",
+    "estimated_precision": "null::double",
+    "estimated_precision_low": "null::double",
+    "estimated_precision_high": "null::double",
+}
+
+
+def _candidates_source(path) -> str:
+    """The batch's candidate file as a relation with every column of CANDIDATE_COLUMNS."""
+    present = set(pq.read_schema(path).names)
+    missing = [f'{value} as "{name}"' for name, value in _LATER_COLUMNS.items()
+               if name not in present]  # fmt: skip
+    extra = "".join(f", {column}" for column in missing)
+    return f"(select *{extra} from read_parquet(?))"
+
+
 def candidates_query(lake_dir: str, key: str, limit: int | None = None) -> tuple[str, list]:
     """SQL and parameters for a batch's ranked list (best first)."""
     path = lake.batch_file(lake_dir, lake.CANDIDATES, key)
-    sql = f"select {CANDIDATE_COLUMNS} from read_parquet(?) order by rank"
+    sql = f"select {CANDIDATE_COLUMNS} from {_candidates_source(path)} order by rank"
     params: list = [str(path)]
     if limit is not None:
         sql += " limit ?"
@@ -225,16 +245,46 @@ def top_candidates(lake_dir: str, key: str, limit: int = 20) -> list[dict]:
 
 
 def precision_curve(lake_dir: str, key: str, points: int = 100) -> list[dict]:
-    """Expected precision against how many customers are called, at up to `points` ranks."""
+    """Expected precision (the holdout's) and the list's own estimate with its interval against
+    how many customers are called, at up to `points` ranks."""
     path = lake.batch_file(lake_dir, lake.CANDIDATES, key)
     sql = f"""
-        with ranked as (select {CANDIDATE_COLUMNS} from read_parquet(?)),
+        with ranked as (select {CANDIDATE_COLUMNS} from {_candidates_source(path)}),
         total as (select count(*) as n from ranked)
-        select rank as called, expected_precision from ranked, total
+        select rank as called, expected_precision, estimated_precision,
+               estimated_precision_low, estimated_precision_high from ranked, total
         where rank = n or rank % greatest(1, n // ?) = 0 order by rank
     """
     with duckdb.connect() as con:
         return records(con.execute(sql, [str(path), points]).df())
+
+
+def list_estimates(lake_dir: str, key: str) -> list[dict]:
+    """The batch's estimated precision and recall at the threshold and capacity cuts with their
+    90% intervals, beside the holdout's (none for a batch landed before estimates existed)."""
+    path = lake.batch_file(lake_dir, lake.ESTIMATES, key)
+    if not path.exists():
+        return []
+    columns = [*ESTIMATE_COLUMNS, "model_version"]
+    return records(pq.read_table(path, columns=columns).to_pandas())
+
+
+def groups(lake_dir: str, key: str) -> dict:
+    """How many of the batch's candidates are to be called and how many are held back."""
+    path = lake.batch_file(lake_dir, lake.CANDIDATES, key)
+    with duckdb.connect() as con:
+        counts = dict(
+            con.execute(
+                f'select "group", count(*) from {_candidates_source(path)} group by all',
+                [str(path)],
+            ).fetchall()
+        )
+    total = sum(counts.values())
+    return {
+        "campaign": counts.get("campaign", 0),
+        "control": counts.get("control", 0),
+        "control_share": counts.get("control", 0) / total if total else 0.0,
+    }
 
 
 def records(frame) -> list[dict]:

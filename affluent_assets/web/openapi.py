@@ -187,8 +187,9 @@ OPENAPI = {
         },
         "/api/batches/{batch}/candidates.{format}": {
             "get": {
-                "summary": "The ranked candidate list: csv, xlsx, or json (top 25 and the "
-                "expected-precision curve)",
+                "summary": "The ranked candidate list with each customer's `group` (campaign: "
+                "call; control: held back): csv, xlsx, or json (top 25, the precision curve, "
+                "the group counts and the list's estimates at the threshold and capacity cuts)",
                 "parameters": [
                     _BATCH_PARAMETER,
                     {
@@ -225,9 +226,21 @@ OPENAPI = {
         "/api/outcomes/figures": {
             "get": {
                 "summary": "The rows of model_outcomes: per source and model version, realized "
-                "against expected precision (empty before the first outcomes run)",
+                "against estimated (the flagged customers' own scores, 90% interval) and "
+                "expected (holdout) precision (empty before the first outcomes run)",
                 "responses": {
                     "200": _json("The figures", {"type": "object"}),
+                    "503": _error("A run is writing the warehouse; try again"),
+                },
+            }
+        },
+        "/api/outcomes/uplift": {
+            "get": {
+                "summary": "The campaign's effect: upgrade rate of the called against the "
+                "control group, the difference with a 90% interval, overall and by score "
+                "decile, and the Qini curve; `note` says why there is none (no control rows)",
+                "responses": {
+                    "200": _json("uplift, qini, note", {"type": "object"}),
                     "503": _error("A run is writing the warehouse; try again"),
                 },
             }

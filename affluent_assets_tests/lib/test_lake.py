@@ -25,7 +25,7 @@ SCHEMA = pa.schema(
         ("scored_at", pa.timestamp("us")),
     ]
 )
-SCHEMAS = {lake.SCORES: SCHEMA, lake.CANDIDATES: SCHEMA, lake.CANDIDATE_HISTORY: SCHEMA}
+SCHEMAS = {table: SCHEMA for table in lake.TABLES}
 
 
 def stage(root, key: str, digest: str, rows: int, run_id: str = "r1"):

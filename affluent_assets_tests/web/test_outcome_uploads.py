@@ -176,7 +176,8 @@ def run_outcomes(stores, folder: Path) -> dg.ExecuteInProcessResult:
     )  # fmt: skip
 
 
-def test_the_api_reads_back_what_the_outcomes_run_did(landing_stores, tmp_path):  # noqa: F811
+def test_the_api_reads_back_what_the_outcomes_run_did(landing_stores, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("AFFLUENT_CONTROL_SHARE", "0")  # no one held back: all given back called
     stores = landing_stores
     home, outcomes = tmp_path / "home", tmp_path / "outcomes"
     home.mkdir()
@@ -213,6 +214,10 @@ def test_the_api_reads_back_what_the_outcomes_run_did(landing_stores, tmp_path):
         assert (row["customers"], row["flagged"], row["affluent"]) == (20, 20, 12)
         assert row["realized_precision"] == 12 / 20 and 0 < row["expected_precision"] < 1
         assert row["realized_recall"] is None  # empty in the table: nobody uncalled to miss
+        low, high = row["estimated_low"], row["estimated_high"]
+        assert low <= row["estimated_precision"] <= high  # what the called's own scores promised
+        answer = get_json(server, "/api/outcomes/uplift")  # no one was held back
+        assert answer["uplift"] == [] and answer["note"].startswith("no control rows")
 
         # A file changed after the run is waiting again: the run read an older copy.
         later = time.time() + 5

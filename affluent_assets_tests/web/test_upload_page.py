@@ -105,9 +105,13 @@ def test_a_good_file_comes_back_as_a_ranked_explained_list(page):
     assert 0 < rows.count() <= 25
     first = rows.first.locator("td")
     assert first.nth(0).inner_text() == "1"
-    assert first.nth(3).inner_text().endswith("%")  # expected precision
-    assert " = " in first.nth(4).inner_text()  # reasons: `feature = value (+contribution)`
-    expect(page.locator("#chart path")).to_have_count(1)
+    assert first.nth(2).inner_text() in ("campaign", "control")
+    assert first.nth(4).inner_text().endswith("%)")  # the list's own estimate and interval
+    assert first.nth(5).inner_text().endswith("%")  # the holdout's
+    assert " = " in first.nth(6).inner_text()  # reasons: `feature = value (+contribution)`
+    expect(page.locator("#chart path")).to_have_count(3)  # holdout, estimate and its band
+    expect(page.locator("#control-note")).to_contain_text("held back as a control group")
+    expect(page.locator("#estimates tbody tr").first).to_contain_text("model threshold")
     page.screenshot(path=SCREENSHOTS / "upload-scored.png", full_page=True)
 
     with page.expect_download() as download:
@@ -118,6 +122,10 @@ def test_a_good_file_comes_back_as_a_ranked_explained_list(page):
     assert len(listed) == candidates > 0
     assert [int(r["rank"]) for r in listed] == list(range(1, candidates + 1))
     assert all(r["reason_1"] and r["expected_precision"] for r in listed)
+    control = [r for r in listed if r["group"] == "control"]
+    assert len(control) == round(0.10 * candidates) and {r["group"] for r in listed} == {
+        "campaign", "control",
+    }  # fmt: skip
     # The batch is listed with its state and model version.
     expect(page.locator("#batches tbody tr").first).to_contain_text("scored")
 

@@ -22,7 +22,7 @@ from affluent_assets import settings
 from affluent_assets.defs.common import DUCKDB_POOL, SCHEMA_CHECK, schema_check_spec
 from affluent_assets.defs.ingest.assets import QUALITY_CHECK, quality_check_result
 from affluent_assets.defs.resources import MlflowModels
-from affluent_assets.lib import batch_scoring, batch_tables, lake, landing
+from affluent_assets.lib import batch_scoring, batch_tables, estimates, lake, landing
 from affluent_assets.lib.champion import ChampionUnavailable, ScoringModel, load_champion
 from affluent_assets.lib.drift import SIGNIFICANT_PSI, DriftReference
 from affluent_assets.lib.extract_io import DEFAULT_CHUNK_ROWS, ExtractError, open_extract
@@ -217,6 +217,10 @@ def batch_scores(
         )
         lake.publish(staged, lake_dir, lake.CANDIDATES, key)
         lake.keep_in_history(lake_dir, key, context.run_id)
+        estimated = batch_scoring.estimate_batch(
+            lake.batch_file(lake_dir, lake.SCORES, key), identity, scorer, staging / "estimates"
+        )
+        lake.publish(staging / "estimates", lake_dir, lake.ESTIMATES, key)
         yield dg.MaterializeResult(
             asset_key="batch_candidates",
             metadata={
@@ -224,6 +228,7 @@ def batch_scores(
                 "seconds_to_queryable": round(time.perf_counter() - started, 3),
                 "model_version": scorer.registered.version,
                 "expected_precision": "holdout curve" if scorer.curve else "not available",
+                "estimates": dg.MetadataValue.md(estimates.estimates_markdown(estimated)),
                 "seconds": dg.MetadataValue.json(scored.stopwatch.seconds),
             },
         )
@@ -294,6 +299,7 @@ def ensure_views(duckdb: DuckDBResource, lake_dir: str) -> bool:
                 lake.SCORES: batch_tables.SCORES_SCHEMA,
                 lake.CANDIDATES: batch_tables.CANDIDATES_SCHEMA,
                 lake.CANDIDATE_HISTORY: batch_tables.CANDIDATES_SCHEMA,
+                lake.ESTIMATES: batch_tables.ESTIMATES_SCHEMA,
             },
         )
         with duckdb.get_connection() as con:
