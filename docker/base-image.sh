@@ -16,12 +16,12 @@ trap 'rm -rf "$work"' EXIT
 # mmdebstrap reads the machine's apt sources (mirror, snapshot, proxy settings) when none is given.
 # Only what the Dockerfile needs: python3 with venv (which brings its own pip), `python`, CA
 # certificates, passwd (useradd). mmdebstrap's merged-/usr step leaves usrmerge and with it the
-# whole of perl (50 MB) behind: purged, perl-base (essential) stays.
+# whole of perl (47 MB) behind: purged (by name: apt marks them manual), perl-base stays.
 mmdebstrap --variant=minbase --quiet \
   --include=python3,python3-venv,python-is-python3,ca-certificates,passwd \
   --customize-hook='rm -f "$1"/usr/lib/python3.*/EXTERNALLY-MANAGED' \
   --customize-hook='for c in /usr/local/share/ca-certificates/*.crt; do [ -e "$c" ] && cp "$c" "$1/usr/local/share/ca-certificates/"; done; chroot "$1" update-ca-certificates >/dev/null' \
-  --customize-hook='chroot "$1" apt-get purge -y -qq --auto-remove usrmerge perl >/dev/null' \
+  --customize-hook='chroot "$1" apt-get purge -y -qq usrmerge perl libperl5.36 perl-modules-5.36 libfile-find-rule-perl libnumber-compare-perl libtext-glob-perl >/dev/null' \
   --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/* "$1"/usr/share/doc/* "$1"/usr/share/man/*' \
   "$SUITE" "$work/rootfs.tar"
 podman import --quiet --change 'CMD ["python3"]' "$work/rootfs.tar" "$NAME" >/dev/null
