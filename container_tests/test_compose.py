@@ -36,13 +36,14 @@ POSTGRES_IMAGE = os.environ.get("AFFLUENT_POSTGRES_IMAGE", "localhost/affluent-p
 TOKEN = "compose-test-token"
 PROJECT = "affluent"
 SERVICES = ("postgres", "mlflow", "codeserver", "webserver", "daemon", "upload")
+# A lighter training than the default on a 12,000-row demo extract (as in test_image.py).
 TRAIN_CONFIG = {
     "ops": {
         "model_training": {
             "config": {"families": ["xgboost"], "cv_folds": 3, "tuning_candidates": 9}
         }
     },
-    "resources": {},
+    "resources": {"extract": {"config": {"demo_rows": 12_000}}},
 }
 LAUNCH = """
 mutation($params: ExecutionParams!) { launchPipelineExecution(executionParams: $params) {
@@ -181,10 +182,11 @@ def deployment(tmp_path):
         assert socket.exists(), "podman system service did not create its socket"
         yield env
     finally:
-        down = compose("down", "--volumes", env=env, timeout=300, check=False)
-        print(down.stdout[-2000:], down.stderr[-2000:])
+        # Run containers first: stopped, they still hold the data volume.
         for name in run_containers():
             podman("rm", "--force", name, check=False)
+        down = compose("down", "--volumes", env=env, timeout=300, check=False)
+        print(down.stdout[-2000:], down.stderr[-2000:])
         for volume in ("affluent-compose-data", "affluent-compose-pgdata"):
             podman("volume", "rm", "--force", volume, check=False)
         podman("network", "rm", "--force", "affluent-compose", check=False)
@@ -231,7 +233,7 @@ def test_compose_deployment_trains_scores_and_survives_a_daemon_kill(deployment,
                     "repositoryName": "__repository__",
                     "jobName": "affluent_job",
                 },
-                "runConfigData": {"ops": TRAIN_CONFIG["ops"]},
+                "runConfigData": TRAIN_CONFIG,
             }
         },
     )["launchPipelineExecution"]
@@ -276,10 +278,11 @@ def test_compose_deployment_trains_scores_and_survives_a_daemon_kill(deployment,
     later = drop(tmp_path, "etb week 2.csv", 1_000, 22)
     wait_for(lambda: scored_run_for(later), f"{later} scored after the restart", timeout=900)
 
-    # Down: nothing of the deployment left.
-    compose("down", "--volumes", env=env, timeout=300)
+    # Down: nothing of the deployment left (the stopped run containers are removed first: they
+    # hold the data volume).
     for name in run_containers():
         podman("rm", "--force", name)
+    compose("down", "--volumes", env=env, timeout=300)
     left = podman("ps", "--all", "--filter", f"name={PROJECT}_", "--format", "{{.Names}}")
     assert not left.stdout.split(), left.stdout
     assert not run_containers()
