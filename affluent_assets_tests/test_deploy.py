@@ -646,3 +646,56 @@ def test_helm_pods_run_as_the_image_user_with_its_paths(deployment, launcher, do
     for context in (deployment["securityContext"], launcher["securityContext"]):
         assert (context["runAsUser"], context["runAsGroup"]) == (int(uid), int(gid))
     assert "1000650000" in VALUES.read_text(), "the OpenShift note in values.yaml"
+
+
+COMPOSE = REPO / "deploy" / "compose"
+
+
+def test_compose_instance_keeps_the_local_queue_and_pools_and_reaches_its_network():
+    """deploy/compose/dagster.yaml: the same run queue, tag limits, DuckDB pool and recovery as
+    .dagster_home/dagster.yaml; its run containers join the compose network and mount the
+    compose data volume; every variable it reads is set for the daemon (which passes them on)."""
+    local = yaml.safe_load(INSTANCE.read_text())
+    instance = yaml.safe_load((COMPOSE / "dagster.yaml").read_text())
+    compose = yaml.safe_load((COMPOSE / "compose.yaml").read_text())
+    assert instance["concurrency"] == local["concurrency"]
+    assert instance["run_retries"] == local["run_retries"]
+    assert instance["run_coordinator"] == local["run_coordinator"]
+    launcher = instance["run_launcher"]
+    assert (launcher["module"], launcher["class"]) == ("dagster_docker", "DockerRunLauncher")
+    config = launcher["config"]
+    assert config["network"] == compose["networks"]["default"]["name"]
+    data = compose["volumes"]["data"]["name"]
+    assert config["container_kwargs"]["volumes"] == [f"{data}:/data"]
+    daemon = compose["services"]["daemon"]
+    env = {**compose["x-project"]["environment"], **daemon.get("environment", {})}
+    assert set(config["env_vars"]) <= set(env), set(config["env_vars"]) - set(env)
+    assert instance["storage"]["postgres"]["postgres_db"]["password"] == {
+        "env": "DAGSTER_PG_PASSWORD"
+    }
+    assert any(v.endswith(":/var/run/docker.sock") for v in daemon["volumes"])
+
+
+def test_compose_services_run_the_image_with_what_the_code_reads():
+    compose = yaml.safe_load((COMPOSE / "compose.yaml").read_text())
+    services = compose["services"]
+    assert set(services) == {"postgres", "mlflow", "codeserver", "webserver", "daemon", "upload"}
+    read = env_names_read_by_code()
+    for name, service in services.items():
+        env = {**compose["x-project"]["environment"], **service.get("environment", {})}
+        ours = {n for n in env if n.startswith(("AFFLUENT_", "MLFLOW_")) and name != "postgres"}
+        assert ours <= read, (name, ours - read)
+        for port in service.get("ports", []):
+            assert port.startswith("127.0.0.1:"), (name, port)  # loopback only
+    assert "--serve-artifacts" in services["mlflow"]["command"]
+    grpc = " ".join(services["codeserver"]["command"])
+    assert "dagster api grpc" in grpc and "-m affluent_assets.definitions" in grpc
+    workspace = yaml.safe_load((COMPOSE / "workspace.yaml").read_text())
+    (entry,) = workspace["load_from"]
+    assert (
+        entry["grpc_server"]["host"] == "codeserver"
+        and f"-p {entry['grpc_server']['port']}" in grpc
+    )
+    upload = services["upload"]
+    assert upload["command"][:2] == ["affluent", "serve"]
+    assert "AFFLUENT_API_TOKEN" in upload["environment"]

@@ -37,7 +37,8 @@ REPO = Path(__file__).resolve().parent.parent
 IMAGE = os.environ.get("AFFLUENT_IMAGE", "localhost/affluent-assets:ci")
 TOKEN = "container-test-token"
 ROWS = 2_000
-HEALTHY_WITHIN = 120  # seconds; the target is 30 on this machine (measured, printed)
+# Seconds: a failure bound for a loaded machine; the target (30 s) is measured and printed.
+HEALTHY_WITHIN = 180
 
 VARIANTS = {
     "image-user": {"args": [], "uid": "1001", "dagster_port": 3000, "web_port": 3001},
