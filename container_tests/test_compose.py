@@ -36,14 +36,14 @@ POSTGRES_IMAGE = os.environ.get("AFFLUENT_POSTGRES_IMAGE", "localhost/affluent-p
 TOKEN = "compose-test-token"
 PROJECT = "affluent"
 SERVICES = ("postgres", "mlflow", "codeserver", "webserver", "daemon", "upload")
-# A lighter training than the default on a 12,000-row demo extract (as in test_image.py).
+# A lighter training than the default on a 6,000-row demo extract (as in test_image.py).
 TRAIN_CONFIG = {
     "ops": {
         "model_training": {
-            "config": {"families": ["xgboost"], "cv_folds": 3, "tuning_candidates": 9}
+            "config": {"families": ["xgboost"], "cv_folds": 2, "tuning_candidates": 3}
         }
     },
-    "resources": {"extract": {"config": {"demo_rows": 12_000}}},
+    "resources": {"extract": {"config": {"demo_rows": 6_000}}},
 }
 LAUNCH = """
 mutation($params: ExecutionParams!) { launchPipelineExecution(executionParams: $params) {
