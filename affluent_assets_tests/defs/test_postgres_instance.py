@@ -13,7 +13,7 @@ import psycopg2
 import yaml
 
 from affluent_assets.lib.demo_data import generate_customers, write_extract
-from affluent_assets.lib.landing import batch_key_for
+from affluent_assets.lib.landing import batch_key_for_path
 
 REPO = Path(__file__).resolve().parents[2]
 SQLITE_SETTINGS = REPO / ".dagster_home" / "dagster.yaml"
@@ -79,6 +79,9 @@ def test_a_landing_run_is_kept_in_postgres(postgres, landing_stores, tmp_path, m
     try:
         run = instance.get_runs()[0]
         assert run.is_success and run.tags["affluent/landing_file"] == "w.csv"
-        assert instance.get_dynamic_partitions("landed_batches") == [batch_key_for("w.csv")]
+        # Scored from outside the landing folder: the batch is named by file and folder
+        # (docs/landing.md, what makes two files the same batch).
+        key = batch_key_for_path(path, tmp_path / "not-the-landing-folder")
+        assert instance.get_dynamic_partitions("landed_batches") == [key]
     finally:
         instance.dispose()
