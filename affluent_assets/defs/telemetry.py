@@ -23,6 +23,7 @@ from affluent_assets.lib import telemetry
 from affluent_assets.lib.schemas import ContractViolation
 
 RUN_SPAN = "landing run"
+TRACE_ID_TAG = "affluent/trace_id"
 
 
 def request_tags(folder, name: str, batch_key: str, run_key: str) -> dict[str, str]:
@@ -32,6 +33,8 @@ def request_tags(folder, name: str, batch_key: str, run_key: str) -> dict[str, s
     if not telemetry.enabled():
         return {}
     saved, saved_at = telemetry.load_traceparent(folder, name)
+    # Read once: a later file of the same name must not join this upload's trace.
+    telemetry.sidecar(folder, name).unlink(missing_ok=True)
     parent = telemetry.context_from(saved)
     attributes = {"affluent.file": name, "affluent.batch_key": batch_key,
                   "affluent.run_key": run_key}  # fmt: skip
@@ -58,6 +61,7 @@ def traced_landing_run(compute: Callable) -> Callable:
         started, outcome = time.perf_counter(), "failed"
         try:
             with telemetry.span(RUN_SPAN, attributes, parent) as span:
+                _join_logs(context, span)
                 for event in compute(context, *args, **kwargs):
                     outcome = _describe(span, event) or outcome
                     yield event
@@ -68,6 +72,17 @@ def traced_landing_run(compute: Callable) -> Callable:
             telemetry.flush()
 
     return wrapper
+
+
+def _join_logs(context: dg.AssetExecutionContext, span: trace.Span) -> None:
+    """The run's trace id as a run tag (searchable in the UI) and in its log, whose lines then
+    lead to the trace, and the trace to the run (`dagster.run_id`)."""
+    ids = span.get_span_context()
+    if not ids.is_valid:
+        return
+    trace_id, span_id = format(ids.trace_id, "032x"), format(ids.span_id, "016x")
+    context.instance.add_run_tags(context.run_id, {TRACE_ID_TAG: trace_id})
+    context.log.info(f"trace_id={trace_id} span_id={span_id}")
 
 
 def _describe(span: trace.Span, event) -> str | None:
@@ -94,11 +109,8 @@ def quarantined(error: Exception) -> None:
     """The event a quarantined file's run span gets: which checks failed on which columns
     (never a value: pandera's failure cases stay out)."""
     attributes: dict[str, object] = {"affluent.reason": type(error).__name__}
-    if isinstance(error, ContractViolation) and not error.failures.empty:
-        failures = error.failures
-        attributes["affluent.columns"] = sorted({str(c) for c in failures.get("column", [])})
-        attributes["affluent.checks"] = sorted({str(c) for c in failures.get("check", [])})
-        attributes["affluent.rows_failed"] = int(len(failures))
+    if isinstance(error, ContractViolation):
+        attributes |= telemetry.violation_attributes(error.failures)
     span = trace.get_current_span()
     span.add_event("quarantined", attributes=attributes)
     span.set_attribute("affluent.outcome", "quarantined")

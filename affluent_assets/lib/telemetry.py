@@ -172,14 +172,40 @@ def load_traceparent(folder: str | Path, name: str) -> tuple[str | None, float |
 def span(
     name: str, attributes: Mapping | None = None, parent: otel_context.Context | None = None
 ) -> Iterator[trace.Span]:
-    """A span under `parent` (default: the current span), current inside the block; an
-    exception is recorded on it and re-raised."""
-    with tracer().start_as_current_span(name, context=parent, attributes=attributes) as current:
-        yield current
+    """A span under `parent` (default: the current span), current inside the block. An
+    exception marks it failed with the exception's type only: messages here name rows' values
+    (a contract violation quotes them), which must not leave the process."""
+    with tracer().start_as_current_span(
+        name, context=parent, attributes=attributes,
+        record_exception=False, set_status_on_exception=False,
+    ) as current:  # fmt: skip
+        try:
+            yield current
+        except Exception as error:
+            kind = type(error).__qualname__
+            current.set_status(trace.StatusCode.ERROR, kind)
+            current.add_event("exception", {"exception.type": kind})
+            raise
 
 
-def event(name: str, attributes: Mapping) -> None:
-    trace.get_current_span().add_event(name, attributes=dict(attributes))
+# pandera's schema-wide checks whose failure case is a column's name (from the header), not a
+# value from a row.
+_HEADER_CHECKS = ("column_in_dataframe", "column_in_schema")
+
+
+def violation_attributes(failures) -> dict[str, object]:
+    """What a contract violation may tell telemetry (lib/schemas failure cases): the checks and
+    the columns they failed on and how many cases; never a failure case's value."""
+    if failures is None or len(failures) == 0:
+        return {}
+    header = failures["check"].astype(str).isin(_HEADER_CHECKS)
+    columns = set(failures.loc[header, "failure_case"].astype(str))
+    columns |= set(failures.loc[~header & (failures["schema_context"] == "Column"), "column"])
+    return {
+        "affluent.checks": sorted({str(c) for c in failures["check"]}),
+        "affluent.columns": sorted(str(c) for c in columns),
+        "affluent.failure_cases": int(len(failures)),
+    }
 
 
 # Logs: every record carries the ids of the span current when it was made. ------------------

@@ -76,10 +76,5 @@ def describe_scoring(rows: int, version: str, clock: Stopwatch) -> None:
 
 def describe_violation(failures) -> None:
     """A refused request's span: which checks failed on which columns, never a value."""
-    trace.get_current_span().add_event(
-        "contract_violation",
-        attributes={
-            "affluent.columns": sorted({str(c) for c in failures.get("column", [])}),
-            "affluent.checks": sorted({str(c) for c in failures.get("check", [])}),
-        },
-    )
+    attributes = telemetry.violation_attributes(failures)
+    trace.get_current_span().add_event("contract_violation", attributes=attributes)
