@@ -55,10 +55,9 @@ def assert_no_customer_data(receiver: Receiver, frame: pd.DataFrame) -> None:
         found += [(span.name, k, v) for bag in bags for k, v in bag.items()
                   if set(flat(v)) & forbidden]  # fmt: skip
     for name, _, point in receiver.metric_points:
-        for attribute in point.get("attributes", []):
-            value = next(iter(attribute["value"].values()), "")
+        for key, value in point_attributes(point).items():
             if str(value) in forbidden:
-                found.append((name, attribute["key"], value))
+                found.append((name, key, value))
     assert not found, f"customer values in telemetry: {found[:5]}"
     assert receiver.spans and receiver.metric_points
 
@@ -66,6 +65,16 @@ def assert_no_customer_data(receiver: Receiver, frame: pd.DataFrame) -> None:
 def named(receiver: Receiver, name: str, count: int) -> list[Span] | None:
     found = [s for s in receiver.spans if s.name == name]
     return found if len(found) >= count else None
+
+
+def point_attributes(point: dict) -> dict:
+    return {a["key"]: next(iter(a["value"].values())) for a in point.get("attributes", [])}
+
+
+def routes(receiver: Receiver) -> set[str]:
+    """The routes the request counter has counted."""
+    return {point_attributes(p).get("http.route") for n, _, p in receiver.metric_points
+            if n == "affluent.http.requests"}  # fmt: skip
 
 
 def serve_env(stores: DagsterStores, receiver: Receiver | None) -> dict:
@@ -104,8 +113,7 @@ def test_inference_calls_are_spans_with_stages_and_metrics(tmp_path):
             assert server.upload("etb.csv", b"C_ID\n1\n")[0] == 202
             spans = receiver.wait_for(lambda r: named(r, "POST /invocations", 2), "both calls")
             receiver.wait_for(
-                lambda r: any(n == "affluent.http.requests" for n, _, _ in r.metric_points),
-                "the request counter",
+                lambda r: {"/invocations", "/api/batches"} <= routes(r), "request counts"
             )
         finally:
             stop(server.process)
@@ -121,9 +129,6 @@ def test_inference_calls_are_spans_with_stages_and_metrics(tmp_path):
     upload = next(s for s in receiver.spans if s.name == "POST /api/batches")
     [sidecar] = stores.landing.joinpath(".uploads").glob("*.traceparent")
     assert upload.trace_id in sidecar.read_text()
-    routes = {(p["attributes"][0]["value"]["stringValue"]) for n, _, p in receiver.metric_points
-              if n == "affluent.http.requests"}  # fmt: skip
-    assert {"/invocations", "/api/batches"} <= routes
     assert any(n == "affluent.rows.scored" for n, _, _ in receiver.metric_points)
     assert_no_customer_data(receiver, pd.concat([rows, bad.astype(str)]))
 
@@ -226,3 +231,51 @@ def _whole(spans: list[Span], trace_id: str) -> list[Span] | None:
     trace = [s for s in spans if s.trace_id == trace_id]
     names = {s.name for s in trace}
     return trace if {"landing run", "stage reasons", "stage publish"} <= names else None
+
+
+RUN_TRACES_PROBE = """
+import dagster as dg
+from affluent_assets.lib import telemetry
+
+telemetry.setup("affluent-dagster-test")
+from affluent_assets.defs.telemetry import run_traces
+
+@dg.asset
+def upstream():
+    return 1
+
+@dg.asset
+def downstream(upstream):
+    return upstream + 1
+
+@dg.asset_check(asset=downstream)
+def downstream_positive(downstream):
+    return dg.AssetCheckResult(passed=downstream > 0)
+
+instance = dg.DagsterInstance.ephemeral()
+assert dg.materialize([upstream, downstream, downstream_positive], instance=instance).success
+result = run_traces(dg.build_sensor_context(instance=instance, cursor="0"))
+print(result.skip_reason)
+"""
+
+
+def test_a_finished_run_is_one_trace_with_a_span_per_asset_and_check(tmp_path):
+    with otlp_receiver() as receiver:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+        answer = subprocess.run(
+            [sys.executable, "-c", RUN_TRACES_PROBE], env=env | otel_env(receiver, "runs"),
+            capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        )  # fmt: skip
+        assert answer.returncode == 0, answer.stderr[-3000:]
+        assert "1 run(s) traced" in answer.stdout
+        spans = receiver.wait_for(lambda r: named(r, "step downstream_positive", 1) and r.spans,
+                                  "the run's spans")  # fmt: skip
+    [root] = [s for s in spans if s.name.startswith("run ")]
+    by_name = {s.name: s for s in spans}
+    for step in ("upstream", "downstream", "downstream_positive"):
+        assert by_name[f"step {step}"].parent_id == root.span_id
+        assert by_name[f"step {step}"].trace_id == root.trace_id
+    check = by_name["check downstream/downstream_positive"]
+    assert check.parent_id == by_name["step downstream_positive"].span_id
+    assert check.attributes["dagster.check.passed"] is True
+    assert root.start <= by_name["step upstream"].start <= by_name["step downstream"].start
