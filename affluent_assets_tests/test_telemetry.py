@@ -268,14 +268,14 @@ def test_a_finished_run_is_one_trace_with_a_span_per_asset_and_check(tmp_path):
         )  # fmt: skip
         assert answer.returncode == 0, answer.stderr[-3000:]
         assert "1 run(s) traced" in answer.stdout
-        spans = receiver.wait_for(lambda r: named(r, "step downstream_positive", 1) and r.spans,
-                                  "the run's spans")  # fmt: skip
+        check_step = "step downstream_downstream_positive"
+        spans = receiver.wait_for(lambda r: named(r, check_step, 1) and r.spans, "the spans")
     [root] = [s for s in spans if s.name.startswith("run ")]
     by_name = {s.name: s for s in spans}
-    for step in ("upstream", "downstream", "downstream_positive"):
+    for step in ("upstream", "downstream", "downstream_downstream_positive"):
         assert by_name[f"step {step}"].parent_id == root.span_id
         assert by_name[f"step {step}"].trace_id == root.trace_id
     check = by_name["check downstream/downstream_positive"]
-    assert check.parent_id == by_name["step downstream_positive"].span_id
+    assert check.parent_id == by_name["step downstream_downstream_positive"].span_id
     assert check.attributes["dagster.check.passed"] is True
     assert root.start <= by_name["step upstream"].start <= by_name["step downstream"].start
