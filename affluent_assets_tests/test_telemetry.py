@@ -130,6 +130,9 @@ def test_inference_calls_are_spans_with_stages_and_metrics(tmp_path):
     [sidecar] = stores.landing.joinpath(".uploads").glob("*.traceparent")
     assert upload.trace_id in sidecar.read_text()
     assert any(n == "affluent.rows.scored" for n, _, _ in receiver.metric_points)
+    outcomes = {point_attributes(p).get("affluent.outcome") for n, _, p in
+                receiver.metric_points if n == "affluent.files"}  # fmt: skip
+    assert {"scored", "quarantined"} <= outcomes
     assert_no_customer_data(receiver, pd.concat([rows, bad.astype(str)]))
 
 
@@ -202,6 +205,9 @@ def test_one_trace_from_upload_to_publication_under_dagster_dev(tmp_path):
                                 and s.events and s.trace_id != post.trace_id), None),
                 "the bad file's run span", 150,
             )  # fmt: skip
+            metrics = {"affluent.batch.newest_age", "affluent.files", "affluent.run.duration",
+                       "affluent.rows.scored", "affluent.http.requests"}  # fmt: skip
+            receiver.wait_for(lambda r: metrics <= {n for n, _, _ in r.metric_points}, "metrics")
         finally:
             stop(serve.process)
             stop(server)
@@ -221,6 +227,9 @@ def test_one_trace_from_upload_to_publication_under_dagster_dev(tmp_path):
     bad_trace = [s for s in receiver.spans if s.trace_id == run.trace_id]
     bad_sensor = next(s for s in bad_trace if s.name == "landing_sensor request")
     assert bad_sensor.parent_id == "" and run.parent_id == bad_sensor.span_id
+    outcomes = {point_attributes(p).get("affluent.outcome") for n, _, p in
+                receiver.metric_points if n == "affluent.files"}  # fmt: skip
+    assert {"scored", "quarantined"} <= outcomes
     assert_no_customer_data(receiver, pd.concat([frame, pd.DataFrame({"C_AGE": ["forty"]})]))
     (tmp_path / "timeline.txt").write_text("\n".join(timeline(trace, post)) + "\n")
     print("\n".join(timeline(trace, post)))

@@ -149,7 +149,7 @@ def create_app(web: WebSettings, instance: dg.DagsterInstance | None = None) -> 
 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.add_middleware(BearerToken, token=web.token)
-    web_telemetry.instrument(app)
+    web_telemetry.instrument(app, web.folders.lake)
     return app
 
 

@@ -7,21 +7,37 @@ from __future__ import annotations
 import time
 
 from opentelemetry import trace
+from opentelemetry.metrics import Observation
 from starlette.routing import Match
 
-from affluent_assets.lib import telemetry
+from affluent_assets.lib import lake, telemetry
 from affluent_assets.lib.scorer import Stopwatch
 
 
-def instrument(app) -> None:
-    """Add both middlewares to a Starlette app when this process exports telemetry."""
+def instrument(app, lake_dir: str) -> None:
+    """Add both middlewares to a Starlette app when this process exports telemetry, and the
+    gauge of the newest scored batch's age (this is the long-lived process that reads the
+    lake)."""
     if not telemetry.active():
         return
     from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
+    telemetry.meter().create_observable_gauge(
+        "affluent.batch.newest_age", callbacks=[lambda options: _newest_age(lake_dir)],
+        unit="s", description="Seconds since the newest landed batch's scores were published",
+    )  # fmt: skip
+
     app.add_middleware(RouteTelemetry, routes=app.routes)
     # Added last, so outermost: the span covers the bearer-token check and every answer.
     app.add_middleware(OpenTelemetryMiddleware, exclude_spans=["receive", "send"])
+
+
+def _newest_age(lake_dir: str) -> list[Observation]:
+    """The age of the newest published batch (the placeholder that keeps the view readable
+    before any batch lands is not one); nothing before the first."""
+    published = [p.stat().st_mtime for p in lake.table_dir(lake_dir, lake.SCORES).glob("*.parquet")
+                 if p.name != lake.EMPTY_FILE]  # fmt: skip
+    return [Observation(time.time() - max(published))] if published else []
 
 
 def route_of(routes, scope) -> str:
