@@ -129,7 +129,9 @@ def test_inference_calls_are_spans_with_stages_and_metrics(tmp_path):
     upload = next(s for s in receiver.spans if s.name == "POST /api/batches")
     [sidecar] = stores.landing.joinpath(".uploads").glob("*.traceparent")
     assert upload.trace_id in sidecar.read_text()
-    assert any(n == "affluent.rows.scored" for n, _, _ in receiver.metric_points)
+    names = {n for n, _, _ in receiver.metric_points}
+    print("metrics received:", sorted(names))
+    assert "affluent.rows.scored" in names
     outcomes = {point_attributes(p).get("affluent.outcome") for n, _, p in
                 receiver.metric_points if n == "affluent.files"}  # fmt: skip
     assert {"scored", "quarantined"} <= outcomes
