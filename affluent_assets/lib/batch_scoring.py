@@ -29,7 +29,11 @@ from affluent_assets.lib.batch_tables import (
 )
 from affluent_assets.lib.champion import ScoringModel
 from affluent_assets.lib.contract import POSITIVE
+from affluent_assets.lib.control_group import CAMPAIGN, CONTROL, ControlPolicy, assign_groups
 from affluent_assets.lib.drift import DriftAccumulator, DriftReference
+from affluent_assets.lib.estimates import ListCurve
+from affluent_assets.lib.estimates import list_estimates as estimate_list
+from affluent_assets.lib.evaluation import LIST_MIN_CALLED
 from affluent_assets.lib.extract_io import DEFAULT_CHUNK_ROWS, Extract, TypedReadFailed
 from affluent_assets.lib.schemas import (
     MAX_ROWS_NAMED,
@@ -40,7 +44,7 @@ from affluent_assets.lib.schemas import (
     raw_extract_schema,
     validate_frame,
 )
-from affluent_assets.lib.scorer import Stopwatch, explain_rows, score_rows
+from affluent_assets.lib.scorer import REASON_COLUMNS, Stopwatch, explain_rows, score_rows
 
 Progress = Callable[[str, int], None]  # (phase, rows done in that phase)
 EXPLAIN_ROWS = 50_000
@@ -116,12 +120,36 @@ def score_extract(
     `clock` (the caller's, so its own stages sit in the same breakdown)."""
     clock = clock if clock is not None else Stopwatch()
     arguments = (digest, identity, scorer, staging, chunk_rows, drift_reference, progress, clock)
+    with clock.stage("validate"):
+        nul = extract.has_nul()
+    if nul:
+        # The typed reader would fail on a NUL in a number only where it lies (perhaps the last
+        # row), after scoring every row before it: check the whole file first, then score.
+        with clock.stage("validate"):
+            _check_only(extract, chunk_rows)
+        return _scoring_pass(extract, False, *arguments)
     try:
         return _scoring_pass(extract, True, *arguments)
     except TypedReadFailed:
         # A value the typed reader cannot parse: pandas' inference lets the contract name
         # every bad row (or accepts what pandas reads, e.g. padded numbers).
         return _scoring_pass(extract, False, *arguments)
+
+
+def _check_only(extract: Extract, chunk_rows: int) -> None:
+    """Every chunk checked against the contract, nothing scored; ContractViolation if any
+    chunk breaks it."""
+    schema = raw_extract_schema(require_label=False)
+    failures = _Failures()
+    for raw in extract.chunks(chunk_rows, typed=False):
+        try:
+            validate_frame(schema, raw, extract.path.name)
+        except ContractViolation as violation:
+            failures.add(violation)
+            if failures.only_structural():
+                break
+    if failures:
+        raise failures.violation(extract.path.name)
 
 
 def _scoring_pass(
@@ -260,28 +288,72 @@ def explain_candidates(
     out: Path,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     progress: Progress | None = None,
+    control: ControlPolicy | None = None,
 ) -> int:
     """Write the batch's candidates to `out`, each with its three reasons (the same SHAP-based
-    texts as the main list) and the expected precision and recall of calling everyone scored at
-    or above it (the champion's holdout curve). Reasons cost far more per row than scores, so
-    they are computed for the candidates only. Returns the number of candidates."""
+    texts as the main list), the expected precision and recall of calling everyone scored at
+    or above it (the champion's holdout curve), the list's own estimate of that precision, and
+    its group (a seeded control share held back; default: the settings). Reasons cost far more
+    per row than scores, so they are computed for the candidates only. A row that repeats an
+    earlier row exactly is not listed again. Returns the number of candidates."""
     clock = batch.stopwatch
     done = 0
+    # A row repeated exactly is one customer: called once, at its first row.
+    repeats = batch.quality.repeated_rows() + 1
+    with clock.stage("control_group"):
+        control_keys, own = _whole_list(batch.kept_file, identity.batch_key, control)
     with pq.ParquetWriter(out, CANDIDATES_SCHEMA) as writer:
         # Smaller batches than scoring: contributions hold a float per feature and row.
         batch_rows = min(chunk_rows, EXPLAIN_ROWS)
         for record_batch in pq.ParquetFile(batch.kept_file).iter_batches(batch_size=batch_rows):
             kept = record_batch.to_pandas()
+            if len(repeats):
+                kept = kept[~kept["source_row"].isin(repeats)].reset_index(drop=True)
+                if kept.empty:
+                    continue
+            # The one scorer's explanation (lib/scorer.py), as an API answer gets it.
             explained = explain_rows(scorer, kept, kept["affluent_probability"], clock)
-            expected = explained[["expected_precision", "expected_recall"]]
-            reasons = explained.drop(columns=expected.columns)
+            reasons = explained[REASON_COLUMNS]
+            with clock.stage("expected_precision"):
+                expected = pd.concat(
+                    [explained[["expected_precision", "expected_recall"]],
+                     own.at(kept["affluent_probability"])], axis=1,
+                )  # fmt: skip
+                groups = np.where(kept["customer_key"].isin(control_keys), CONTROL, CAMPAIGN)
             with clock.stage("write"):
                 writer.write_table(
                     batch_tables.candidates_table(
-                        kept, reasons, expected, batch.content_hash, identity, scorer.registered
+                        kept, reasons, expected, groups, batch.content_hash, identity,
+                        scorer.registered,
                     )
-                )
+                )  # fmt: skip
             done += len(kept)
             if progress is not None:
                 progress("explain", done)
     return done
+
+
+def _whole_list(
+    kept_file: Path, batch_key: str, control: ControlPolicy | None
+) -> tuple[set, ListCurve]:
+    """What needs the whole list before any candidate is written: who is held back (the draw is
+    stratified over the list's deciles) and the list's own precision curve. Two columns of the
+    candidates only, so memory stays small for any file."""
+    listed = pq.read_table(kept_file, columns=["customer_key", "affluent_probability"])
+    keys = listed.column("customer_key").to_numpy(zero_copy_only=False)
+    probability = listed.column("affluent_probability").to_numpy()
+    drawn = assign_groups(keys, probability, control or ControlPolicy.from_settings(), batch_key)
+    return set(keys[drawn == CONTROL]), ListCurve.from_scores(probability)
+
+
+def estimate_batch(
+    scores_file: Path, identity: BatchIdentity, scorer: ScoringModel, out: Path
+) -> pd.DataFrame:
+    """The batch's estimates at the threshold and the capacity cuts over all its rows (its label,
+    when it has one, is what they are checked against in model_outcomes), beside the holdout's;
+    written to `out` as the lake's `batch_estimates` table."""
+    scores = pq.read_table(scores_file, columns=["affluent_probability"]).column(0).to_numpy()
+    model = scorer.registered
+    table = estimate_list(scores, model.threshold, scorer.curve, min_called=LIST_MIN_CALLED)
+    pq.write_table(batch_tables.estimates_table(table, identity, model), out)
+    return table

@@ -43,7 +43,10 @@ def champion_version(
     none (the registry cannot be read, or no version has been promoted yet)."""
     store = _sqlite_file(tracking_uri)
     if store is not None and not store.exists():  # asking would create an empty store there
-        raise ChampionUnavailable(f"no MLflow store at {store} yet; train with affluent_job first")
+        raise ChampionUnavailable(
+            f"no MLflow store at {store} yet, so no {alias!r} version of model {model_name!r}; "
+            "train it with affluent_job first"
+        )
     try:
         found = registry.describe_version(tracking_uri, model_name, alias)
     except Exception as error:  # a server that does not answer, a store that cannot be opened

@@ -104,14 +104,21 @@ def is_booster(pipeline: Pipeline) -> bool:
     return isinstance(pipeline.named_steps["model"], XGBClassifier)
 
 
-def pipeline_probability(pipeline: Pipeline, features: pd.DataFrame) -> np.ndarray:
+def pipeline_probability(
+    pipeline: Pipeline, features: pd.DataFrame, matrix: np.ndarray | None = None
+) -> np.ndarray:
     """`pipeline.predict_proba(features)[:, 1]`, computed on the prepared matrix: for XGBoost
-    the booster's own `inplace_predict`, for the other families their `predict_proba`."""
+    the booster's own `inplace_predict`, for the other families their `predict_proba`.
+    `matrix`: the float64 prepared matrix when the caller has it (reasons need it too); its
+    float32 copy is the same matrix the booster would get built directly in float32."""
     if features.empty:
         return np.zeros(0, dtype="float64")
     estimator = pipeline.named_steps["model"]
     if is_booster(pipeline):
-        matrix = prepared_matrix(pipeline, features, "float32")
+        if matrix is None:
+            matrix = prepared_matrix(pipeline, features, "float32")
+        matrix = np.asarray(matrix, dtype="float32")
         return np.asarray(estimator.get_booster().inplace_predict(matrix), dtype="float64")
-    matrix = prepared_matrix(pipeline, features, "float64")
+    if matrix is None:
+        matrix = prepared_matrix(pipeline, features, "float64")
     return estimator.predict_proba(matrix)[:, 1].astype("float64")

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from affluent_assets.lib.contract import (
+    COUNT_COLUMNS,
     LABEL,
     LABEL_LEVELS,
     NON_NEGATIVE_COLUMNS,
@@ -26,7 +27,7 @@ from affluent_assets.lib.extract_io import CONTROL_CHARACTERS
 
 NUMERIC = [c for c, kind in RAW_COLUMNS.items() if kind != "text"]
 TEXT = [c for c, kind in RAW_COLUMNS.items() if kind == "text" and c != LABEL]
-_WHOLE = np.array([RAW_COLUMNS[c] == "int" for c in NUMERIC])
+_WHOLE = np.array([RAW_COLUMNS[c] == "int" or c in COUNT_COLUMNS for c in NUMERIC])
 _NON_NEGATIVE = np.array([c in NON_NEGATIVE_COLUMNS for c in NUMERIC])
 _REQUIRED = np.array([c in REQUIRED_COLUMNS for c in NUMERIC])
 _FLAGS = np.array([c in ("HL_tag", "AL_tag") for c in NUMERIC])  # 1 or blank

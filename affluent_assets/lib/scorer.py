@@ -22,8 +22,9 @@ import pandas as pd
 from affluent_assets.lib import telemetry
 from affluent_assets.lib.champion import ScoringModel
 from affluent_assets.lib.contract import POSITIVE
-from affluent_assets.lib.evaluation import HoldoutCurve
+from affluent_assets.lib.evaluation import LIST_MIN_CALLED, HoldoutCurve
 from affluent_assets.lib.features import build_features, clean_customers
+from affluent_assets.lib.prepared import prepared_matrix
 from affluent_assets.lib.scoring import REASON_COUNT, reason_codes, score_features
 
 REASON_COLUMNS = [f"reason_{i + 1}" for i in range(REASON_COUNT)]
@@ -103,10 +104,12 @@ def score_prepared(
     clock = clock if clock is not None else Stopwatch()
     model = scorer.registered
     with clock.stage("predict"):
-        scores = score_features(scorer.model, features, model.threshold, model.decile_edges)
+        # Explained rows need the prepared matrix twice: build it once.
+        matrix = prepared_matrix(scorer.model.pipeline, features, "float64") if explain else None
+        scores = score_features(scorer.model, features, model.threshold, model.decile_edges, matrix)
         scores.insert(2, "flagged", scores["predicted_segment"].to_numpy() == POSITIVE)
     if explain:
-        explained = explain_rows(scorer, features, scores["affluent_probability"], clock)
+        explained = explain_rows(scorer, features, scores["affluent_probability"], clock, matrix)
         scores = pd.concat([scores, explained.set_axis(scores.index)], axis=1)
     scores["model_version"] = model.version
     return scores
@@ -117,20 +120,24 @@ def explain_rows(
     features: pd.DataFrame,
     probability: pd.Series,
     clock: Stopwatch | None = None,
+    matrix: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """For rows already scored: the expected precision and recall of calling everyone scored at
-    or above each (the champion's holdout curve) and the three reasons behind each score."""
+    or above each (the champion's holdout curve) and the three reasons behind each score
+    (`matrix`: the rows' prepared matrix, float64, if built already)."""
     clock = clock if clock is not None else Stopwatch()
     with clock.stage("expected_precision"):
         expected = expected_figures(scorer.curve, probability)
     with clock.stage("reasons"):
-        reasons = reason_codes(scorer.model, features).reset_index(drop=True)
+        reasons = reason_codes(scorer.model, features, matrix=matrix).reset_index(drop=True)
     return pd.concat([expected, reasons], axis=1)
 
 
 def expected_figures(curve: HoldoutCurve | None, probability) -> pd.DataFrame:
-    """`expected_precision` and `expected_recall` per score (NaN without a holdout curve)."""
+    """`expected_precision` and `expected_recall` per score (NaN without a holdout curve), each
+    over at least LIST_MIN_CALLED holdout customers: near the top of a list, where few holdout
+    customers scored as high, the figure is the one the evidence supports, not 100%."""
     if curve is None:
         nan = np.full(len(probability), np.nan)
         return pd.DataFrame({"expected_precision": nan, "expected_recall": nan})
-    return curve.at(np.asarray(probability, dtype="float64"))
+    return curve.at(np.asarray(probability, dtype="float64"), min_called=LIST_MIN_CALLED)

@@ -18,13 +18,26 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from math import factorial
 
-import numba
 import numpy as np
 import xgboost as xgb
+
+
+def _writable_numba_cache() -> None:
+    """numba keeps compiled kernels beside this file, or in the user's cache; an image that
+    runs read-only or as an arbitrary user has neither, so it gets a folder in the temporary
+    directory (per user) unless NUMBA_CACHE_DIR says where."""
+    if "NUMBA_CACHE_DIR" in os.environ or os.access(os.path.dirname(__file__), os.W_OK):
+        return
+    os.environ["NUMBA_CACHE_DIR"] = os.path.join(tempfile.gettempdir(), f"numba-{os.getuid()}")
+
+
+_writable_numba_cache()
+import numba  # noqa: E402  (reads NUMBA_CACHE_DIR when imported)
 
 
 @dataclass(frozen=True)

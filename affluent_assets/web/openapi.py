@@ -9,12 +9,28 @@ _BATCH = {
             "type": "string",
             "enum": ["waiting", "scoring", "scored", "quarantined", "failed"],
         },
-        "reason": {"type": "string", "nullable": True, "description": "why quarantined/failed"},
+        "reason": {
+            "type": "string",
+            "nullable": True,
+            "description": "why quarantined/failed; for a scored file whose content was scored "
+            "before, which batch holds its rows and list",
+        },
         "rows": {"type": "integer", "nullable": True},
         "candidates": {"type": "integer", "nullable": True},
         "model_version": {"type": "string", "nullable": True},
         "run_id": {"type": "string", "nullable": True, "description": "the Dagster run"},
         "updated_at": {"type": "number", "nullable": True, "description": "Unix time"},
+        "warnings": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "data-quality warnings of the rows (scored all the same), in words",
+        },
+        "same_content_as": {
+            "type": "string",
+            "nullable": True,
+            "description": "the batch holding this file's rows and list (same content scored "
+            "before); its figures are shown and its list is served under this batch",
+        },
     },
 }
 _OUTCOME_FILE = {
@@ -54,7 +70,9 @@ def _upload_answers(landed: str, schema: dict) -> dict:
     """The answers of an upload, the same rules for a file to score and an outcome file."""
     return {
         "202": {"description": landed, "content": {"application/json": {"schema": schema}}},
-        "400": _error("Not a multipart upload with a field 'file'"),
+        "400": _error(
+            "Not a well-formed multipart upload with exactly one complete, non-empty field 'file'"
+        ),
         "401": _error("Token missing or wrong"),
         "413": _error("Larger than the configured limit"),
         "415": _error("Not a .csv, .xlsx or .parquet file"),
@@ -169,8 +187,9 @@ OPENAPI = {
         },
         "/api/batches/{batch}/candidates.{format}": {
             "get": {
-                "summary": "The ranked candidate list: csv, xlsx, or json (top 25 and the "
-                "expected-precision curve)",
+                "summary": "The ranked candidate list with each customer's `group` (campaign: "
+                "call; control: held back): csv, xlsx, or json (top 25, the precision curve, "
+                "the group counts and the list's estimates at the threshold and capacity cuts)",
                 "parameters": [
                     _BATCH_PARAMETER,
                     {
@@ -207,9 +226,21 @@ OPENAPI = {
         "/api/outcomes/figures": {
             "get": {
                 "summary": "The rows of model_outcomes: per source and model version, realized "
-                "against expected precision (empty before the first outcomes run)",
+                "against estimated (the flagged customers' own scores, 90% interval) and "
+                "expected (holdout) precision (empty before the first outcomes run)",
                 "responses": {
                     "200": _json("The figures", {"type": "object"}),
+                    "503": _error("A run is writing the warehouse; try again"),
+                },
+            }
+        },
+        "/api/outcomes/uplift": {
+            "get": {
+                "summary": "The campaign's effect: upgrade rate of the called against the "
+                "control group, the difference with a 90% interval, overall and by score "
+                "decile, and the Qini curve; `note` says why there is none (no control rows)",
+                "responses": {
+                    "200": _json("uplift, qini, note", {"type": "object"}),
                     "503": _error("A run is writing the warehouse; try again"),
                 },
             }
