@@ -27,7 +27,7 @@ def prepared_matrix(pipeline: Pipeline, features: pd.DataFrame, dtype="float32")
     preprocess = pipeline.named_steps["preprocess"]
     # Column-major: every block is written column by column into contiguous memory, and the
     # booster predicts as fast from it as from row-major.
-    out = np.empty((len(features), len(preprocess.get_feature_names_out())), dtype, order="F")
+    out = np.empty((len(features), _width(preprocess)), dtype, order="F")
     for name, transformer, columns in preprocess.transformers_:
         if transformer == "drop" or name == "remainder":
             continue
@@ -42,6 +42,20 @@ def prepared_matrix(pipeline: Pipeline, features: pd.DataFrame, dtype="float32")
     return out
 
 
+_WIDTHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _width(preprocess) -> int:
+    """How many columns the fitted preprocessing puts out; asking scikit-learn costs more than
+    preparing one customer's row, so it is asked once per fitted preprocessing."""
+    if preprocess not in _WIDTHS:
+        _WIDTHS[preprocess] = len(preprocess.get_feature_names_out())
+    return _WIDTHS[preprocess]
+
+
+SMALL_ROWS = 4096  # below this, the numeric block is read in one conversion, not column by column
+
+
 def _lone_imputer(transformer) -> SimpleImputer | None:
     """The fitted imputer when a numeric block is imputation only (the tree models)."""
     steps = transformer.steps if isinstance(transformer, Pipeline) else [(None, transformer)]
@@ -53,7 +67,11 @@ def _impute(imputer: SimpleImputer, features: pd.DataFrame, columns: list, targe
     """`imputer.transform(features[columns])` for numbers: each blank takes its column's fitted
     statistic (an all-blank training column keeps 0, as `keep_empty_features` makes sklearn do)."""
     fill = np.nan_to_num(imputer.statistics_, nan=0.0).astype(target.dtype)
-    for j, column in enumerate(columns):
+    if len(features) <= SMALL_ROWS:  # a request's few rows: one conversion, not 25
+        values = features[columns].to_numpy(dtype=target.dtype, na_value=np.nan)
+        target[:] = np.where(np.isnan(values), fill, values)
+        return
+    for j, column in enumerate(columns):  # a chunk of a file: one column's copy at a time
         values = features[column].to_numpy(dtype=target.dtype, na_value=np.nan)
         target[:, j] = np.where(np.isnan(values), fill[j], values)
 

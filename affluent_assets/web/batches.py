@@ -67,7 +67,9 @@ def batch_state(instance: dg.DagsterInstance, folders: Folders, key: str) -> Bat
     newest run decides: a file rejected once and then fixed under the same name is scored."""
     runs = instance.get_runs(dg.RunsFilter(tags={PARTITION_TAG: key}), limit=1)
     run = runs[0] if runs else None
-    file = run.tags.get(LANDING_FILE_TAG) if run else _landing_file(folders, key)
+    # A run launched without the sensor's tag (a partition materialized from the UI): the file
+    # is the one in the landing folder.
+    file = (run.tags.get(LANDING_FILE_TAG) if run else None) or _landing_file(folders, key)
     if file is None:
         return None
     state = BatchState(key, file, WAITING, run_id=run.run_id if run else None)
