@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -247,6 +248,7 @@ def serve(args: argparse.Namespace) -> int:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import uvicorn
 
+    from affluent_assets.lib import telemetry
     from affluent_assets.web.app import WebSettings, create_app
 
     settings = WebSettings.from_environment(token, args.max_upload_bytes)
@@ -254,7 +256,11 @@ def serve(args: argparse.Namespace) -> int:
         f"upload page on http://{args.host}:{args.port}/ (API: /api/openapi.json); scoring on "
         f"/invocations and /v2/models/{settings.inference.model_name}/infer"
     )
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+    # With telemetry on, uvicorn's loggers reach the root handler, whose lines carry trace ids.
+    logs = {"log_config": None} if telemetry.active() else {}
+    if logs:
+        telemetry.log_to_stderr(logging.WARNING)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning", **logs)
     return 0
 
 
@@ -293,6 +299,10 @@ def approve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from affluent_assets.lib import telemetry
+
+    # Before anything imports the code location, whose own setup then does nothing.
+    telemetry.setup(f"affluent-{args.command}")
     commands = {"serve": serve, "approve": approve, "score": score}
     return commands[args.command](args)
 

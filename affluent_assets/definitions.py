@@ -19,6 +19,12 @@ from affluent_assets.defs.model import assets as model
 from affluent_assets.defs.model.approval import model_approval_job
 from affluent_assets.defs.resources import default_resources
 from affluent_assets.defs.scoring import assets as scoring
+from affluent_assets.defs.telemetry import run_traces
+from affluent_assets.lib import telemetry
+
+# Every process that loads the code location (code server, daemon, run workers) exports, when
+# an OTLP endpoint is set; off otherwise.
+telemetry.setup("affluent-dagster")
 
 MAIN_ASSETS = dg.load_assets_from_modules([ingest, features, model, scoring])
 
@@ -47,6 +53,7 @@ defs = dg.Definitions(
         labelled_batch_sensor,
         failure_alerts,
         check_alerts,
+        run_traces,
     ],  # fmt: skip
     resources={**default_resources(), "alert_webhook": AlertWebhook()},
 )

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from affluent_assets.lib import telemetry
 from affluent_assets.lib.champion import ScoringModel
 from affluent_assets.lib.contract import POSITIVE
 from affluent_assets.lib.evaluation import LIST_MIN_CALLED, HoldoutCurve
@@ -46,12 +47,16 @@ class Stopwatch:
     timing headers."""
 
     seconds: dict[str, float] = field(default_factory=dict)
+    # A landing run's stages are child spans of its run's span; a request's stages only go
+    # on its one span as attributes, since a span per stage would cost more than a row does.
+    traced: bool = False
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         started = time.perf_counter()
         try:
-            yield
+            with telemetry.span(f"stage {name}") if self.traced else nullcontext():
+                yield
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
 

@@ -26,8 +26,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from affluent_assets import settings
-from affluent_assets.lib import lake, landing, uploads
+from affluent_assets.lib import lake, landing, telemetry, uploads
 from affluent_assets.web import batches, outcomes
+from affluent_assets.web import telemetry as web_telemetry
 from affluent_assets.web.auth import BearerToken
 from affluent_assets.web.inference import InferenceService, InferenceSettings
 from affluent_assets.web.openapi import OPENAPI
@@ -137,6 +138,7 @@ def create_app(web: WebSettings, instance: dg.DagsterInstance | None = None) -> 
 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.add_middleware(BearerToken, token=web.token)
+    web_telemetry.instrument(app, web.folders.lake)
     return app
 
 
@@ -235,6 +237,7 @@ async def _receive_upload(request: Request, web: WebSettings, folder: str) -> Pa
             raise uploads.UploadRefused(400, f"{part.filename}: the file is empty (0 bytes)")
 
     staged = await uploads.receive(file_bytes(), folder, web.max_upload_bytes)
+    telemetry.save_traceparent(folder, part.name)  # before the sensor can see the file
     return uploads.land(staged, part.name, folder)
 
 

@@ -28,6 +28,7 @@ from affluent_assets.lib.contract import RAW_COLUMNS
 from affluent_assets.lib.schemas import ContractViolation, raw_extract_schema, validate_frame
 from affluent_assets.lib.scorer import Stopwatch, score_rows
 from affluent_assets.web import payloads
+from affluent_assets.web import telemetry as web_telemetry
 from affluent_assets.web.payloads import BadRequest
 from affluent_assets.web.violations import violations
 
@@ -248,8 +249,10 @@ class InferenceService:
             raise _Answer(503, "every scoring worker is busy and the queue is full; retry "
                           "shortly", retry=True) from None  # fmt: skip
         except ContractViolation as violation:
+            web_telemetry.describe_violation(violation.failures)
             raise _Answer(422, "the rows break the data contract", violations(violation.failures),
                           scorer=scorer) from None  # fmt: skip
+        web_telemetry.describe_scoring(len(scores), scorer.version, clock)
         return scores, clock, scorer
 
     def _read_and_score(self, scorer: ScoringModel, rows: Callable[[], pd.DataFrame]):

@@ -19,6 +19,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from affluent_assets import settings
+from affluent_assets.defs import telemetry
 from affluent_assets.defs.common import DUCKDB_POOL, SCHEMA_CHECK, schema_check_spec
 from affluent_assets.defs.ingest.assets import QUALITY_CHECK, quality_check_result
 from affluent_assets.defs.resources import MlflowModels
@@ -126,6 +127,7 @@ def _champion(mlflow_models: MlflowModels, key: str) -> ScoringModel:
         ),
     ],
 )
+@telemetry.traced_landing_run
 def batch_scores(
     context: dg.AssetExecutionContext,
     config: LandingConfig,
@@ -140,7 +142,7 @@ def batch_scores(
     fails naming file, columns and rows; content already scored under another batch adds no
     rows."""
     started = time.perf_counter()
-    clock = Stopwatch()  # every stage until queryable, for the breakdown
+    clock = Stopwatch(traced=True)  # every stage until queryable, for the breakdown and trace
     key = context.partition_key
     folder = config.landing_dir or settings.landing_dir()
     quarantine_dir = config.quarantine_dir or settings.quarantine_dir()
@@ -180,6 +182,7 @@ def batch_scores(
                     reference, progress, clock,
                 )  # fmt: skip
         except ExtractError as error:
+            telemetry.quarantined(error)
             yield _contract_check(error)
             raise _reject(path, quarantine_dir, str(error), context.log) from None
         yield dg.AssetCheckResult(

@@ -8,6 +8,7 @@ the same result that requests its run.
 import dagster as dg
 
 from affluent_assets import settings
+from affluent_assets.defs import telemetry
 from affluent_assets.defs.landing.assets import landed_batches, landing_job
 from affluent_assets.defs.resources import MlflowModels
 from affluent_assets.lib import landing
@@ -94,7 +95,12 @@ def build_landing_sensor(
                     run_key=signature.run_key,
                     partition_key=signature.batch_key,
                     run_config={"ops": {"batch_scores": {"config": {"landing_dir": str(folder)}}}},
-                    tags={LANDING_FILE_TAG: signature.name},
+                    tags={
+                        LANDING_FILE_TAG: signature.name,
+                        **telemetry.request_tags(
+                            folder, signature.name, signature.batch_key, signature.run_key
+                        ),
+                    },
                 )
                 for signature in plan.ready
             ],
