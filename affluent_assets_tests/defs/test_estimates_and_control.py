@@ -149,3 +149,26 @@ def test_a_labelled_batch_that_lands_refreshes_the_figures(landing_stores):
     assert isinstance(answers["plain.csv"], dg.SkipReason)
     assert not lake.batch_file(stores.lake, lake.SCORES, "nothing.csv").exists()
     assert not batch_is_labelled(str(stores.lake), "nothing.csv")
+
+
+def _check(result, name: str):
+    return next(c for c in result.get_asset_check_evaluations() if c.check_name == name)
+
+
+def test_a_batch_unlike_the_holdout_warns_when_it_lands(landing_stores):
+    """A wealthy branch: customers chosen on what the model sees, so their scores still hold,
+    but the holdout's figure at the threshold no longer speaks for them."""
+    stores = landing_stores
+    land(stores, "like.csv", rows=ROWS, seed=79)
+    like = stores.run("like.csv")
+    assert like.success and _check(like, "estimate_vs_holdout").passed
+    pool = demo(rows=4 * ROWS, seed=80)
+    wealthy = pool[pool["Asset value"].rank(pct=True) > 0.75].reset_index(drop=True)
+    land(stores, "wealthy.csv", wealthy)
+    shifted = stores.run("wealthy.csv")
+    check = _check(shifted, "estimate_vs_holdout")
+    assert shifted.success and not check.passed
+    assert "not the holdout's population: the holdout's figure understates" in check.description
+    run = stores.instance.get_run_by_id(shifted.run_id)
+    [alert] = check_alerts_for(stores.instance, run, "http://ui")
+    assert alert.kind == "estimate_parted_from_holdout"

@@ -21,6 +21,11 @@ from dagster_duckdb import DuckDBResource
 from affluent_assets import settings
 from affluent_assets.defs.common import DUCKDB_POOL, SCHEMA_CHECK, schema_check_spec
 from affluent_assets.defs.ingest.assets import QUALITY_CHECK, quality_check_result
+from affluent_assets.defs.landing.estimate_check import (
+    ESTIMATE_CHECK,
+    ESTIMATE_CHECK_SPEC,
+    estimate_check_result,
+)
 from affluent_assets.defs.resources import MlflowModels
 from affluent_assets.lib import batch_scoring, batch_tables, estimates, lake, landing
 from affluent_assets.lib.drift import SIGNIFICANT_PSI, DriftReference
@@ -129,6 +134,7 @@ def _champion(mlflow_models: MlflowModels, key: str) -> batch_scoring.ScoringMod
             description="Population stability index of key features against the training "
             f"rows (warns at PSI >= {SIGNIFICANT_PSI}, higher for batches too small to tell).",
         ),
+        ESTIMATE_CHECK_SPEC,
     ],
 )
 def batch_scores(
@@ -216,6 +222,7 @@ def batch_scores(
             lake.batch_file(lake_dir, lake.SCORES, key), identity, scorer, staging / "estimates"
         )
         lake.publish(staging / "estimates", lake_dir, lake.ESTIMATES, key)
+        yield estimate_check_result(estimated)
         yield dg.MaterializeResult(
             asset_key="batch_candidates",
             metadata={
@@ -242,7 +249,7 @@ def _duplicate(context, path: Path, digest: str, duplicate_of: str):
         metadata={"duplicate_of": duplicate_of, "content_hash": digest, "file": path.name},
     )
     # The content was checked when batch `duplicate_of` was scored; nothing new to check.
-    for check in (SCHEMA_CHECK, QUALITY_CHECK, DRIFT_CHECK):
+    for check in (SCHEMA_CHECK, QUALITY_CHECK, DRIFT_CHECK, ESTIMATE_CHECK):
         yield dg.AssetCheckResult(
             asset_key="batch_scores",
             check_name=check,
