@@ -15,6 +15,7 @@ from affluent_assets.defs.landing.outcomes import (
     build_labelled_batch_sensor,
 )
 from affluent_assets.lib import lake
+from affluent_assets_tests.defs.conftest import register_tiny_model
 from affluent_assets_tests.defs.test_landing_runs import demo, land, query
 from affluent_assets_tests.defs.test_outcomes import check_named, materialize_outcomes
 
@@ -62,8 +63,10 @@ def _labelled(seed: int, affluent_share: float | None = None) -> pd.DataFrame:
     return frame
 
 
-def test_a_shifted_batch_trips_the_calibration_warning(landing_stores):
+def test_a_shifted_batch_trips_the_calibration_warning(landing_stores, tmp_path):
     stores = landing_stores
+    # its own model: other tests overwrite the session model's holdout figures
+    stores.models = register_tiny_model(tmp_path / "models")
     land(stores, "like.csv", _labelled(72))
     assert stores.run("like.csv").success
     calibrated = materialize_outcomes(stores, min_flagged=50, estimate_margin=0.2)
