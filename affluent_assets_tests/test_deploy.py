@@ -544,3 +544,158 @@ def test_upload_manifests_use_only_kubernetes_fields(upload):
     for kind, document in upload.items():
         model = api.deserialize(Response(document), f"V1{kind}")
         assert api.sanitize_for_serialization(model) == document, kind
+
+
+# The image itself (Dockerfile, docker/): what container_tests/ checks by running it, here read
+# from the files, so a change that breaks a deployment fails `make test` before any build.
+HEALTHCHECK = REPO / "docker" / "healthcheck.py"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_dockerfile_builds_from_python_slim_unless_told_otherwise():
+    """A real Docker engine builds exactly as before; `--build-arg BASE_IMAGE=` names a local
+    base on a machine without a registry (docker/base-image.sh, .ci/image)."""
+    text = DOCKERFILE.read_text()
+    assert re.search(r"^ARG BASE_IMAGE=python:3\.11-slim$", text, re.MULTILINE)
+    stages = re.findall(r"^FROM (\S+)(?: AS (\S+))?$", text, re.MULTILINE)
+    named = {stage for _, stage in stages if stage}
+    assert all(base == "${BASE_IMAGE}" or base in named for base, _ in stages), stages
+    assert stages[-1][1] == "", "the last stage is the runtime image"
+
+
+def test_healthcheck_follows_the_ports_the_start_script_uses(dockerfile):
+    (health,) = dockerfile["HEALTHCHECK"]
+    assert "affluent-healthcheck" in health and "3000" not in health
+    script = HEALTHCHECK.read_text()
+    start = START_SCRIPT.read_text()
+    env = dockerfile_env(dockerfile)
+    exposed = {int(p.split("/")[0]) for e in dockerfile["EXPOSE"] for p in e.split()}
+    for name in ("DAGSTER_PORT", "AFFLUENT_WEB_PORT"):
+        assert f'"{name}"' in script and f"${{{name}:-{env[name]}}}" in start
+        assert int(env[name]) in exposed
+    assert any(
+        "docker/healthcheck.py /usr/local/bin/affluent-healthcheck" in c for c in dockerfile["COPY"]
+    )
+
+
+def test_healthcheck_passes_only_when_both_servers_answer(tmp_path):
+    """The script itself, against two real HTTP servers on loopback ports other than the
+    defaults (the old HEALTHCHECK reported unhealthy when DAGSTER_PORT changed)."""
+    import subprocess
+    import sys
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Ok(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    servers = [ThreadingHTTPServer(("127.0.0.1", 0), Ok) for _ in range(2)]
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    dagster_port, web_port = (s.server_address[1] for s in servers)
+
+    def check(web: int) -> int:
+        env = {"DAGSTER_PORT": str(dagster_port), "AFFLUENT_WEB_PORT": str(web), "PATH": ""}
+        return subprocess.run(
+            [sys.executable, str(HEALTHCHECK)], env=env, capture_output=True, timeout=30
+        ).returncode
+
+    try:
+        assert check(web_port) == 0
+        assert check(_free_port()) == 1  # the upload page down: unhealthy
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+
+
+def test_image_runs_as_any_uid_with_group_zero_and_a_read_only_root(dockerfile):
+    """OpenShift's restricted policy runs the image as an arbitrary uid with group 0: every
+    folder the processes write is owned by group 0 and group-writable; everything else they
+    write goes to /tmp (a tmpfs or emptyDir beside --read-only / readOnlyRootFilesystem)."""
+    env = dockerfile_env(dockerfile)
+    (setup,) = [r for r in dockerfile["RUN"] if "useradd" in r]
+    for folder in ("/data", env["HOME"]):
+        assert re.search(rf"chown -R 1001:0 [^&]*{folder}\b", setup), folder
+        assert re.search(rf"chmod -R g=u [^&]*{folder}\b", setup), folder
+    assert PurePosixPath(env["DAGSTER_HOME"]).is_relative_to(env["AFFLUENT_DATA_DIR"])
+    assert env["MPLCONFIGDIR"].startswith("/tmp/")
+    assert env["PYTHONDONTWRITEBYTECODE"] == "1"
+    assert dockerfile["USER"][-1] == "1001:1001"
+
+
+def test_helm_pods_run_as_the_image_user_with_its_paths(deployment, launcher, dockerfile):
+    """The chart's pods use the image's uid and data folder (also checked above) and its PATH:
+    the chart's `dagster api grpc` command is found in the image's virtual environment."""
+    env = dockerfile_env(dockerfile)
+    assert env["PATH"].split(":")[0] == "/opt/venv/bin"
+    uid, _, gid = dockerfile["USER"][-1].partition(":")
+    for context in (deployment["securityContext"], launcher["securityContext"]):
+        assert (context["runAsUser"], context["runAsGroup"]) == (int(uid), int(gid))
+    assert "1000650000" in VALUES.read_text(), "the OpenShift note in values.yaml"
+
+
+COMPOSE = REPO / "deploy" / "compose"
+
+
+def test_compose_instance_keeps_the_local_queue_and_pools_and_reaches_its_network():
+    """deploy/compose/dagster.yaml: the same run queue, tag limits, DuckDB pool and recovery as
+    .dagster_home/dagster.yaml; its run containers join the compose network and mount the
+    compose data volume; every variable it reads is set for the daemon (which passes them on)."""
+    local = yaml.safe_load(INSTANCE.read_text())
+    instance = yaml.safe_load((COMPOSE / "dagster.yaml").read_text())
+    compose = yaml.safe_load((COMPOSE / "compose.yaml").read_text())
+    assert instance["concurrency"] == local["concurrency"]
+    assert instance["run_retries"] == local["run_retries"]
+    assert instance["run_coordinator"] == local["run_coordinator"]
+    launcher = instance["run_launcher"]
+    assert (launcher["module"], launcher["class"]) == ("dagster_docker", "DockerRunLauncher")
+    config = launcher["config"]
+    assert config["network"] == compose["networks"]["default"]["name"]
+    data = compose["volumes"]["data"]["name"]
+    assert config["container_kwargs"]["volumes"] == [f"{data}:/data"]
+    daemon = compose["services"]["daemon"]
+    env = {**compose["x-project"]["environment"], **daemon.get("environment", {})}
+    assert set(config["env_vars"]) <= set(env), set(config["env_vars"]) - set(env)
+    assert instance["storage"]["postgres"]["postgres_db"]["password"] == {
+        "env": "DAGSTER_PG_PASSWORD"
+    }
+    assert any(v.endswith(":/var/run/docker.sock") for v in daemon["volumes"])
+
+
+def test_compose_services_run_the_image_with_what_the_code_reads():
+    compose = yaml.safe_load((COMPOSE / "compose.yaml").read_text())
+    services = compose["services"]
+    assert set(services) == {"postgres", "mlflow", "codeserver", "webserver", "daemon", "upload"}
+    read = env_names_read_by_code()
+    for name, service in services.items():
+        env = {**compose["x-project"]["environment"], **service.get("environment", {})}
+        ours = {n for n in env if n.startswith(("AFFLUENT_", "MLFLOW_")) and name != "postgres"}
+        assert ours <= read, (name, ours - read)
+        for port in service.get("ports", []):
+            assert port.startswith("127.0.0.1:"), (name, port)  # loopback only
+    assert "--serve-artifacts" in services["mlflow"]["command"]
+    grpc = " ".join(services["codeserver"]["command"])
+    assert "dagster api grpc" in grpc and "-m affluent_assets.definitions" in grpc
+    workspace = yaml.safe_load((COMPOSE / "workspace.yaml").read_text())
+    (entry,) = workspace["load_from"]
+    assert (
+        entry["grpc_server"]["host"] == "codeserver"
+        and f"-p {entry['grpc_server']['port']}" in grpc
+    )
+    upload = services["upload"]
+    assert upload["command"][:2] == ["affluent", "serve"]
+    assert "AFFLUENT_API_TOKEN" in upload["environment"]

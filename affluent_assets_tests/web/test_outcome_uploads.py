@@ -23,7 +23,7 @@ from affluent_assets.lib.landing import UPLOAD_STAGING
 from affluent_assets_tests.defs.conftest import landing_stores, model_store  # noqa: F401
 from affluent_assets_tests.defs.test_outcomes import land
 from affluent_assets_tests.servers import AffluentServe, stop
-from affluent_assets_tests.web.test_api import api_env
+from affluent_assets_tests.web.test_api import _end, _part, api_env
 
 TOKEN = "outcome-token"
 BOUNDARY = "----affluent-outcomes"
@@ -106,6 +106,23 @@ def test_bad_outcome_uploads_get_their_status_codes_and_leave_nothing(server):
     assert server.request("POST", "/api/outcomes", OUTCOME_CSV, headers)[0] == 400
     assert server.request("GET", "/api/outcomes/nothing-12345678.csv")[0] == 404
     assert server.request("GET", "/api/outcomes/..%2F..%2Fetc%2Fpasswd")[0] == 404
+    assert in_folder(server.outcomes) == before and not staged(server.outcomes)
+
+
+def test_malformed_outcome_uploads_get_400_with_a_reason(server):
+    before = in_folder(server.outcomes)
+    body, headers = multipart("called.csv", OUTCOME_CSV)
+    other = {"Content-Type": "multipart/form-data; boundary=not-the-one-in-the-body"}
+    broken = body.replace(b"Content-Disposition:", b"Content-Disposition")
+    parts = _part("a.csv", OUTCOME_CSV, BOUNDARY) + _part("b.csv", OUTCOME_CSV, BOUNDARY)
+    for sent, sent_headers, words in (
+        (body, other, b"malformed multipart/form-data body"),
+        (broken, headers, b"malformed multipart/form-data body"),
+        (parts + _end(BOUNDARY), headers, b"more than one field 'file' (a.csv, b.csv)"),
+        (multipart("called.csv", b"")[0], headers, b"called.csv: the file is empty (0 bytes)"),
+    ):
+        status, answer = server.request("POST", "/api/outcomes", sent, sent_headers)
+        assert status == 400 and words in answer, (status, answer)
     assert in_folder(server.outcomes) == before and not staged(server.outcomes)
 
 

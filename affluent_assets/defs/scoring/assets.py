@@ -15,6 +15,7 @@ from affluent_assets.defs.common import (
 from affluent_assets.defs.model.assets import registered_model
 from affluent_assets.defs.resources import MlflowModels
 from affluent_assets.lib import estimates, history
+from affluent_assets.lib.champion import ScoringModel
 from affluent_assets.lib.contract import NEGATIVE, POSITIVE
 from affluent_assets.lib.control_group import GROUP_DESCRIPTION, ControlPolicy, assign_groups
 from affluent_assets.lib.evaluation import (
@@ -26,12 +27,12 @@ from affluent_assets.lib.evaluation import (
 )
 from affluent_assets.lib.evaluation import operating_points as evaluation_operating_points
 from affluent_assets.lib.schemas import scored_customers_schema
+from affluent_assets.lib.scorer import score_prepared
 from affluent_assets.lib.scoring import (
     prefer_out_of_fold,
     profile_segments,
     rank_candidates,
     reason_codes,
-    score_features,
 )
 
 CANDIDATE_ID_COLUMNS = [
@@ -74,8 +75,10 @@ def scored_customers(
     the model's score; training rows carry their out-of-fold score when the champion is the
     model those folds belong to (`score_source` says which)."""
     model = registered_model(champion_model)
-    pipeline = mlflow_models.load(model)
-    scores = score_features(pipeline, customer_features, model.threshold, model.decile_edges)
+    scorer = ScoringModel(mlflow_models.load(model), model)
+    # The one scorer; reasons and expected precision are the candidate list's, below.
+    scores = score_prepared(scorer, customer_features, explain=False)
+    scores = scores.drop(columns=["flagged", "model_version"])
     identity = clean_customers[["customer_key", "c_id", "source_row", "c_seg"]]
     scored = identity.merge(scores, on="customer_key", validate="one_to_one").merge(
         customer_split[["customer_key", "split"]], on="customer_key", validate="one_to_one"

@@ -105,6 +105,14 @@ function showState(state) {
   $("status-text").textContent = STATUS_TEXT[state.status] || state.status;
   $("reason").hidden = !state.reason;
   $("reason").textContent = state.reason || "";
+  $("reason").classList.toggle("note", state.status === "scored");
+  const warnings = state.warnings || [];
+  $("warnings-box").hidden = warnings.length === 0;
+  $("warnings").replaceChildren(...warnings.map((text) => {
+    const li = document.createElement("li");
+    li.textContent = text;
+    return li;
+  }));
 }
 
 async function showResults(state) {
