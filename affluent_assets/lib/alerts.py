@@ -17,6 +17,7 @@ SIGNIFICANT_DRIFT = "significant_drift"
 CHAMPION_KEPT = "champion_kept"
 OUTCOME_MISSED = "outcome_expectation_missed"
 CALIBRATION_BROKEN = "calibration_broken"
+ESTIMATE_PARTED = "estimate_parted_from_holdout"
 
 
 @dataclass(frozen=True)

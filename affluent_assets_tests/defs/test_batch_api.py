@@ -8,6 +8,7 @@ import json
 
 from starlette.testclient import TestClient
 
+from affluent_assets.defs.landing.sensors import LANDING_FILE_TAG
 from affluent_assets.web.app import WebSettings, create_app
 from affluent_assets.web.batches import Folders
 from affluent_assets_tests.defs.test_landing_runs import land
@@ -16,7 +17,8 @@ from affluent_assets_tests.defs.test_landing_runs import land
 def test_the_api_gives_the_list_its_groups_and_its_estimates(landing_stores):
     stores = landing_stores
     land(stores, "aug.csv", rows=600, seed=78)
-    assert stores.run("aug.csv").success
+    # tagged as the landing sensor tags its runs: the API finds the batch by its runs
+    assert stores.run("aug.csv", tags={LANDING_FILE_TAG: "aug.csv"}).success
     folders = Folders(str(stores.landing), str(stores.quarantine), str(stores.lake))
     client = TestClient(create_app(WebSettings(folders=folders), stores.instance))
 

@@ -15,6 +15,7 @@ from affluent_assets.defs.landing.outcomes import (
     build_labelled_batch_sensor,
 )
 from affluent_assets.lib import lake
+from affluent_assets_tests.defs.conftest import register_tiny_model
 from affluent_assets_tests.defs.test_landing_runs import demo, land, query
 from affluent_assets_tests.defs.test_outcomes import check_named, materialize_outcomes
 
@@ -62,8 +63,10 @@ def _labelled(seed: int, affluent_share: float | None = None) -> pd.DataFrame:
     return frame
 
 
-def test_a_shifted_batch_trips_the_calibration_warning(landing_stores):
+def test_a_shifted_batch_trips_the_calibration_warning(landing_stores, tmp_path):
     stores = landing_stores
+    # its own model: other tests overwrite the session model's holdout figures
+    stores.models = register_tiny_model(tmp_path / "models")
     land(stores, "like.csv", _labelled(72))
     assert stores.run("like.csv").success
     calibrated = materialize_outcomes(stores, min_flagged=50, estimate_margin=0.2)
@@ -149,3 +152,26 @@ def test_a_labelled_batch_that_lands_refreshes_the_figures(landing_stores):
     assert isinstance(answers["plain.csv"], dg.SkipReason)
     assert not lake.batch_file(stores.lake, lake.SCORES, "nothing.csv").exists()
     assert not batch_is_labelled(str(stores.lake), "nothing.csv")
+
+
+def _check(result, name: str):
+    return next(c for c in result.get_asset_check_evaluations() if c.check_name == name)
+
+
+def test_a_batch_unlike_the_holdout_warns_when_it_lands(landing_stores):
+    """A wealthy branch: customers chosen on what the model sees, so their scores still hold,
+    but the holdout's figure at the threshold no longer speaks for them."""
+    stores = landing_stores
+    land(stores, "like.csv", rows=ROWS, seed=79)
+    like = stores.run("like.csv")
+    assert like.success and _check(like, "estimate_vs_holdout").passed
+    pool = demo(rows=4 * ROWS, seed=80)
+    wealthy = pool[pool["Asset value"].rank(pct=True) > 0.75].reset_index(drop=True)
+    land(stores, "wealthy.csv", wealthy)
+    shifted = stores.run("wealthy.csv")
+    check = _check(shifted, "estimate_vs_holdout")
+    assert shifted.success and not check.passed
+    assert "not the holdout's population: the holdout's figure understates" in check.description
+    run = stores.instance.get_run_by_id(shifted.run_id)
+    [alert] = check_alerts_for(stores.instance, run, "http://ui")
+    assert alert.kind == "estimate_parted_from_holdout"

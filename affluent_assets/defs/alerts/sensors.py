@@ -11,6 +11,7 @@ import os
 import dagster as dg
 
 from affluent_assets.defs.landing.assets import DRIFT_CHECK
+from affluent_assets.defs.landing.estimate_check import ESTIMATE_CHECK
 from affluent_assets.defs.landing.outcomes import (
     CALIBRATION_CHECK,
     OUTCOME_CHECK,
@@ -76,6 +77,9 @@ def _warning_alert(check, landing_file: str | None) -> tuple[str, str, str | Non
         return alerts.SIGNIFICANT_DRIFT, f"Significant drift in {landing_file}", landing_file
     if check.check_name == OUTCOME_CHECK:
         return alerts.OUTCOME_MISSED, "Realized precision below the holdout's expectation", None
+    if check.check_name == ESTIMATE_CHECK:
+        title = f"{landing_file}: its own estimate parts from the holdout's figure"
+        return alerts.ESTIMATE_PARTED, title, landing_file
     if check.check_name == CALIBRATION_CHECK:
         return alerts.CALIBRATION_BROKEN, "Calibration broke for a population", None
     if check.check_name == OUTCOME_FILES_CHECK:

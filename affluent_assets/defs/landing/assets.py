@@ -22,6 +22,11 @@ from affluent_assets import settings
 from affluent_assets.defs import telemetry
 from affluent_assets.defs.common import DUCKDB_POOL, SCHEMA_CHECK, schema_check_spec
 from affluent_assets.defs.ingest.assets import QUALITY_CHECK, quality_check_result
+from affluent_assets.defs.landing.estimate_check import (
+    ESTIMATE_CHECK,
+    ESTIMATE_CHECK_SPEC,
+    estimate_check_result,
+)
 from affluent_assets.defs.resources import MlflowModels
 from affluent_assets.lib import batch_scoring, batch_tables, estimates, lake, landing
 from affluent_assets.lib.champion import ChampionUnavailable, ScoringModel, load_champion
@@ -125,6 +130,7 @@ def _champion(mlflow_models: MlflowModels, key: str) -> ScoringModel:
             description="Population stability index of key features against the training "
             f"rows (warns at PSI >= {SIGNIFICANT_PSI}, higher for batches too small to tell).",
         ),
+        ESTIMATE_CHECK_SPEC,
     ],
 )
 @telemetry.traced_landing_run
@@ -224,6 +230,7 @@ def batch_scores(
             lake.batch_file(lake_dir, lake.SCORES, key), identity, scorer, staging / "estimates"
         )
         lake.publish(staging / "estimates", lake_dir, lake.ESTIMATES, key)
+        yield estimate_check_result(estimated)
         yield dg.MaterializeResult(
             asset_key="batch_candidates",
             metadata={
@@ -263,7 +270,7 @@ def _duplicate(context, path: Path, digest: str, duplicate_of: str):
         metadata={"duplicate_of": duplicate_of, "content_hash": digest, "file": path.name},
     )
     # The content was checked when batch `duplicate_of` was scored; nothing new to check.
-    for check in (SCHEMA_CHECK, QUALITY_CHECK, DRIFT_CHECK):
+    for check in (SCHEMA_CHECK, QUALITY_CHECK, DRIFT_CHECK, ESTIMATE_CHECK):
         yield dg.AssetCheckResult(
             asset_key="batch_scores",
             check_name=check,
