@@ -83,12 +83,12 @@ class _ProgressBars:
 def score(args: argparse.Namespace) -> int:
     # Imported here so `affluent --help` answers at once.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    import dagster as dg
 
     from affluent_assets import settings
     from affluent_assets.definitions import defs
     from affluent_assets.defs.landing.assets import landed_batches
-    from affluent_assets.lib import lake, landing
+    from affluent_assets.instance import current_instance
+    from affluent_assets.lib import landing
 
     path = args.path.resolve()
     if not path.is_file():
@@ -101,14 +101,10 @@ def score(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_ERROR
-    key = landing.batch_key_for(path.name)
-    instance = (
-        dg.DagsterInstance.get()
-        if os.environ.get("DAGSTER_HOME")
-        else dg.DagsterInstance.ephemeral()
-    )
+    key = landing.batch_key_for_path(path, settings.landing_dir())
+    instance = current_instance()
     instance.add_dynamic_partitions(landed_batches.name, [key])
-    config = {"landing_dir": str(path.parent)}
+    config = {"landing_dir": str(path.parent), "file_name": path.name}
     if args.chunk_rows:
         config["chunk_rows"] = args.chunk_rows
     bars = _ProgressBars(sys.stderr.isatty() and not args.no_progress)
@@ -132,11 +128,27 @@ def score(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     if not result.success:
         return _report_failure(result)
+    return _report_scored(result, path.name, key, seconds, args)
+
+
+def _report_scored(result, name: str, key: str, seconds: float, args) -> int:
+    """What a successful run did, for the person at the terminal: the batch holding the rows
+    of content scored before, what a new version replaced, the figures, the warnings."""
+    from affluent_assets import settings
+    from affluent_assets.lib import lake
+
     scores = _materialization(result, "batch_scores")
     candidates = _materialization(result, "batch_candidates") or {}
     if scores is None:  # same content already scored: the run says under which batch
-        print(f"{path.name}: same content already scored; no rows added (run {result.run_id})")
+        holder = _observation(result).get("duplicate_of", "another batch")
+        print(
+            f"{name}: same content already scored as batch {holder!r}; no rows added. "
+            f"Its list: {lake.batch_file(settings.lake_dir(), lake.CANDIDATES, holder)} "
+            f"(run {result.run_id})"
+        )
         return 0
+    if "replaced" in scores:
+        print(f"{name}: {scores['replaced']}")
     figures = {
         "batch_key": key,
         "run_id": result.run_id,
@@ -151,6 +163,8 @@ def score(args: argparse.Namespace) -> int:
     }
     candidates_file = lake.batch_file(settings.lake_dir(), lake.CANDIDATES, key)
     _print_summary(figures, candidates_file, args.top)
+    for line in _quality_warnings(result):
+        print(f"warning: {line}", file=sys.stderr)
     if args.report_json:
         args.report_json.write_text(json.dumps(figures, indent=2) + "\n")
     return 0
@@ -162,6 +176,22 @@ def _materialization(result, asset: str) -> dict | None:
         if materialization.asset_key.to_user_string() == asset:
             return {name: value.value for name, value in materialization.metadata.items()}
     return None
+
+
+def _observation(result) -> dict:
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_OBSERVATION":
+            observation = event.asset_observation_data.asset_observation
+            return {name: value.value for name, value in observation.metadata.items()}
+    return {}
+
+
+def _quality_warnings(result) -> list[str]:
+    """The data-quality check's warnings, in words (the rows were scored all the same)."""
+    for evaluation in result.get_asset_check_evaluations():
+        if evaluation.check_name == "data_quality" and "warnings" in evaluation.metadata:
+            return list(evaluation.metadata["warnings"].value)
+    return []
 
 
 def _report_failure(result) -> int:
@@ -214,30 +244,50 @@ def serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_ERROR
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import uvicorn
 
     from affluent_assets.web.app import WebSettings, create_app
 
     settings = WebSettings.from_environment(token, args.max_upload_bytes)
-    print(f"upload page on http://{args.host}:{args.port}/ (API: /api/openapi.json)")
+    print(
+        f"upload page on http://{args.host}:{args.port}/ (API: /api/openapi.json); scoring on "
+        f"/invocations and /v2/models/{settings.inference.model_name}/infer"
+    )
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
     return 0
 
 
 def approve(args: argparse.Namespace) -> int:
     """`affluent approve VERSION`: the version (which passed every promotion gate and waits,
-    see champion_model's `require_approval`) becomes the champion."""
+    see champion_model's `require_approval`) becomes the champion. It runs the Launchpad's
+    `model_approval_job`, in this process: the same step, recorded in the instance and on
+    `champion_model` the same way."""
     from affluent_assets import settings
+    from affluent_assets.defs.model.approval import model_approval_job
     from affluent_assets.defs.resources import MlflowModels
-    from affluent_assets.lib import registry
+    from affluent_assets.instance import current_instance
 
+    # The store as configured now (the resource's defaults are read when it is imported).
     models = MlflowModels(tracking_uri=settings.mlflow_tracking_uri())
-    try:
-        registry.approve(models.tracking_uri, models.model_name, args.version, args.by)
-    except ValueError as error:
-        print(f"affluent approve: {error}", file=sys.stderr)
+    result = model_approval_job.execute_in_process(
+        run_config={
+            "ops": {"approve_model_version": {"config": {"version": args.version,
+                                                         "approved_by": args.by}}},
+            "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
+        },
+        instance=current_instance(),
+        resources={"mlflow_models": models},
+        raise_on_error=False,
+        tags={"affluent/launched_by": "affluent approve"},
+    )  # fmt: skip
+    if not result.success:
+        failure = next(e for e in result.all_events if e.is_step_failure).step_failure_data
+        message = failure.user_failure_data.description if failure.user_failure_data else None
+        print(f"affluent approve: {message or failure.error.message}", file=sys.stderr)
         return EXIT_ERROR
-    print(f"{models.model_name} v{args.version} is the champion (approved by {args.by})")
+    model_name = result.output_for_node("approve_model_version")
+    print(f"{model_name} v{args.version} is the champion (approved by {args.by})")
     return 0
 
 

@@ -7,7 +7,12 @@ from affluent_assets.defs.features import assets as features
 from affluent_assets.defs.ingest import assets as ingest
 from affluent_assets.defs.ingest.sensors import new_extract_sensor
 from affluent_assets.defs.landing import assets as landing
-from affluent_assets.defs.landing.outcomes import model_outcomes, outcomes_job, outcomes_sensor
+from affluent_assets.defs.landing.outcomes import (
+    labelled_batch_sensor,
+    model_outcomes,
+    outcomes_job,
+    outcomes_sensor,
+)
 from affluent_assets.defs.landing.rescoring import champion_rescoring_sensor
 from affluent_assets.defs.landing.sensors import landing_sensor
 from affluent_assets.defs.model import assets as model
@@ -39,6 +44,7 @@ defs = dg.Definitions(
         champion_rescoring_sensor,
         new_extract_sensor,
         outcomes_sensor,
+        labelled_batch_sensor,
         failure_alerts,
         check_alerts,
     ],  # fmt: skip

@@ -82,3 +82,15 @@ def process_start_time(pid: int) -> float | None:
     # Field 22 (starttime, clock ticks after boot) counted after the command name's ")".
     ticks = int(stat.rsplit(")", 1)[1].split()[19])
     return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def current_instance():
+    """The Dagster instance a command runs in: the one in DAGSTER_HOME (as `make` sets it, so
+    the run shows in the UI afterwards), or a throwaway one in memory without it."""
+    import dagster as dg
+
+    return (
+        dg.DagsterInstance.get()
+        if os.environ.get("DAGSTER_HOME")
+        else dg.DagsterInstance.ephemeral()
+    )

@@ -2,14 +2,13 @@
 hidden affluent candidates from DuckDB. Used by `make run`."""
 
 import argparse
-import os
 import sys
 
-import dagster as dg
 import duckdb
 
 from affluent_assets import settings
 from affluent_assets.definitions import defs
+from affluent_assets.instance import current_instance
 
 TOP_CANDIDATES_SQL = """
 select candidate_rank, customer_key, round(affluent_probability, 3) as score,
@@ -22,14 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--top", type=int, default=10, help="candidates to print")
     args = parser.parse_args(argv)
-    # With DAGSTER_HOME set (as `make run` does) the run shows in the UI's history afterwards.
-    instance = (
-        dg.DagsterInstance.get()
-        if os.environ.get("DAGSTER_HOME")
-        else dg.DagsterInstance.ephemeral()
-    )
     result = defs.resolve_job_def("affluent_job").execute_in_process(
-        instance=instance, raise_on_error=False
+        instance=current_instance(), raise_on_error=False
     )
     if not result.success:
         for event in result.all_events:

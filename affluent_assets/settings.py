@@ -47,3 +47,14 @@ def outcomes_dir() -> str:
     """Campaign outcome files (customer key, model version, upgraded yes/no); bad ones go to
     its `quarantine/` folder with their reason."""
     return os.environ.get("AFFLUENT_OUTCOMES") or str(data_dir() / "outcomes")
+
+
+def control_share() -> float:
+    """Share of every campaign list held back as a control group (not to be called), drawn at
+    random within each score decile of the list; 0 holds no one back."""
+    return float(os.environ.get("AFFLUENT_CONTROL_SHARE") or 0.10)
+
+
+def control_seed() -> int:
+    """Seed of the control draw: the same seed draws the same customers for the same list."""
+    return int(os.environ.get("AFFLUENT_CONTROL_SEED") or 21)

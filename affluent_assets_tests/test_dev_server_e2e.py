@@ -1,7 +1,8 @@
 """End to end with the real processes: `dagster dev` (webserver + daemon) on a temporary
 DAGSTER_HOME and free port; the landing sensor (on by default) scores a dropped demo file into
 DuckDB and quarantines a bad one, and the outcomes sensor reads a campaign's outcome file into
-model_outcomes. Needs no network; takes about two minutes."""
+model_outcomes; a labelled file that lands refreshes model_outcomes by itself (the labelled-batch
+sensor), with no main-graph run. Needs no network; takes about three minutes."""
 
 import os
 
@@ -73,6 +74,20 @@ def test_dropped_files_are_scored_or_quarantined_by_dagster_dev(tmp_path):
             server,
             log,
         )
+
+        # A labelled file lands: its realized and estimated figures follow by themselves.
+        labelled = write_extract(generate_customers(ROWS, seed=22), tmp_path / "etb after.csv")
+        os.replace(labelled, landing / labelled.name)
+        measured = (
+            "select customers, (estimated_precision between 0 and 1)::int from model_outcomes"
+            " where source = 'labelled files'"
+        )
+        assert wait_for(
+            lambda: _one_row(warehouse, measured) == (ROWS, 1),
+            "the labelled file's figures in model_outcomes",
+            server,
+            log,
+        )
     finally:
         stop(server)
 
@@ -81,8 +96,9 @@ def called_list(warehouse, customers: int) -> pd.DataFrame:
     """The top of the landed list as the page hands it out: batch, customer and version."""
     with duckdb.connect(str(warehouse), read_only=True) as con:
         return con.execute(
+            # the control group is held back, not called
             "select batch_key, customer_key, model_version from latest_candidates"
-            " order by candidate_rank limit ?",
+            """ where "group" = 'campaign' order by candidate_rank limit ?""",
             [customers],
         ).df()
 

@@ -16,6 +16,7 @@ FILE_QUARANTINED = "file_quarantined"
 SIGNIFICANT_DRIFT = "significant_drift"
 CHAMPION_KEPT = "champion_kept"
 OUTCOME_MISSED = "outcome_expectation_missed"
+CALIBRATION_BROKEN = "calibration_broken"
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,9 @@ to the candidates it kept. Both are plain functions a notebook can call.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,15 +27,14 @@ from affluent_assets.lib.batch_tables import (
     SCORES_SCHEMA,
     BatchIdentity,
 )
+from affluent_assets.lib.champion import ScoringModel
 from affluent_assets.lib.contract import POSITIVE
+from affluent_assets.lib.control_group import CAMPAIGN, CONTROL, ControlPolicy, assign_groups
 from affluent_assets.lib.drift import DriftAccumulator, DriftReference
-from affluent_assets.lib.evaluation import HoldoutCurve
+from affluent_assets.lib.estimates import ListCurve
+from affluent_assets.lib.estimates import list_estimates as estimate_list
+from affluent_assets.lib.evaluation import LIST_MIN_CALLED
 from affluent_assets.lib.extract_io import DEFAULT_CHUNK_ROWS, Extract, TypedReadFailed
-from affluent_assets.lib.features import (
-    build_features,
-    clean_customers,
-)
-from affluent_assets.lib.registry import RegisteredModel
 from affluent_assets.lib.schemas import (
     MAX_ROWS_NAMED,
     ContractViolation,
@@ -47,36 +44,10 @@ from affluent_assets.lib.schemas import (
     raw_extract_schema,
     validate_frame,
 )
-from affluent_assets.lib.scoring import reason_codes, score_features
-from affluent_assets.lib.training import CalibratedModel
+from affluent_assets.lib.scorer import REASON_COLUMNS, Stopwatch, explain_rows, score_rows
 
 Progress = Callable[[str, int], None]  # (phase, rows done in that phase)
 EXPLAIN_ROWS = 50_000
-
-
-@dataclass(frozen=True)
-class ScoringModel:
-    """The champion as scoring needs it: the fitted model, its registered version (threshold,
-    decile edges) and its holdout precision curve (None for a model trained without one)."""
-
-    model: CalibratedModel
-    registered: RegisteredModel
-    curve: HoldoutCurve | None = None
-
-
-@dataclass
-class Stopwatch:
-    """Seconds spent per stage, for metadata and the benchmark's breakdown."""
-
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
 
 
 @dataclass
@@ -149,12 +120,36 @@ def score_extract(
     `clock` (the caller's, so its own stages sit in the same breakdown)."""
     clock = clock if clock is not None else Stopwatch()
     arguments = (digest, identity, scorer, staging, chunk_rows, drift_reference, progress, clock)
+    with clock.stage("validate"):
+        nul = extract.has_nul()
+    if nul:
+        # The typed reader would fail on a NUL in a number only where it lies (perhaps the last
+        # row), after scoring every row before it: check the whole file first, then score.
+        with clock.stage("validate"):
+            _check_only(extract, chunk_rows)
+        return _scoring_pass(extract, False, *arguments)
     try:
         return _scoring_pass(extract, True, *arguments)
     except TypedReadFailed:
         # A value the typed reader cannot parse: pandas' inference lets the contract name
         # every bad row (or accepts what pandas reads, e.g. padded numbers).
         return _scoring_pass(extract, False, *arguments)
+
+
+def _check_only(extract: Extract, chunk_rows: int) -> None:
+    """Every chunk checked against the contract, nothing scored; ContractViolation if any
+    chunk breaks it."""
+    schema = raw_extract_schema(require_label=False)
+    failures = _Failures()
+    for raw in extract.chunks(chunk_rows, typed=False):
+        try:
+            validate_frame(schema, raw, extract.path.name)
+        except ContractViolation as violation:
+            failures.add(violation)
+            if failures.only_structural():
+                break
+    if failures:
+        raise failures.violation(extract.path.name)
 
 
 def _scoring_pass(
@@ -228,16 +223,13 @@ def _scoring_pass(
 def _score_chunk(valid, first_row, source, scorer, digest, identity, drift, clock):
     """One validated chunk -> (its scores table, its candidates' table or None, how many were
     predicted AFFLUENT)."""
-    with clock.stage("clean"):
-        # clean_customers takes the contract's columns and makes whole numbers int64.
-        clean = clean_customers(valid, source, first_row)
-    with clock.stage("features"):
-        features = build_features(clean)
-        if drift is not None:
+    # The one scorer (lib/scorer.py); reasons wait for explain_candidates, candidates only.
+    scored = score_rows(scorer, valid, source, first_row, explain=False, clock=clock)
+    clean, features, scores = scored.clean, scored.features, scored.scores
+    if drift is not None:
+        with clock.stage("features"):
             drift.add(features)
-    with clock.stage("predict"):
-        model = scorer.registered
-        scores = score_features(scorer.model, features, model.threshold, model.decile_edges)
+    model = scorer.registered
     with clock.stage("write"):
         keep = _is_candidate(clean, scores)
         affluent = int((scores["predicted_segment"] == POSITIVE).sum())
@@ -296,36 +288,72 @@ def explain_candidates(
     out: Path,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     progress: Progress | None = None,
+    control: ControlPolicy | None = None,
 ) -> int:
     """Write the batch's candidates to `out`, each with its three reasons (the same SHAP-based
-    texts as the main list) and the expected precision and recall of calling everyone scored at
-    or above it (the champion's holdout curve). Reasons cost far more per row than scores, so
-    they are computed for the candidates only. Returns the number of candidates."""
+    texts as the main list), the expected precision and recall of calling everyone scored at
+    or above it (the champion's holdout curve), the list's own estimate of that precision, and
+    its group (a seeded control share held back; default: the settings). Reasons cost far more
+    per row than scores, so they are computed for the candidates only. A row that repeats an
+    earlier row exactly is not listed again. Returns the number of candidates."""
     clock = batch.stopwatch
     done = 0
+    # A row repeated exactly is one customer: called once, at its first row.
+    repeats = batch.quality.repeated_rows() + 1
+    with clock.stage("control_group"):
+        control_keys, own = _whole_list(batch.kept_file, identity.batch_key, control)
     with pq.ParquetWriter(out, CANDIDATES_SCHEMA) as writer:
         # Smaller batches than scoring: contributions hold a float per feature and row.
         batch_rows = min(chunk_rows, EXPLAIN_ROWS)
         for record_batch in pq.ParquetFile(batch.kept_file).iter_batches(batch_size=batch_rows):
             kept = record_batch.to_pandas()
-            with clock.stage("reasons"):
-                reasons = reason_codes(scorer.model, kept)
+            if len(repeats):
+                kept = kept[~kept["source_row"].isin(repeats)].reset_index(drop=True)
+                if kept.empty:
+                    continue
+            # The one scorer's explanation (lib/scorer.py), as an API answer gets it.
+            explained = explain_rows(scorer, kept, kept["affluent_probability"], clock)
+            reasons = explained[REASON_COLUMNS]
             with clock.stage("expected_precision"):
-                expected = _expected(scorer.curve, kept["affluent_probability"])
+                expected = pd.concat(
+                    [explained[["expected_precision", "expected_recall"]],
+                     own.at(kept["affluent_probability"])], axis=1,
+                )  # fmt: skip
+                groups = np.where(kept["customer_key"].isin(control_keys), CONTROL, CAMPAIGN)
             with clock.stage("write"):
                 writer.write_table(
                     batch_tables.candidates_table(
-                        kept, reasons, expected, batch.content_hash, identity, scorer.registered
+                        kept, reasons, expected, groups, batch.content_hash, identity,
+                        scorer.registered,
                     )
-                )
+                )  # fmt: skip
             done += len(kept)
             if progress is not None:
                 progress("explain", done)
     return done
 
 
-def _expected(curve: HoldoutCurve | None, probability: pd.Series) -> pd.DataFrame:
-    if curve is None:
-        nan = np.full(len(probability), np.nan)
-        return pd.DataFrame({"expected_precision": nan, "expected_recall": nan})
-    return curve.at(probability).reset_index(drop=True)
+def _whole_list(
+    kept_file: Path, batch_key: str, control: ControlPolicy | None
+) -> tuple[set, ListCurve]:
+    """What needs the whole list before any candidate is written: who is held back (the draw is
+    stratified over the list's deciles) and the list's own precision curve. Two columns of the
+    candidates only, so memory stays small for any file."""
+    listed = pq.read_table(kept_file, columns=["customer_key", "affluent_probability"])
+    keys = listed.column("customer_key").to_numpy(zero_copy_only=False)
+    probability = listed.column("affluent_probability").to_numpy()
+    drawn = assign_groups(keys, probability, control or ControlPolicy.from_settings(), batch_key)
+    return set(keys[drawn == CONTROL]), ListCurve.from_scores(probability)
+
+
+def estimate_batch(
+    scores_file: Path, identity: BatchIdentity, scorer: ScoringModel, out: Path
+) -> pd.DataFrame:
+    """The batch's estimates at the threshold and the capacity cuts over all its rows (its label,
+    when it has one, is what they are checked against in model_outcomes), beside the holdout's;
+    written to `out` as the lake's `batch_estimates` table."""
+    scores = pq.read_table(scores_file, columns=["affluent_probability"]).column(0).to_numpy()
+    model = scorer.registered
+    table = estimate_list(scores, model.threshold, scorer.curve, min_called=LIST_MIN_CALLED)
+    pq.write_table(batch_tables.estimates_table(table, identity, model), out)
+    return table

@@ -15,6 +15,8 @@ from affluent_assets.lib.registry import RegisteredModel
 from affluent_assets.lib.scoring import REASON_COUNT
 
 _TEXT = pa.string()
+# The list's own estimate of calling down to each candidate (lib/estimates.ListCurve).
+ESTIMATED_COLUMNS = ("estimated_precision", "estimated_precision_low", "estimated_precision_high")
 _BATCH_FIELDS = [
     pa.field("batch_key", _TEXT),
     pa.field("source_file", _TEXT),
@@ -47,7 +49,33 @@ CANDIDATES_SCHEMA = pa.schema(
         pa.field("score_decile", pa.int64()),
         pa.field("expected_precision", pa.float64()),
         pa.field("expected_recall", pa.float64()),
+        *[pa.field(name, pa.float64()) for name in ESTIMATED_COLUMNS],
+        pa.field("group", _TEXT),
         *[pa.field(f"reason_{i + 1}", _TEXT) for i in range(REASON_COUNT)],
+        *_MODEL_FIELDS,
+    ]
+)
+# A batch's estimates at the threshold and capacity cuts (lib/estimates.list_estimates).
+ESTIMATES_SCHEMA = pa.schema(
+    [
+        pa.field("batch_key", _TEXT),
+        pa.field("policy", _TEXT),
+        pa.field("setting", _TEXT),
+        pa.field("score_cut", pa.float64()),
+        pa.field("flagged", pa.int64()),
+        *[
+            pa.field(name, pa.float64())
+            for name in (
+                "estimated_precision",
+                "precision_low",
+                "precision_high",
+                "estimated_recall",
+                "recall_low",
+                "recall_high",
+                "holdout_precision",
+                "holdout_recall",
+            )
+        ],  # fmt: skip
         *_MODEL_FIELDS,
     ]
 )
@@ -129,7 +157,9 @@ def kept_table(features, clean, scores, keep: np.ndarray) -> pa.Table:
     )
 
 
-def candidates_table(kept, reasons, expected, content_hash, identity, model) -> pa.Table:
+def candidates_table(kept, reasons, expected, groups, content_hash, identity, model) -> pa.Table:
+    """`expected`: the holdout's and the list's own figures per candidate; `groups`: campaign
+    or control (lib/control_group)."""
     rows = len(kept)
     columns = {
         **_batch_columns(rows, identity, content_hash),
@@ -145,6 +175,8 @@ def candidates_table(kept, reasons, expected, content_hash, identity, model) -> 
         },
         "expected_precision": pa.array(expected["expected_precision"].to_numpy(), pa.float64()),
         "expected_recall": pa.array(expected["expected_recall"].to_numpy(), pa.float64()),
+        **{name: pa.array(expected[name].to_numpy(), pa.float64()) for name in ESTIMATED_COLUMNS},
+        "group": pa.array(np.asarray(groups, dtype=object), _TEXT),
         **{
             name: pa.array(reasons[name].to_numpy(dtype=object), _TEXT, from_pandas=True)
             for name in reasons.columns
@@ -152,3 +184,17 @@ def candidates_table(kept, reasons, expected, content_hash, identity, model) -> 
         **_model_columns(rows, identity, model),
     }
     return pa.Table.from_pydict(columns, schema=CANDIDATES_SCHEMA)
+
+
+def estimates_table(estimates, identity: BatchIdentity, model: RegisteredModel) -> pa.Table:
+    rows = len(estimates)
+    columns = {
+        "batch_key": _constant(identity.batch_key, rows, _TEXT),
+        **{
+            name: pa.array(estimates[name].to_numpy(), ESTIMATES_SCHEMA.field(name).type)
+            for name in ESTIMATES_SCHEMA.names
+            if name in estimates
+        },
+        **_model_columns(rows, identity, model),
+    }
+    return pa.Table.from_pydict(columns, schema=ESTIMATES_SCHEMA)

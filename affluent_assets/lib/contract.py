@@ -119,6 +119,28 @@ LEVELS: dict[str, dict[str, tuple[int, int]]] = {
         "STUDENT": (1204, 90),
     },
 }
+# Counts the extract stores as float (a blank makes pandas read float): whole numbers or blank.
+COUNT_COLUMNS = ("NUM_PRD", "CASATD_CNT", "N_FUNDS", "ANN_N_TRX")
+# The ranges docs/data-contract.md gives, to the precision it states them ("max 6.5M" allows
+# up to 6,549,999): a value outside is a data-quality warning, not a rejection, since each
+# range was measured on one extract and the next may reach a little further. Negative values
+# of a never-negative column are rejected (NON_NEGATIVE_COLUMNS); ages, bands, NUM_PRD and
+# N_FUNDS have findings of their own.
+DOCUMENTED_RANGES: dict[str, tuple[float, float]] = {
+    "C_ID": (0, 99_996),
+    "PC": (0, 99_953),
+    "CASATD_CNT": (1, 39),
+    "MTHCASA": (-209_405, 6_549_999),
+    "MAXCASA": (-209_405, 6_549_999),
+    "MINCASA": (-209_405, 6_549_999),
+    "DRvCR": (0, 11_635_000),
+    "MTHTD": (798, 7_949_999),
+    "MAXTD": (798, 7_949_999),
+    "Asset value": (0, 7_944_999),
+    "pur_price_avg": (13_600, 1_414_999),
+    "CC_AVE": (0, 201_405),
+    "CC_LMT": (0, 380_000),
+}
 INCOME_BANDS = tuple(range(1, 9))
 NUM_PRD_RANGE = (1, 9)
 N_FUNDS_RANGE = (1, 14)

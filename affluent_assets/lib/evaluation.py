@@ -115,10 +115,15 @@ class HoldoutCurve:
             positives=int(y.sum()),
         )
 
-    def at(self, scores) -> pd.DataFrame:
+    def at(self, scores, min_called: int = 1) -> pd.DataFrame:
         """For each score s: the precision and recall of calling everyone scored >= s, indexed
         like `scores` when it is a Series. No one called (s above every holdout score, or NaN):
         precision NaN, recall 0.
+
+        `min_called` > 1: where fewer holdout rows than that score >= s (the top of a list),
+        the figures of the first cut that calls that many. A handful of holdout customers
+        above a high score, all AFFLUENT by chance, would otherwise promise precision 1.0;
+        this reports what enough of them did, which leans low for the very top (not oversold).
 
         Thinned curves keep no figures for the dropped cuts, so where s falls among them this
         reports the next kept cut below s: the fewest calls that still include everyone scored
@@ -134,6 +139,9 @@ class HoldoutCurve:
         lower = np.append(self.next_lower, np.nan)  # NaN: nothing below the last cut
         dropped = (point >= 0) & (queries <= lower[np.maximum(point, 0)])
         point = point + dropped
+        if min_called > 1 and len(self.called):
+            enough = min(int(np.searchsorted(self.called, min_called)), len(self.called) - 1)
+            point = np.where(np.isnan(queries), -1, np.maximum(point, enough))
         # Index 0 of the padded counts stands for calling no one.
         called = np.append(0, self.called)[point + 1]
         caught = np.append(0, self.caught)[point + 1]
@@ -173,13 +181,20 @@ class HoldoutCurve:
         )
 
 
+# Holdout rows a list's figure stands on at least: the top of a list reports what its best
+# 100 holdout customers did, never the few that scored as high (issue 21).
+LIST_MIN_CALLED = 100
+
+
 def precision_at_scores(
-    y_true: pd.Series, probability: pd.Series, scores: pd.Series
+    y_true: pd.Series, probability: pd.Series, scores: pd.Series, min_called: int = 1
 ) -> pd.DataFrame:
-    """For each score s: the holdout precision and recall of calling everyone scored >= s.
+    """For each score s: the holdout precision and recall of calling everyone scored >= s
+    (over at least `min_called` holdout rows, see `HoldoutCurve.at`).
 
     This is how precise a candidate list cut at that customer is likely to be."""
-    return HoldoutCurve.from_holdout(y_true, probability, max_points=None).at(scores)
+    curve = HoldoutCurve.from_holdout(y_true, probability, max_points=None)
+    return curve.at(scores, min_called=min_called)
 
 
 def lift_table(y_true: pd.Series, probability: pd.Series, bins: int = 10) -> pd.DataFrame:

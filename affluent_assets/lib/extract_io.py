@@ -14,15 +14,18 @@ import codecs
 import csv
 import hashlib
 import re
+import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import chain, islice
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from python_calamine import CalamineWorkbook
@@ -46,6 +49,74 @@ HEADER_SEARCH_ROWS = 20
 # Small blocks: the reader decodes several at once on its threads, and its memory grows much
 # faster than the block (16 MiB blocks held ~700 MiB, 1 MiB ~50), while reading no slower.
 _CSV_BLOCK_BYTES = 1 << 20
+
+
+# What a file's first bytes say it is (magic numbers), for a file whose suffix says otherwise.
+_SIGNATURES = (
+    (b"\x1f\x8b", "a gzip-compressed file", "decompress it (gunzip) and hand in the file inside"),
+    (b"BZh", "a bzip2-compressed file", "decompress it and hand in the file inside"),
+    (b"\xfd7zXZ\x00", "an xz-compressed file", "decompress it and hand in the file inside"),
+    (b"\x28\xb5\x2f\xfd", "a zstd-compressed file", "decompress it and hand in the file inside"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive", "extract it and hand in the file inside"),
+    (b"PK\x03\x04", "a ZIP archive (an .xlsx workbook is one too)",
+     "if it is a workbook, name it .xlsx; otherwise extract the file inside"),
+    (b"PAR1", "a Parquet file", "name it .parquet"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old-style Office file (.xls)",
+     "save it from Excel as .xlsx or CSV UTF-8"),
+    (b"%PDF", "a PDF document", "export the table as CSV UTF-8 or .xlsx"),
+    (b"\xff\xfe", "UTF-16 text", "save it as CSV UTF-8"),
+    (b"\xfe\xff", "UTF-16 text", "save it as CSV UTF-8"),
+)  # fmt: skip
+_EXPECTED = {".csv": b"", ".parquet": b"PAR1", ".xlsx": b"PK\x03\x04", ".xlsm": b"PK\x03\x04"}
+_SNIFF_BYTES = 4096
+
+
+def _not_what_suffix_says(suffix: str, head: bytes) -> str | None:
+    """Why a file's bytes are not what its suffix says (compressed, another format, binary),
+    or None. Only formats the bytes name for sure are described; the readers judge the rest."""
+    expected = _EXPECTED.get(suffix)
+    if expected is None or (expected and head.startswith(expected)):
+        return None
+    for magic, what, fix in _SIGNATURES:
+        if head.startswith(magic):
+            kind = _KINDS[suffix]
+            return f"this is {what}, not {kind} (it starts with bytes {_hex(magic)}): {fix}"
+    if suffix == ".csv":
+        control = sum(byte < 9 or 13 < byte < 32 for byte in head)
+        if control * 10 > len(head):  # a NUL in a cell is the contract's to report, not this
+            return (
+                f"this is binary data, not CSV text ({control} of its first {len(head)} bytes "
+                "are control characters): export the table as CSV UTF-8"
+            )
+        return None
+    if _looks_like_text(head):
+        start = head[:40].decode("utf-8", "replace").splitlines()[0]
+        return (
+            f"this is text (it starts {start!r}), not {_KINDS[suffix]}: "
+            "if it is a CSV file, name it .csv"
+        )
+    return None
+
+
+_KINDS = {
+    ".csv": "CSV text",
+    ".parquet": "a Parquet file",
+    ".xlsx": "an Excel workbook",
+    ".xlsm": "an Excel workbook",
+}
+
+
+def _hex(data: bytes) -> str:
+    return " ".join(f"{byte:02x}" for byte in data)
+
+
+def _looks_like_text(head: bytes) -> bool:
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if error.start < len(head) - 3:  # not just a character cut at the end of the sample
+            return False
+    return not CONTROL_CHARACTERS.search(head[:1024].decode("utf-8", "replace"))
 
 
 class ExtractError(ValueError):
@@ -109,12 +180,22 @@ class Extract:
         if self.size == 0:
             self.close()
             raise ExtractError(path, "the file is empty (0 bytes)")
+        self._seek(0)
+        problem = _not_what_suffix_says(self.suffix, self.handle.read(_SNIFF_BYTES))
+        if problem:
+            self.close()
+            raise ExtractError(path, problem)
 
     def _seek(self, offset: int, whence: int = 0) -> int:
         return self.handle.seek(offset, whence)
 
     def close(self) -> None:
         self.handle.close()
+
+    def has_nul(self) -> bool:
+        """Whether a CSV holds a NUL byte (a scan at memory speed). Almost always a rejection:
+        no value of the contract holds one."""
+        return self.suffix == ".csv" and _has_nul(self.handle)
 
     def sha256(self) -> str:
         self._seek(0)
@@ -162,6 +243,28 @@ def open_extract(path: str | Path) -> Iterator[Extract]:
         extract.close()
 
 
+def _normal_name(name: str) -> str:
+    return re.sub(r"[\s_]+", " ", name).strip().casefold()
+
+
+def _check_near_names(path: Path, columns: list[str]) -> None:
+    """Contract columns present only under a name that differs in case, spaces or underscores:
+    say what was found and what is expected, not that the column is missing."""
+    found = {_normal_name(c): c for c in columns}
+    near = [
+        (found[_normal_name(expected)], expected)
+        for expected in RAW_COLUMNS
+        if expected not in columns and _normal_name(expected) in found
+    ]
+    if near:
+        named = ", ".join(f"{was!r} where {expected!r} is expected" for was, expected in near)
+        raise ExtractError(
+            path,
+            f"column names differ from the contract's only in case, spaces or underscores: "
+            f"{named}; rename them exactly as the contract spells them",
+        )
+
+
 def _check_header(path: Path, columns: list[str]) -> None:
     blank = [
         i + 1
@@ -177,6 +280,7 @@ def _check_header(path: Path, columns: list[str]) -> None:
     repeated = sorted(name for name, count in Counter(map(str, columns)).items() if count > 1)
     if repeated:
         raise ExtractError(path, f"duplicated header: column(s) {repeated} appear more than once")
+    _check_near_names(path, [str(c) for c in columns])
 
 
 def _contract_names(row: list) -> int:
@@ -207,6 +311,7 @@ def _excel_chunks(path: Path, handle, chunk_rows: int | None) -> Iterator[pd.Dat
     header = [str(c) for c in top[0]]
     rows = chain(top[1:], rows)
     _check_header(path, header)
+    _check_formulas(path, handle, header)
     batch: list[list] = []
     for row in rows:
         batch.append(row)
@@ -215,6 +320,96 @@ def _excel_chunks(path: Path, handle, chunk_rows: int | None) -> Iterator[pd.Dat
             batch = []
     if batch:
         yield _excel_frame(batch, header)
+
+
+_FORMULA = re.compile(rb"<(?:\w+:)?f[\s>/]")
+_SHEET_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+
+
+def _check_formulas(path: Path, handle, header: list[str]) -> None:
+    """Formula cells with no stored value (tools such as openpyxl save the formula and leave
+    the calculating to Excel): calamine reads them as blank, which would score a made-up
+    row. Found in the sheet's XML, read as a stream; a sheet without formulas costs one scan."""
+    handle.seek(0)
+    try:
+        with zipfile.ZipFile(handle) as book:
+            member = _sheet_member(book, DATA_SHEET)
+            if member is None or not _has_formula(book, member):
+                return
+            with book.open(member) as xml:
+                missing = list(islice(_unvalued_formulas(xml), 10_000))
+    except (zipfile.BadZipFile, KeyError, ElementTree.ParseError):
+        return  # not an OOXML workbook calamine could read otherwise: it said what it could
+    finally:
+        handle.seek(0)
+    if missing:
+        raise ExtractError(path, _describe_formulas(missing, header))
+
+
+def _sheet_member(book: zipfile.ZipFile, name: str) -> str | None:
+    """The zip member holding sheet `name` (workbook.xml names it, its rels file locates it)."""
+    rel_ns = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
+    workbook = ElementTree.fromstring(book.read("xl/workbook.xml"))
+    ids = [s.get(rel_ns) for s in workbook.iter(f"{_SHEET_NS}sheet") if s.get("name") == name]
+    if not ids:
+        return None
+    rels = ElementTree.fromstring(book.read("xl/_rels/workbook.xml.rels"))
+    for rel in rels:
+        if rel.get("Id") == ids[0]:
+            target = rel.get("Target", "")
+            return target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+    return None
+
+
+def _has_formula(book: zipfile.ZipFile, member: str) -> bool:
+    with book.open(member) as xml:
+        tail = b""
+        while block := xml.read(1 << 20):
+            if _FORMULA.search(tail + block):
+                return True
+            tail = block[-16:]
+    return False
+
+
+def _unvalued_formulas(xml) -> Iterator[tuple[str, str]]:
+    """(cell reference, formula) of each formula cell without a stored value."""
+    for _, element in ElementTree.iterparse(xml):
+        if element.tag != f"{_SHEET_NS}c":
+            continue
+        formula = element.find(f"{_SHEET_NS}f")
+        value = element.find(f"{_SHEET_NS}v")
+        inline = element.find(f"{_SHEET_NS}is")
+        if formula is not None and inline is None and (value is None or not value.text):
+            yield element.get("r", "?"), formula.text or ""
+        element.clear()
+
+
+def _describe_formulas(cells: list[tuple[str, str]], header: list[str]) -> str:
+    by_column: dict[str, list[str]] = {}
+    for reference, formula in cells:
+        letters = re.match(r"[A-Z]+", reference)
+        position = _column_index(letters.group(0)) if letters else -1
+        column = header[position] if 0 <= position < len(header) else reference
+        row = int(reference[len(letters.group(0)) :] or 0) - 1 if letters else 0
+        by_column.setdefault(column, []).append(f"{row} ('={formula}')")
+    parts = [
+        f"column {column!r}: data rows {', '.join(rows[:10])}"
+        + (f" and {len(rows) - 10} more" if len(rows) > 10 else "")
+        for column, rows in by_column.items()
+    ]
+    return (
+        f"{len(cells):,} formula cell(s) of sheet {DATA_SHEET!r} hold no saved value (the tool "
+        "that wrote the workbook did not calculate them) — "
+        + "; ".join(parts)
+        + "; open the workbook in Excel and save it, or paste the values in place of the formulas"
+    )
+
+
+def _column_index(letters: str) -> int:
+    index = 0
+    for letter in letters:
+        index = index * 26 + ord(letter) - ord("A") + 1
+    return index - 1
 
 
 def _excel_frame(rows: list[list], header: list[str]) -> pd.DataFrame:
@@ -243,8 +438,27 @@ def _csv_header(path: Path, handle) -> list[str]:
         raise ExtractError(path, "the file has no header row")
     if len(header) == 1:
         _check_delimiter(path, text)
+    _check_title_lines(path, handle, header)
     _check_header(path, header)
     return header
+
+
+def _check_title_lines(path: Path, handle, header: list[str]) -> None:
+    """A header under title lines (a report's heading, a date): name the line it is on rather
+    than report the titles as column names. Rewinds the file."""
+    if _contract_names(header) * 2 > len(RAW_COLUMNS):
+        return
+    lines = [handle.readline(1 << 16) for _ in range(HEADER_SEARCH_ROWS)]
+    handle.seek(0)
+    texts = [line.decode("utf-8-sig", "replace") for line in lines if line]
+    counts = [_contract_names(next(csv.reader([t]), [])) for t in texts]
+    found = max(range(len(counts)), key=lambda i: (counts[i], -i), default=0)
+    if found > 0 and counts[found] > counts[0]:
+        raise ExtractError(
+            path,
+            f"the header is on line {found + 1} of the file, not line 1; "
+            f"delete the {found} line(s) above it",
+        )
 
 
 def _check_delimiter(path: Path, text: str) -> None:
@@ -268,43 +482,49 @@ def _typed_csv_chunks(path: Path, handle, chunk_rows: int | None) -> Iterator[pd
         for name in header
     }
     try:
-        reader = pacsv.open_csv(
-            handle,
-            read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK_BYTES),
-            convert_options=pacsv.ConvertOptions(
-                column_types=types, null_values=BLANK_TEXTS, strings_can_be_null=True
-            ),
-        )
-        pending: list[pa.RecordBatch] = []
-        held = 0
-        for batch in reader:
-            pending.append(batch)
-            held += batch.num_rows
-            while chunk_rows is not None and held >= chunk_rows:
-                table = pa.Table.from_batches(pending)
-                yield table.slice(0, chunk_rows).to_pandas()
-                rest = table.slice(chunk_rows)
-                pending, held = rest.to_batches(), rest.num_rows
-        if held:
-            yield pa.Table.from_batches(pending).to_pandas()
+        for table in _arrow_csv_tables(handle, types, chunk_rows):
+            yield table.to_pandas()
     except pa.ArrowInvalid as exc:
         raise TypedReadFailed(str(exc)) from exc
 
 
+def _arrow_csv_tables(handle, types: dict, chunk_rows: int | None) -> Iterator[pa.Table]:
+    reader = pacsv.open_csv(
+        handle,
+        read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK_BYTES),
+        convert_options=pacsv.ConvertOptions(
+            column_types=types, null_values=BLANK_TEXTS, strings_can_be_null=True
+        ),
+    )
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    for batch in reader:
+        pending.append(batch)
+        held += batch.num_rows
+        while chunk_rows is not None and held >= chunk_rows:
+            table = pa.Table.from_batches(pending)
+            yield table.slice(0, chunk_rows)
+            rest = table.slice(chunk_rows)
+            pending, held = rest.to_batches(), rest.num_rows
+    if held:
+        yield pa.Table.from_batches(pending)
+
+
 def _csv_chunks(path: Path, handle, chunk_rows: int | None) -> Iterator[pd.DataFrame]:
     """pandas' reader and its type inference. Its C parser ends a value at a NUL byte
-    (`PM\\0EB` reads as `PM`), so a file holding one is read by the Python parser, which keeps
-    the byte for the contract to report (about 6 times slower, and only for such files)."""
+    (`PM\\0EB` reads as `PM`), so a file holding one is read as text by pyarrow, which keeps
+    the byte for the contract to report, at the reader's speed (`_text_csv_chunks`)."""
     _csv_header(path, handle)
-    engine = "python" if _has_nul(handle) else "c"
+    if _has_nul(handle):
+        yield from _text_csv_chunks(path, handle, chunk_rows)
+        return
     try:
         reader = pd.read_csv(
             handle,
             encoding="utf-8-sig",
             encoding_errors="strict",
-            engine=engine,
             chunksize=chunk_rows,
-            **({"low_memory": False} if engine == "c" else {}),
+            low_memory=False,
         )
         if chunk_rows is None:
             yield reader
@@ -314,6 +534,33 @@ def _csv_chunks(path: Path, handle, chunk_rows: int | None) -> Iterator[pd.DataF
     except UnicodeDecodeError as exc:
         raise _not_utf8(path, handle) from exc
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise ExtractError(path, f"malformed CSV ({exc})") from exc
+
+
+def _text_csv_chunks(path: Path, handle, chunk_rows: int | None) -> Iterator[pd.DataFrame]:
+    """Every column read as text by pyarrow, then each number column converted the way pandas
+    infers it: numbers if every value is one, else the texts, so that the contract quotes the
+    bad ones (a NUL included). Clean columns are cast in Arrow, at the reader's speed."""
+    header = _csv_header(path, handle)
+    try:
+        for table in _arrow_csv_tables(handle, dict.fromkeys(header, pa.string()), chunk_rows):
+            columns, texts = [], []
+            for name, column in zip(table.column_names, table.columns, strict=True):
+                if RAW_COLUMNS.get(name, "text") != "text":
+                    try:
+                        column = pc.cast(column, pa.float64())
+                    except pa.ArrowInvalid:
+                        texts.append(name)
+                columns.append(column)
+            frame = pa.Table.from_arrays(columns, names=table.column_names).to_pandas()
+            for name in texts:
+                numbers = pd.to_numeric(frame[name], errors="coerce")
+                if numbers.notna().sum() == frame[name].notna().sum():
+                    frame[name] = numbers  # e.g. numbers padded with spaces, as pandas reads
+            yield frame
+    except pa.ArrowInvalid as exc:
+        if "UTF8" in str(exc):
+            raise _not_utf8(path, handle) from exc
         raise ExtractError(path, f"malformed CSV ({exc})") from exc
 
 

@@ -14,8 +14,8 @@ from affluent_assets.lib.warehouse import table_exists, transaction_over
 HISTORY = "candidate_history"
 SNAPSHOT_COLUMNS = [
     "snapshot_id", "snapshot_at", "model_version", "policy", "score_cut", "candidate_rank",
-    "customer_key", "affluent_probability", "expected_precision", "reason_1", "reason_2",
-    "reason_3",
+    "customer_key", "affluent_probability", "expected_precision", "estimated_precision",
+    "group", "reason_1", "reason_2", "reason_3",
 ]  # fmt: skip
 VIEWS = {
     "latest_candidate_list": f"""
@@ -46,6 +46,10 @@ def snapshot(
     for column in ("reason_1", "reason_2", "reason_3", "expected_precision"):
         if column not in frame:
             frame[column] = None
+    if "estimated_precision" not in frame:
+        frame["estimated_precision"] = None
+    if "group" not in frame:
+        frame["group"] = "campaign"  # a list without a control group: everyone is called
     return frame[SNAPSHOT_COLUMNS]
 
 
@@ -55,9 +59,19 @@ def append_snapshot(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> int:
     with transaction_over(con, frame):
         if not table_exists(con, HISTORY):
             con.execute(f"create table {HISTORY} as select * from incoming_frame limit 0")
+        _add_new_columns(con)
         ids = frame["snapshot_id"].unique().tolist()
         con.execute(f"delete from {HISTORY} where snapshot_id in (select unnest(?))", [ids])
         con.execute(f"insert into {HISTORY} by name select * from incoming_frame")
         for statement in VIEWS.values():
             con.execute(statement)
     return con.execute(f"select count(distinct snapshot_id) from {HISTORY}").fetchall()[0][0]
+
+
+def _add_new_columns(con: duckdb.DuckDBPyConnection) -> None:
+    """Columns snapshots gained later (`group`, `estimated_precision`), added to a history
+    kept from before: its earlier snapshots read them as missing."""
+    kept = {row[0] for row in con.execute(f"describe {HISTORY}").fetchall()}
+    for name, kind, *_ in con.execute("describe incoming_frame").fetchall():
+        if name not in kept:
+            con.execute(f'alter table {HISTORY} add column "{name}" {kind}')

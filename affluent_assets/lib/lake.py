@@ -12,6 +12,7 @@ or fails because of a landing run. The warehouse holds only the views (`create_v
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
@@ -31,7 +32,9 @@ LATEST_CANDIDATES = "latest_candidates"
 # Every list a landed batch has had, one file per batch and run (append-only): a rescored or
 # replaced batch keeps its earlier lists here.
 CANDIDATE_HISTORY = "batch_candidate_history"
-TABLES = (SCORES, CANDIDATES, CANDIDATE_HISTORY)
+# Each batch's estimated precision and recall at the threshold and capacity cuts.
+ESTIMATES = "batch_estimates"
+TABLES = (SCORES, CANDIDATES, CANDIDATE_HISTORY, ESTIMATES)
 # Batch keys never start with "_" (see landing.batch_key_for), so these names cannot collide.
 STAGING = "_staging"
 EMPTY_FILE = "_empty.parquet"
@@ -59,12 +62,20 @@ def staging_dir(lake: str | Path, batch_key: str) -> Path:
             if old.stat().st_mtime < cutoff:
                 discard_staging(old)
     folder = parent / uuid.uuid4().hex
-    folder.mkdir(parents=True)
+    try:
+        folder.mkdir(parents=True)
+    except FileNotFoundError:  # a run of another batch removed the empty parent meanwhile
+        folder.mkdir(parents=True)
     return folder
 
 
 def discard_staging(folder: Path) -> None:
+    """Remove one run's work, and its batch's staging folder once no other run's work is in it
+    (an empty folder per batch key would otherwise pile up, one for every file ever landed)."""
     shutil.rmtree(folder, ignore_errors=True)
+    # OSError: another run of the batch still works there, or the folder is already gone.
+    with contextlib.suppress(OSError):
+        folder.parent.rmdir()
 
 
 def publish(staged: Path, lake: str | Path, table: str, batch_key: str) -> Path:
@@ -148,7 +159,9 @@ def view_statements(lake: str | Path) -> dict[str, str]:
     scores = f"read_parquet('{_glob(lake, SCORES)}', union_by_name = true)"
     candidates = f"read_parquet('{_glob(lake, CANDIDATES)}', union_by_name = true)"
     history = f"read_parquet('{_glob(lake, CANDIDATE_HISTORY)}', union_by_name = true)"
+    estimates = f"read_parquet('{_glob(lake, ESTIMATES)}', union_by_name = true)"
     return {
+        ESTIMATES: f"create or replace view {ESTIMATES} as select * from {estimates}",
         CANDIDATE_HISTORY: f"create or replace view {CANDIDATE_HISTORY} as select * from {history}",
         SCORES: f"create or replace view {SCORES} as select * from {scores}",
         CANDIDATES: f"create or replace view {CANDIDATES} as select * from {candidates}",
@@ -210,6 +223,23 @@ def create_views(con: duckdb.DuckDBPyConnection, lake: str | Path) -> None:
     except Exception:
         con.execute("rollback")
         raise
+
+
+def batch_summary(lake: str | Path, batch_key: str) -> dict | None:
+    """What the lake holds for a batch: rows, content hash, source file, model version and
+    when it was scored (read from the scores file's metadata and first rows); None if nothing."""
+    path = batch_file(lake, SCORES, batch_key)
+    try:
+        parquet = pq.ParquetFile(path)
+    except FileNotFoundError:
+        return None
+    summary = {"rows": parquet.metadata.num_rows}
+    if parquet.metadata.num_rows:
+        names = ["content_hash", "source_file", "model_version", "scored_at"]
+        present = [name for name in names if name in parquet.schema_arrow.names]
+        first = parquet.read_row_group(0, columns=present).slice(0, 1).to_pylist()[0]
+        summary.update(first)
+    return summary
 
 
 def scored_elsewhere(lake: str | Path, digest: str, batch_key: str) -> str | None:

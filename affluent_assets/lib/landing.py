@@ -5,8 +5,11 @@ Exactly-once rules, in order:
 - a tick only lists and stats files; a file is identified by its name, size and mtime;
 - a file is ready when two consecutive ticks saw the same size and mtime (still-growing files
   wait); its run key is `<batch key>:<size>:<mtime_ns>`, so it runs once per version;
-- the batch key comes from the file name, made safe for partitions, paths and SQL;
-- the run hashes the content; content already scored under another batch adds no rows.
+- the batch key comes from the file name, made safe for partitions, paths and SQL: a batch is
+  a place (this folder and a name), and a file of that name landing again is a new version of
+  that batch, which replaces its rows and says so (its earlier list stays in the history);
+- the run hashes the content; content already scored under another batch adds no rows, and
+  the batch that holds them is named.
 """
 
 from __future__ import annotations
@@ -115,6 +118,19 @@ def batch_key_for(file_name: str) -> str:
         return safe
     digest = hashlib.sha256(file_name.encode("utf-8", "surrogateescape")).hexdigest()[:8]
     return f"{safe[:MAX_KEY_LENGTH]}-{digest}"
+
+
+def batch_key_for_path(path: str | Path, landing_dir: str | Path) -> str:
+    """The batch of a file scored where it lies (`affluent score PATH`). In the landing folder it
+    is the sensor's key for the name, so both ways of scoring a file agree. Anywhere else the
+    key also carries a hash of the folder: `a/report.csv` and `b/report.csv` are two batches,
+    while scoring `a/report.csv` again (say, fixed) is the same batch and replaces it."""
+    path = Path(path).resolve()
+    key = batch_key_for(path.name)
+    if path.parent == Path(landing_dir).resolve():
+        return key
+    folder = str(path.parent).encode("utf-8", "surrogateescape")
+    return f"{key}-{hashlib.sha256(folder).hexdigest()[:8]}"
 
 
 def is_landing_name(name: str) -> bool:

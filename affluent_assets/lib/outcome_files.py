@@ -91,26 +91,37 @@ def _read_text_table(path: Path) -> pd.DataFrame:
 
 
 # What each batch's customers were given, by the version that scored them: flagged when the
-# version predicted AFFLUENT or put them on a list (a list may cut below the threshold).
-# table -> (its batch key, whether a row was flagged)
+# version predicted AFFLUENT or put them on a list (a list may cut below the threshold), and
+# held back when the list drew them into its control group.
+# table -> (its batch key, whether a row was flagged, whether it was on the list)
 _PREDICTION_SOURCES = {
-    "batch_scores": ("batch_key", "predicted_segment = 'AFFLUENT'"),
-    "batch_candidate_history": ("batch_key", "true"),
-    "scored_customers": (f"'{MAIN_LIST}'", "predicted_segment = 'AFFLUENT'"),
-    "candidate_history": (f"'{MAIN_LIST}'", "true"),
+    "batch_scores": ("batch_key", "predicted_segment = 'AFFLUENT'", False),
+    "batch_candidate_history": ("batch_key", "true", True),
+    "scored_customers": (f"'{MAIN_LIST}'", "predicted_segment = 'AFFLUENT'", False),
+    "candidate_history": (f"'{MAIN_LIST}'", "true", True),
 }
+
+
+def _control(con: duckdb.DuckDBPyConnection, table: str, is_list: bool) -> str:
+    """Whether a row was held back: lists kept before control groups existed have no `group`."""
+    if not is_list:
+        return "false"
+    columns = [column[0] for column in con.execute(f"select * from {table} limit 0").description]
+    return """coalesce("group" = 'control', false)""" if "group" in columns else "false"
 
 
 def match_predictions(
     con: duckdb.DuckDBPyConnection, outcomes: pd.DataFrame, source: str
 ) -> pd.DataFrame:
-    """`outcomes` with the score each customer had (`affluent_probability`) and whether that
-    version flagged them (`flagged`); ExtractError naming the rows that match nothing scored."""
+    """`outcomes` with the score each customer had (`affluent_probability`), whether that
+    version flagged them (`flagged`) and whether its list held them back as control
+    (`control`, 0/1); ExtractError naming the rows that match nothing scored."""
     present = relations(con)
     branches = [
         f"select {batch} as batch_key, customer_key, model_version::varchar as model_version,"
-        f" affluent_probability, {flagged} as flagged from {table}"
-        for table, (batch, flagged) in _PREDICTION_SOURCES.items()
+        f" affluent_probability, {flagged} as flagged, {_control(con, table, is_list)} as control"
+        f" from {table}"
+        for table, (batch, flagged, is_list) in _PREDICTION_SOURCES.items()
         if table in present
     ]
     if not branches:
@@ -120,7 +131,7 @@ def match_predictions(
             f"""
             with scored as ({" union all ".join(branches)})
             select o.*, max(s.affluent_probability) as affluent_probability,
-                   bool_or(s.flagged) as flagged
+                   bool_or(s.flagged) as flagged, bool_or(s.control) as control
             from outcome_rows o left join scored s using ({", ".join(KEY)})
             group by all order by o.file_position"""
         ).df()
@@ -129,6 +140,7 @@ def match_predictions(
         what = "not scored by that model version in that batch (batch_key, model_version)"
         _raise_rows(unmatched.set_index("file_position")["customer_key"], what, source)
     matched["flagged"] = matched["flagged"].astype("int64")
+    matched["control"] = matched["control"].astype("int64")
     return matched.drop(columns="file_position")
 
 
@@ -165,8 +177,11 @@ def read_outcome_folder(con: duckdb.DuckDBPyConnection, folder: str | Path) -> O
             continue
         frames.append(matched.assign(outcome_file=name))
         versions = ", ".join(f"v{v}" for v in sorted(matched["model_version"].unique(), key=int))
+        held_back = int(matched["control"].sum())
+        control = f", {held_back:,} of them control" if held_back else ""
         read.accepted[name] = (
-            f"{len(matched):,} customers, {int(matched['upgraded'].sum()):,} upgraded ({versions})"
+            f"{len(matched):,} customers{control}, {int(matched['upgraded'].sum()):,} upgraded "
+            f"({versions})"
         )
     if frames:
         read.records = pd.concat(frames, ignore_index=True)

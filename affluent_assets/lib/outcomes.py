@@ -9,8 +9,10 @@ from __future__ import annotations
 from contextlib import nullcontext
 
 import duckdb
+import numpy as np
 import pandas as pd
 
+from affluent_assets.lib.estimates import EXACT_MAX, count_interval, moments_interval
 from affluent_assets.lib.warehouse import registered, relations
 
 TOP_SHARES = (5, 10, 20)
@@ -34,10 +36,12 @@ _LABELLED_ROWS = f"""
 select '{LABELLED_FILES}' as source, model_version, affluent_probability,
        (predicted_segment = 'AFFLUENT')::int as flag, (c_seg = 'AFFLUENT')::int as up
 from batch_scores where c_seg is not null"""
+# Control customers were held back, not called: they measure the campaign's effect (uplift),
+# not the list's precision.
 _OUTCOME_ROWS = f"""
 select '{OUTCOME_FILES}' as source, model_version, affluent_probability, flagged as flag,
        upgraded as up
-from outcome_records"""
+from outcome_records where control = 0"""
 
 OUTCOMES_SQL = f"""
 with labelled as (
@@ -52,6 +56,11 @@ select source, model_version, count(*) as customers, sum(up) as affluent, sum(fl
        case when sum(flag) < count(*) then sum(flag * up) / nullif(sum(up), 0) end
            as realized_recall,
        min(case when flag = 1 then affluent_probability end) as lowest_flagged_score,
+       -- what the flagged customers' own scores promised (lib/estimates)
+       sum(flag * affluent_probability) / nullif(sum(flag), 0) as estimated_precision,
+       sum(flag * affluent_probability * (1 - affluent_probability)) as flagged_variance,
+       case when sum(flag) <= {EXACT_MAX} then
+           list(affluent_probability) filter (where flag = 1) end as flagged_scores,
        {", ".join(_top(share) for share in TOP_SHARES)}
 from labelled group by source, model_version order by source, model_version
 """
@@ -59,7 +68,8 @@ from labelled group by source, model_version order by source, model_version
 
 COLUMNS = [
     "source", "model_version", "customers", "affluent", "flagged", "realized_precision",
-    "realized_recall", "lowest_flagged_score",
+    "realized_recall", "lowest_flagged_score", "estimated_precision", "estimated_low",
+    "estimated_high",
     *[f"{kind}_top_{share}pct" for share in TOP_SHARES for kind in ("precision", "recall")],
 ]  # fmt: skip
 
@@ -79,7 +89,52 @@ def realized_outcomes(
     sql = OUTCOMES_SQL.format(rows=" union all ".join(parts))
     frame = registered(con, "outcome_records", outcome_records) if has_records else nullcontext()
     with frame:
-        return con.execute(sql).df()
+        return _with_intervals(con.execute(sql).df())
+
+
+def _with_intervals(table: pd.DataFrame) -> pd.DataFrame:
+    """The 90% interval of the flagged count, as a share: exact over the flagged customers'
+    scores when they are few, else from the sums (normal approximation)."""
+    bounds = []
+    for r in table.itertuples():
+        flagged = int(r.flagged or 0)
+        if not flagged:
+            bounds.append((float("nan"), float("nan")))
+            continue
+        scores = r.flagged_scores
+        if isinstance(scores, list | np.ndarray) and len(scores) == flagged:
+            low, high = count_interval(np.asarray(scores, dtype="float64"))
+        else:
+            total = r.estimated_precision * flagged
+            low, high = moments_interval(flagged, total, r.flagged_variance)
+        bounds.append((low / flagged, high / flagged))
+    table = table.drop(columns=["flagged_variance", "flagged_scores"])
+    position = table.columns.get_loc("estimated_precision") + 1
+    table.insert(position, "estimated_low", [low for low, _ in bounds])
+    table.insert(position + 1, "estimated_high", [high for _, high in bounds])
+    return table
+
+
+def calibration_breaks(
+    outcomes: pd.DataFrame, estimate_margin: float, min_flagged: int
+) -> pd.DataFrame:
+    """Rows where calibration broke for the population: realized precision outside the 90%
+    interval its own scores gave, or the scores' estimate and the holdout's figure more than
+    `estimate_margin` apart (the population is not the one the holdout described), judged on at
+    least `min_flagged` flagged customers. `why` says which."""
+    judged = outcomes[outcomes["flagged"] >= min_flagged].copy()
+    outside = (judged["realized_precision"] < judged["estimated_low"]) | (
+        judged["realized_precision"] > judged["estimated_high"]
+    )
+    parted = (judged["estimated_precision"] - judged["expected_precision"]).abs() > estimate_margin
+    judged["why"] = [
+        "; ".join(
+            filter(None, ["realized outside the estimate's interval" if o else "",
+                          "estimate and holdout apart" if p else ""])
+        )
+        for o, p in zip(outside, parted, strict=True)
+    ]  # fmt: skip
+    return judged[outside | parted]
 
 
 def shortfalls(outcomes: pd.DataFrame, margin: float, min_flagged: int) -> pd.DataFrame:

@@ -11,6 +11,8 @@ are then gathered for every customer. Tests hold the result equal to `predict_pr
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import pandas as pd
 from sklearn.impute import SimpleImputer
@@ -57,30 +59,66 @@ def _impute(imputer: SimpleImputer, features: pd.DataFrame, columns: list, targe
 
 
 def _transform_distinct(transformer, part: pd.DataFrame, target) -> None:
-    """`transformer.transform(part)` computed once per distinct row of `part`, then gathered."""
+    """`transformer.transform(part)` computed once per distinct row of `part`, then gathered.
+    Encodings are remembered per fitted transformer (`_ENCODED`), so a request of one
+    customer whose levels were seen before costs a lookup, not a call into scikit-learn."""
     combined = np.zeros(len(part), dtype="int64")
     for column in part.columns:
         codes, levels = pd.factorize(part[column], use_na_sentinel=False)
         combined = combined * (len(levels) + 1) + codes
     _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
-    encoded = np.asarray(transformer.transform(part.iloc[first]), dtype=target.dtype)
+    distinct = part.iloc[first]
+    encoded = np.empty((len(distinct), target.shape[1]), dtype=target.dtype)
+    memory = _ENCODED.setdefault(transformer, {})
+    keys = [tuple(_key(v) for v in row) for row in distinct.itertuples(index=False, name=None)]
+    unseen = [i for i, key in enumerate(keys) if key not in memory]
+    if unseen:
+        fresh = np.asarray(transformer.transform(distinct.iloc[unseen]), dtype="float64")
+        for i, row in zip(unseen, fresh, strict=True):
+            if len(memory) < MAX_REMEMBERED:
+                memory[keys[i]] = row
+            encoded[i] = row
+    for i, key in enumerate(keys):
+        if key in memory:
+            encoded[i] = memory[key]
     inverse = inverse.reshape(-1)
     for j in range(encoded.shape[1]):
         target[:, j] = encoded[inverse, j]
+
+
+# Fitted transformer -> {levels of one row: its encoded row}. Weak: a model no longer loaded
+# takes its encodings with it. Bounded: unknown levels from many requests cannot grow it.
+_ENCODED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+MAX_REMEMBERED = 20_000
+
+
+def _key(value):
+    """A level as a dictionary key that equals itself: NaN (blank) is not equal to NaN."""
+    return _BLANK if isinstance(value, float) and value != value else value
+
+
+_BLANK = ("blank",)
 
 
 def is_booster(pipeline: Pipeline) -> bool:
     return isinstance(pipeline.named_steps["model"], XGBClassifier)
 
 
-def pipeline_probability(pipeline: Pipeline, features: pd.DataFrame) -> np.ndarray:
+def pipeline_probability(
+    pipeline: Pipeline, features: pd.DataFrame, matrix: np.ndarray | None = None
+) -> np.ndarray:
     """`pipeline.predict_proba(features)[:, 1]`, computed on the prepared matrix: for XGBoost
-    the booster's own `inplace_predict`, for the other families their `predict_proba`."""
+    the booster's own `inplace_predict`, for the other families their `predict_proba`.
+    `matrix`: the float64 prepared matrix when the caller has it (reasons need it too); its
+    float32 copy is the same matrix the booster would get built directly in float32."""
     if features.empty:
         return np.zeros(0, dtype="float64")
     estimator = pipeline.named_steps["model"]
     if is_booster(pipeline):
-        matrix = prepared_matrix(pipeline, features, "float32")
+        if matrix is None:
+            matrix = prepared_matrix(pipeline, features, "float32")
+        matrix = np.asarray(matrix, dtype="float32")
         return np.asarray(estimator.get_booster().inplace_predict(matrix), dtype="float64")
-    matrix = prepared_matrix(pipeline, features, "float64")
+    if matrix is None:
+        matrix = prepared_matrix(pipeline, features, "float64")
     return estimator.predict_proba(matrix)[:, 1].astype("float64")

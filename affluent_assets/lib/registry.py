@@ -102,6 +102,9 @@ def log_and_register(
             signature=signature,
             registered_model_name=model_name,
             serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+            # MLflow's own serving (`mlflow models serve`, pyfunc) then answers with the
+            # calibrated probabilities, not labels cut at 0.5 (the champion's threshold is not).
+            pyfunc_predict_fn="predict_proba",
         )
         version = str(info.registered_model_version)
     client = MlflowClient(tracking_uri)

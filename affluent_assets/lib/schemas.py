@@ -8,12 +8,17 @@ exactly) are not violations: `quality_findings` counts them for a non-blocking c
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
 from affluent_assets.lib.contract import (
     AGE_PLACEHOLDER,
+    COUNT_COLUMNS,
+    DOCUMENTED_RANGES,
+    GAP_BLOCKS,
     INCOME_BANDS,
     LABEL,
     LABEL_LEVELS,
@@ -36,6 +41,7 @@ from affluent_assets.lib.features import (
 MAX_ROWS_NAMED = 10  # rows quoted per failing column and check; the rest are counted
 CONTROL_CHECK = "no_control_characters"
 REPEATED_HEADER = "repeated_header"
+EMPTY_ROW = "empty_row"
 DUPLICATE_ROWS = "duplicate_rows"
 CONTRACT_BROKEN = "breaks the data contract"
 
@@ -84,7 +90,7 @@ def _raw_column(name: str, kind: str, require_label: bool) -> pa.Column:
     checks = [FINITE]
     if name in NON_NEGATIVE_COLUMNS:
         checks.append(pa.Check.ge(0, error="must not be negative"))
-    if kind == "int":
+    if kind == "int" or name in COUNT_COLUMNS:
         checks.append(
             pa.Check(
                 lambda s: s.isna() | (s % 1 == 0),
@@ -134,8 +140,13 @@ def validate_frame(
     found = []
     headers = _repeated_header_rows(frame)
     if len(headers):
-        found.append(_header_cases(headers))
+        found.append(_header_cases(headers, "header", REPEATED_HEADER, "the header line"))
         frame = frame.drop(index=headers)
+    empty = _empty_rows(frame) if schema.name == "raw_extract" else frame.index[:0]
+    if len(empty):
+        # Said once per row, not as a blank in every required column of it.
+        found.append(_header_cases(empty, "row", EMPTY_ROW, "no value in any column"))
+        frame = frame.drop(index=empty)
     try:
         # inplace: coercion replaces the frame's own columns instead of copying all of them
         valid = schema.validate(frame, lazy=True, inplace=True)
@@ -159,14 +170,27 @@ def _repeated_header_rows(frame: pd.DataFrame) -> pd.Index:
     return frame.index[hits * 2 > len(present)]
 
 
-def _header_cases(rows: pd.Index) -> pd.DataFrame:
+def _empty_rows(frame: pd.DataFrame) -> pd.Index:
+    """Rows with no value in any contract column (a sheet's used range often runs past the
+    table, in rows of empty cells or of cells holding empty text)."""
+    present = [c for c in RAW_COLUMNS if c in frame.columns]
+    empty = np.ones(len(frame), dtype=bool)
+    for column in present:  # column by column: selecting them all would copy the chunk
+        empty &= frame[column].isna().to_numpy()
+        if not empty.any():
+            break
+    return frame.index[empty] if present else frame.index[:0]
+
+
+def _header_cases(rows: pd.Index, column: str, check: str, case: str) -> pd.DataFrame:
+    """Failure cases of a whole row (a repeated header, an empty row), as pandera's look."""
     return pd.DataFrame(
         {
             "schema_context": "DataFrameSchema",
-            "column": "header",  # a string, not NaN: a (column, check) key must equal itself
-            "check": REPEATED_HEADER,
+            "column": column,  # a string, not NaN: a (column, check) key must equal itself
+            "check": check,
             "check_number": None,
-            "failure_case": "the header line",
+            "failure_case": case,
             "index": rows,
         }
     )
@@ -203,7 +227,7 @@ def _describe_group(column, check: str, group: pd.DataFrame, total: int | None) 
         missing = ", ".join(repr(name) for name in group["failure_case"])
         return f"missing column{'s' if len(group) > 1 else ''} {missing}"
     label = "column" if pd.notna(column) else "table"
-    what = _readable_check(check)
+    what = readable_check(check)
     indexed = group[group["index"].notna()].sort_values("index", kind="stable")
     if indexed.empty:
         return f"{label} {column!r}: {what}"
@@ -213,12 +237,45 @@ def _describe_group(column, check: str, group: pd.DataFrame, total: int | None) 
     if check == REPEATED_HEADER:
         listed = ", ".join(map(str, rows))
         return f"the header line is repeated at data rows {listed}{more} (files concatenated?)"
+    if check == EMPTY_ROW:
+        return (
+            f"{count} empty row(s), with no value in any column (cells blank or holding only "
+            f"empty text): data rows {_spans(rows)}{more}; delete them"
+        )
     values = indexed["failure_case"].to_numpy()[:MAX_ROWS_NAMED]
-    shown = ", ".join(f"{row} ({value!r})" for row, value in zip(rows, values, strict=True))
+    shown = ", ".join(f"{row} ({shown_value(v)})" for row, v in zip(rows, values, strict=True))
     return f"{label} {column!r}: {what} on {count} row(s): data rows {shown}{more}"
 
 
-def _readable_check(check: str) -> str:
+def shown_value(value) -> str:
+    """A value as a person would type it in the file: text quoted (control characters
+    escaped), whole numbers without a trailing `.0`, never a numpy repr."""
+    if isinstance(value, str):
+        return repr(value)
+    if value is None or (isinstance(value, float | np.floating) and math.isnan(value)):
+        return "blank"
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        number = float(value)
+        return str(int(number)) if number.is_integer() and abs(number) < 1e15 else repr(number)
+    return repr(value)
+
+
+def _spans(rows) -> str:
+    """Ascending row numbers with runs shortened: `6-25, 30`."""
+    spans: list[list[int]] = []
+    for row in map(int, rows):
+        if spans and row == spans[-1][1] + 1:
+            spans[-1][1] = row
+        else:
+            spans.append([row, row])
+    return ", ".join(f"{a}-{b}" if b > a else str(a) for a, b in spans)
+
+
+def readable_check(check: str) -> str:
     if check.startswith("coerce_dtype"):
         return f"value of the wrong type ({check})"
     if check.startswith("dtype"):
@@ -260,8 +317,14 @@ class QualityFindings:
     def total(self) -> int:
         return sum(self.counts.values())
 
-    def add(self, name: str, mask: pd.Series, values: pd.Series) -> None:
+    def add(self, name: str, mask: pd.Series, values: pd.Series | None = None) -> None:
+        """Count the rows of `mask`; the examples are their values, or (without `values`)
+        their data row numbers."""
         self._counts[name] = int(mask.sum())
+        if values is None:
+            rows = mask.index[mask.to_numpy()][:5] + 1
+            self._examples[name] = [f"data row {row}" for row in rows]
+            return
         self._examples[name] = sorted({str(v) for v in values[mask].head(50)})[:5]
 
     def add_rows(self, frame: pd.DataFrame) -> None:
@@ -300,9 +363,17 @@ class QualityFindings:
 
     def _first_repeats(self) -> list[str]:
         """The first data rows that repeat an earlier row (only when some do)."""
+        return [f"data row {row + 1}" for row in self._repeats()[:MAX_ROWS_NAMED]]
+
+    def _repeats(self) -> np.ndarray:
         every = pd.concat(self._row_hashes) if len(self._row_hashes) > 1 else self._row_hashes[0]
-        later = np.flatnonzero(every.duplicated(keep="first").to_numpy())[:MAX_ROWS_NAMED]
-        return [f"data row {row + 1}" for row in sorted(every.index[later])]
+        return np.sort(every.index[every.duplicated(keep="first").to_numpy()].to_numpy())
+
+    def repeated_rows(self) -> np.ndarray:
+        """Positions in the file (0 = data row 1) of every row that repeats an earlier one."""
+        if not self.counts.get(DUPLICATE_ROWS):
+            return np.empty(0, dtype="int64")
+        return self._repeats()
 
 
 def quality_findings(raw: pd.DataFrame) -> QualityFindings:
@@ -323,11 +394,75 @@ def quality_findings(raw: pd.DataFrame) -> QualityFindings:
     findings.add("num_prd_out_of_range", ~products.between(*NUM_PRD_RANGE), products)
     funds = raw["N_FUNDS"]
     findings.add("n_funds_out_of_range", funds.notna() & ~funds.between(*N_FUNDS_RANGE), funds)
+    _documented_rules(findings, raw)
     extra = [c for c in raw.columns if c not in RAW_COLUMNS]
     findings._counts["extra_columns"] = len(extra)
     findings._examples["extra_columns"] = extra[:5]
     findings.add_rows(raw.drop(columns=extra) if extra else raw)
     return findings
+
+
+def _documented_rules(findings: QualityFindings, raw: pd.DataFrame) -> None:
+    """The contract's other documented facts, as warnings: each column's range, the gap blocks
+    that share one mask, and AVG_TRN_AMT = ANN_TRN_AMT / 12."""
+    for column, (low, high) in DOCUMENTED_RANGES.items():
+        values = raw[column]
+        findings.add(f"out_of_range_{column}", values.notna() & ~values.between(low, high), values)
+    for block, columns in GAP_BLOCKS.items():
+        blanks = [raw[column].isna().to_numpy() for column in columns]
+        some, every = np.logical_or.reduce(blanks), np.logical_and.reduce(blanks)
+        findings.add(f"gap_block_{block}", pd.Series(some & ~every, index=raw.index))
+    average, annual = raw["AVG_TRN_AMT"], raw["ANN_TRN_AMT"]
+    # "exactly" up to the cents a file is saved with
+    off = average.notna() & annual.notna() & ((average - annual / 12).abs() > 0.006)
+    findings.add("avg_trn_amt_not_annual_over_12", off, average)
+
+
+# What each finding means, for the person who handed in the file (`quality_warnings`).
+FINDING_TEXTS = {
+    DUPLICATE_ROWS: "row(s) repeat an earlier row exactly (scored, but listed once on the call "
+    "list)",
+    "extra_columns": "column(s) the contract does not have (ignored)",
+    "age_out_of_range": "C_AGE below 0 or above 100 (other than the placeholder 122)",
+    "income_band_unknown": "INCM_TYP outside the bands 1-8",
+    "num_prd_out_of_range": "NUM_PRD outside 1-9",
+    "n_funds_out_of_range": "N_FUNDS outside 1-14",
+    "avg_trn_amt_not_annual_over_12": "AVG_TRN_AMT is not ANN_TRN_AMT / 12",
+}
+
+
+def _finding_text(name: str) -> str:
+    if name in FINDING_TEXTS:
+        return FINDING_TEXTS[name]
+    if name.startswith("unknown_level_"):
+        return f"{name.removeprefix('unknown_level_')} level(s) the contract does not list"
+    if name.startswith("out_of_range_"):
+        column = name.removeprefix("out_of_range_")
+        low, high = DOCUMENTED_RANGES[column]
+        return f"{column} outside the contract's range {low:,.0f} to {high:,.0f}"
+    if name.startswith("gap_block_"):
+        columns = GAP_BLOCKS[name.removeprefix("gap_block_")]
+        return f"row(s) with only some of {', '.join(columns)} blank (they share one gap)"
+    return name
+
+
+def _example(text: str) -> str:
+    try:
+        return shown_value(float(text))
+    except ValueError:
+        return text if text.startswith("data row") else repr(text)
+
+
+def quality_warnings(counts: dict[str, int], examples: dict[str, list], skip=()) -> list[str]:
+    """One sentence per data-quality finding: how many rows, what, and a few examples, as the
+    person who handed in the file reads them (the CLI, the page and the API show these)."""
+    lines = []
+    for name, count in counts.items():
+        if not count or name in skip:
+            continue
+        shown = ", ".join(_example(str(e)) for e in examples.get(name, []))
+        lines.append(f"{count:,} × {_finding_text(name)}" + (f" (e.g. {shown})" if shown else ""))
+    return lines
 
 
 def clean_customers_schema(require_label: bool = True) -> pa.DataFrameSchema:

@@ -22,10 +22,15 @@ DISPLAY_NAMES = {snake_case(c): c for c in RAW_COLUMNS} | {"age": "C_AGE"}
 
 
 def score_features(
-    model: CalibratedModel, features: pd.DataFrame, threshold: float, decile_edges: list[float]
+    model: CalibratedModel,
+    features: pd.DataFrame,
+    threshold: float,
+    decile_edges: list[float],
+    matrix: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """customer_key, probability, decile (1 = top) and predicted segment for each row."""
-    probability = predict_probability(model, features)
+    """customer_key, probability, decile (1 = top) and predicted segment for each row.
+    `matrix`: the rows' prepared matrix (float64) when the caller has it already."""
+    probability = predict_probability(model, features, matrix)
     return pd.DataFrame(
         {
             "customer_key": features["customer_key"].to_numpy(),
@@ -60,17 +65,18 @@ def prefer_out_of_fold(
 
 
 def feature_contributions(
-    model: CalibratedModel, features: pd.DataFrame
+    model: CalibratedModel, features: pd.DataFrame, matrix: np.ndarray | None = None
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Per-row contribution of each model feature to the uncalibrated score, one-hot columns
     summed back to their source column, and the base value per row; each row sums to the
     model's raw output. XGBoost: exact tree SHAP in log-odds; logistic regression: coefficient
     x standardized value, in log-odds; random forest: path contributions, in probability.
     XGBoost's tree SHAP comes from lib/tree_shap.py: the same values as the booster's
-    `pred_contribs`, several times faster on many rows."""
+    `pred_contribs`, several times faster on many rows. `matrix`: the rows' prepared matrix
+    (float64) when the caller has it already."""
     preprocess = model.pipeline.named_steps["preprocess"]
     estimator = model.pipeline.named_steps["model"]
-    transformed = prepared_matrix(model.pipeline, features, "float64")
+    transformed = prepared_matrix(model.pipeline, features, "float64") if matrix is None else matrix
     if isinstance(estimator, XGBClassifier):
         per_column, base = _explainer(estimator.get_booster()).contributions(transformed)
     elif isinstance(estimator, LogisticRegression):
@@ -78,12 +84,23 @@ def feature_contributions(
         base = np.full(len(transformed), float(estimator.intercept_[0]))
     else:
         per_column, base = _forest_contributions(estimator, transformed)
-    source = [_source_feature(name) for name in preprocess.get_feature_names_out()]
-    kept = [c for c in MODEL_FEATURES if c in source]
-    # One-hot columns summed back to their feature: a 0/1 matrix product, column order kept.
-    membership = np.asarray([[s == c for c in kept] for s in source], dtype="float64")
+    kept, membership = _membership(preprocess)
     grouped = np.asarray(per_column, dtype="float64") @ membership
     return pd.DataFrame(grouped, columns=kept, index=features.index), base
+
+
+_MEMBERSHIP: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _membership(preprocess) -> tuple[list[str], np.ndarray]:
+    """The model features and the 0/1 matrix that sums one-hot columns back to them (column
+    order kept), once per fitted preprocessing."""
+    if preprocess not in _MEMBERSHIP:
+        source = [_source_feature(name) for name in preprocess.get_feature_names_out()]
+        kept = [c for c in MODEL_FEATURES if c in source]
+        membership = np.asarray([[s == c for c in kept] for s in source], dtype="float64")
+        _MEMBERSHIP[preprocess] = (kept, membership)
+    return _MEMBERSHIP[preprocess]
 
 
 _EXPLAINERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -94,6 +111,14 @@ def _explainer(booster) -> TreeExplainer:
     if booster not in _EXPLAINERS:
         _EXPLAINERS[booster] = TreeExplainer(booster)
     return _EXPLAINERS[booster]
+
+
+def warm_explainer(model: CalibratedModel) -> None:
+    """Build a booster's explainer tables now (a loaded champion's first explanation would
+    otherwise pay about a second for them)."""
+    estimator = model.pipeline.named_steps["model"]
+    if isinstance(estimator, XGBClassifier):
+        _explainer(estimator.get_booster())
 
 
 def _forest_contributions(forest, transformed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -134,7 +159,10 @@ def _source_feature(transformed_name: str) -> str:
 
 
 def reason_codes(
-    model: CalibratedModel, features: pd.DataFrame, count: int = REASON_COUNT
+    model: CalibratedModel,
+    features: pd.DataFrame,
+    count: int = REASON_COUNT,
+    matrix: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The `count` features that push each customer's score up the most, as text a person can
     read, e.g. `NUM_PRD = 4 (+0.81)` (see `feature_contributions` for the units). Only
@@ -142,20 +170,23 @@ def reason_codes(
     reasons = {f"reason_{i + 1}": [] for i in range(count)}
     if features.empty:
         return pd.DataFrame(reasons, index=features.index, dtype=object)
-    contributions, _ = feature_contributions(model, features)
+    contributions, _ = feature_contributions(model, features, matrix)
     values = contributions.to_numpy()
     top = np.argsort(-values, axis=1, kind="stable")[:, :count]
-    columns = contributions.columns.to_numpy()
-    labels = [DISPLAY_NAMES.get(name, name) for name in columns]
-    raw = [features[name].to_numpy() for name in columns]  # plain arrays: per-cell access is hot
-    for row, picks in enumerate(top):
-        for rank, column_index in enumerate(picks):
-            value = values[row, column_index]
-            reasons[f"reason_{rank + 1}"].append(
-                f"{labels[column_index]} = {_readable(raw[column_index][row])} ({value:+.2f})"
-                if value > 0
-                else None
+    chosen = np.take_along_axis(values, top, axis=1)
+    columns = list(contributions.columns)
+    labels = np.asarray([DISPLAY_NAMES.get(name, name) for name in columns], dtype=object)
+    # Each row's value of each chosen feature, as Python objects: formatting them is the work.
+    shown = np.take_along_axis(features[columns].to_numpy(dtype=object), top, axis=1)
+    for rank in range(top.shape[1]):
+        reasons[f"reason_{rank + 1}"] = [
+            f"{label} = {_readable(value)} ({push:+.2f})" if push > 0 else None
+            for label, value, push in zip(
+                labels[top[:, rank]], shown[:, rank], chosen[:, rank].tolist(), strict=True
             )
+        ]
+    for rank in range(top.shape[1], count):  # fewer features than reasons asked for
+        reasons[f"reason_{rank + 1}"] = [None] * len(features)
     return pd.DataFrame(reasons, index=features.index)
 
 

@@ -231,13 +231,15 @@ class CalibratedModel(BaseEstimator, ClassifierMixin):
         self.method = method
         self.classes_ = np.array([0, 1])
 
-    def raw_probability(self, X: pd.DataFrame) -> np.ndarray:
+    def raw_probability(self, X: pd.DataFrame, matrix: np.ndarray | None = None) -> np.ndarray:
         # The fitted pipeline on a prepared matrix: same transformers, without encoding every
         # row's text one by one (see lib/prepared.py).
-        return pipeline_probability(self.pipeline, X)
+        return pipeline_probability(self.pipeline, X, matrix)
 
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        calibrated = apply_calibrator(self.calibrator, self.method, self.raw_probability(X))
+    def predict_proba(self, X: pd.DataFrame, matrix: np.ndarray | None = None) -> np.ndarray:
+        """`matrix`: X's prepared matrix (float64), when the caller has built it already."""
+        raw = self.raw_probability(X, matrix)
+        calibrated = apply_calibrator(self.calibrator, self.method, raw)
         return np.column_stack([1 - calibrated, calibrated])
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
@@ -355,8 +357,11 @@ def train_affluent_model(
     )
 
 
-def predict_probability(model: CalibratedModel, features: pd.DataFrame) -> pd.Series:
-    """Calibrated P(AFFLUENT) for each row of a feature table."""
+def predict_probability(
+    model: CalibratedModel, features: pd.DataFrame, matrix: np.ndarray | None = None
+) -> pd.Series:
+    """Calibrated P(AFFLUENT) for each row of a feature table (`matrix`: its prepared matrix,
+    float64, if built already)."""
     # The model picks its own columns by name (see lib/prepared.py): no copy of the frame.
-    probability = model.predict_proba(features)[:, 1].astype("float64")
+    probability = model.predict_proba(features, matrix)[:, 1].astype("float64")
     return pd.Series(probability, index=features.index, name="probability")

@@ -6,8 +6,10 @@ the result to MLflow and writes its tables."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pandas as pd
 
@@ -19,8 +21,15 @@ from affluent_assets.lib.model_selection import (
     summarize_comparison,
     tune_xgboost,
 )
+from affluent_assets.lib.registry import RegisteredModel
 from affluent_assets.lib.scoring import global_importance
-from affluent_assets.lib.training import FAMILIES, TrainedModel, no_log, train_affluent_model
+from affluent_assets.lib.training import (
+    DEFAULT_XGBOOST_PARAMS,
+    FAMILIES,
+    TrainedModel,
+    no_log,
+    train_affluent_model,
+)
 
 IMPORTANCE_SAMPLE = 3000
 
@@ -51,6 +60,60 @@ class TrainingOutcome:
     trained: TrainedModel
     oof_metrics: dict[str, float]
     importance: pd.Series
+
+    def run_params(self, options: TrainingOptions) -> dict:
+        """What the MLflow run records as parameters."""
+        return {
+            **self.trained.params,
+            "target_recall": options.target_recall,
+            "threshold_policy": self.trained.threshold.policy,
+            "selection_metric": options.selection_metric,
+            "tuning_budget_seconds": options.tuning_budget_seconds or "none",
+        }
+
+    def run_metrics(self) -> dict[str, float]:
+        return {
+            **{f"cv_{k}": v for k, v in self.oof_metrics.items()},
+            "tuning_seconds": self.tuning.seconds,
+        }
+
+    def comparison_table(self, run_id: str) -> pd.DataFrame:
+        """The comparison as stored: fold figures and params as JSON text, the MLflow run."""
+        comparison = self.comparison
+        return comparison.assign(
+            **{c: comparison[c].map(json.dumps) for c in comparison if c.endswith("_by_fold")},
+            params=[json.dumps(self.results[m].spec.params) for m in comparison["model"]],
+            mlflow_run_id=run_id,
+        )
+
+    def model_record(
+        self, registered: RegisteredModel, options: TrainingOptions, labels: pd.Series
+    ) -> dict:
+        """The `affluent_model` table's row for the version registered from this training
+        (`labels`: the training rows' labels)."""
+        choice, spec, oof = self.trained.threshold, self.chosen.spec, self.oof_metrics
+        params = {**DEFAULT_XGBOOST_PARAMS, **self.tuning.params}
+        return {
+            "model_name": registered.name,
+            "model_version": registered.version,
+            "mlflow_run_id": registered.run_id,
+            "trained_at": datetime.now(UTC).replace(tzinfo=None),
+            "model_family": spec.family,
+            "class_weighting": spec.class_weighting,
+            "calibration": options.calibration,
+            "threshold": choice.threshold,
+            "threshold_policy": choice.policy,
+            "target_recall": choice.target,
+            "cv_recall_at_threshold": choice.recall,
+            "cv_precision_at_threshold": choice.precision,
+            "cv_flagged_share": choice.flagged_share,
+            "cv_roc_auc": oof["roc_auc"],
+            "cv_pr_auc": oof["pr_auc"],
+            "training_rows": len(labels),
+            "training_affluent": int(labels.sum()),
+            "decile_edges": json.dumps(self.trained.decile_edges),
+            "params": json.dumps(params if spec.family == "xgboost" else spec.params),
+        }
 
 
 def train_platform_model(

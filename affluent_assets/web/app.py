@@ -6,16 +6,17 @@ in the outcomes folder, for the outcomes sensor's run to read (web/outcomes.py).
 
 from __future__ import annotations
 
-import hmac
 import shutil
 import tempfile
 from collections.abc import Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 from python_multipart import MultipartParser
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import parse_options_header
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
@@ -27,6 +28,8 @@ from starlette.staticfiles import StaticFiles
 from affluent_assets import settings
 from affluent_assets.lib import lake, landing, uploads
 from affluent_assets.web import batches, outcomes
+from affluent_assets.web.auth import BearerToken
+from affluent_assets.web.inference import InferenceService, InferenceSettings
 from affluent_assets.web.openapi import OPENAPI
 
 STATIC = Path(__file__).parent / "static"
@@ -40,6 +43,8 @@ class WebSettings:
     max_upload_bytes: int = uploads.DEFAULT_MAX_BYTES
     outcomes: str = field(default_factory=settings.outcomes_dir)  # campaign outcome files
     warehouse: str = field(default_factory=settings.warehouse_path)  # table model_outcomes
+    # Online scoring (web/inference.py); None serves the upload page and its API only.
+    inference: InferenceSettings | None = None
 
     @classmethod
     def from_environment(cls, token: str | None = None, max_upload_bytes: int | None = None):
@@ -49,11 +54,13 @@ class WebSettings:
             max_upload_bytes=max_upload_bytes or uploads.DEFAULT_MAX_BYTES,
             outcomes=settings.outcomes_dir(),
             warehouse=settings.warehouse_path(),
+            inference=InferenceSettings.from_environment(settings.mlflow_tracking_uri()),
         )
 
 
 def create_app(web: WebSettings, instance: dg.DagsterInstance | None = None) -> Starlette:
-    """The page at `/`, the API under `/api/` (bearer token required when `web.token` is set)."""
+    """The page at `/`, the API under `/api/`, the inference routes (web/inference.py); with
+    `web.token` set, every route but the page and the probes needs it (web/auth.py)."""
     state = {"instance": instance}
 
     def dagster() -> dg.DagsterInstance:
@@ -61,56 +68,44 @@ def create_app(web: WebSettings, instance: dg.DagsterInstance | None = None) -> 
             state["instance"] = dg.DagsterInstance.get()
         return state["instance"]
 
-    def refused(request: Request) -> Response | None:
-        if web.token is None:
-            return None
-        given = request.headers.get("authorization", "")
-        if hmac.compare_digest(given.encode(), f"Bearer {web.token}".encode()):
-            return None
-        return _error(401, "a bearer token is required (Authorization: Bearer <token>)")
+    def landed(path: Path) -> dict:
+        key = landing.batch_key_for(path.name)
+        return {"batch": key, "file": path.name, "status": batches.WAITING,
+                "links": {"self": f"/api/batches/{key}"}}  # fmt: skip
 
     async def create_batch(request: Request) -> Response:
-        if (denied := refused(request)) is not None:
-            return denied
-        try:
-            path = await _receive_upload(request, web, web.folders.landing)
-        except uploads.UploadRefused as error:
-            return _error(error.status, str(error))
-        key = landing.batch_key_for(path.name)
-        return JSONResponse(
-            {"batch": key, "file": path.name, "status": batches.WAITING,
-             "links": {"self": f"/api/batches/{key}"}},
-            status_code=202,
-        )  # fmt: skip
+        return await _accept_upload(request, web, web.folders.landing, landed)
 
     async def list_all(request: Request) -> Response:
-        if (denied := refused(request)) is not None:
-            return denied
         return JSONResponse({"batches": batches.list_batches(dagster(), web.folders)})
 
     async def show(request: Request) -> Response:
-        if (denied := refused(request)) is not None:
-            return denied
         found = batches.batch_state(dagster(), web.folders, request.path_params["batch"])
         if found is None:
             return _error(404, f"no batch {request.path_params['batch']!r}")
         return JSONResponse(found.to_dict())
 
     async def candidates(request: Request) -> Response:
-        if (denied := refused(request)) is not None:
-            return denied
         key, kind = request.path_params["batch"], request.path_params["kind"]
-        if not lake.batch_file(web.folders.lake, lake.CANDIDATES, key).exists():
+        found = batches.batch_state(dagster(), web.folders, key)
+        if found is None:
+            return _error(404, f"no batch {key!r}")
+        # Content scored before under another batch: its rows and list are that batch's.
+        holder = found.same_content_as or key
+        if not lake.batch_file(web.folders.lake, lake.CANDIDATES, holder).exists():
             return _error(404, f"batch {key!r} has no candidate list (yet)")
         if kind == "json":
             return JSONResponse(
                 {
-                    "top": batches.top_candidates(web.folders.lake, key, 25),
-                    "curve": batches.precision_curve(web.folders.lake, key),
+                    "batch": holder,
+                    "top": batches.top_candidates(web.folders.lake, holder, 25),
+                    "curve": batches.precision_curve(web.folders.lake, holder),
+                    "groups": batches.groups(web.folders.lake, holder),
+                    "estimates": batches.list_estimates(web.folders.lake, holder),
                 }
             )
         if kind in ("csv", "xlsx"):
-            return _download(web.folders.lake, key, kind)
+            return _download(web.folders.lake, holder, kind)
         return _error(404, f"unknown format {kind!r}: csv, xlsx or json")
 
     async def openapi(request: Request) -> Response:
@@ -121,43 +116,48 @@ def create_app(web: WebSettings, instance: dg.DagsterInstance | None = None) -> 
         Route("/api/batches", list_all, methods=["GET"]),
         Route("/api/batches/{batch}", show, methods=["GET"]),
         Route("/api/batches/{batch}/candidates.{kind}", candidates, methods=["GET"]),
-        *_outcome_routes(web, dagster, refused),
+        *_outcome_routes(web, dagster),
         Route("/api/openapi.json", openapi, methods=["GET"]),
         Route("/", lambda request: FileResponse(STATIC / "index.html"), methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
-    return Starlette(routes=routes)
+    service = InferenceService(web.inference) if web.inference is not None else None
+    if service is not None:
+        routes.extend(service.routes())
+
+    @asynccontextmanager
+    async def lifespan(app):
+        if service is not None:
+            service.start()
+        try:
+            yield
+        finally:
+            if service is not None:
+                service.stop()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_middleware(BearerToken, token=web.token)
+    return app
 
 
 def _outcome_routes(
     web: WebSettings,
     dagster: Callable[[], dg.DagsterInstance],
-    refused: Callable[[Request], Response | None],
 ) -> list[Route]:
     """Campaign outcome files: handed in like a batch (into the outcomes folder, where the
     outcomes sensor reads them as dropped files), then their state and the realized figures."""
 
+    def landed(path: Path) -> dict:
+        return {"file": path.name, "status": outcomes.WAITING,
+                "links": {"self": f"/api/outcomes/{path.name}"}}  # fmt: skip
+
     async def create(request: Request) -> Response:
-        if (denied := refused(request)) is not None:
-            return denied
-        try:
-            path = await _receive_upload(request, web, web.outcomes)
-        except uploads.UploadRefused as error:
-            return _error(error.status, str(error))
-        return JSONResponse(
-            {"file": path.name, "status": outcomes.WAITING,
-             "links": {"self": f"/api/outcomes/{path.name}"}},
-            status_code=202,
-        )  # fmt: skip
+        return await _accept_upload(request, web, web.outcomes, landed)
 
     async def list_all(request: Request) -> Response:
-        if (denied := refused(request)) is not None:
-            return denied
         return JSONResponse({"files": outcomes.list_outcome_files(dagster(), web.outcomes)})
 
     async def show(request: Request) -> Response:
-        if (denied := refused(request)) is not None:
-            return denied
         file = request.path_params["file"]
         found = outcomes.outcome_file_state(dagster(), web.outcomes, file)
         if found is None:
@@ -165,10 +165,14 @@ def _outcome_routes(
         return JSONResponse(found.to_dict())
 
     async def figures(request: Request) -> Response:
-        if (denied := refused(request)) is not None:
-            return denied
         try:
             return JSONResponse({"figures": outcomes.figures(web.warehouse)})
+        except outcomes.WarehouseBusy as error:
+            return _error(503, str(error))
+
+    async def uplift(request: Request) -> Response:
+        try:
+            return JSONResponse(outcomes.uplift(web.warehouse))
         except outcomes.WarehouseBusy as error:
             return _error(503, str(error))
 
@@ -177,6 +181,7 @@ def _outcome_routes(
         Route("/api/outcomes", list_all, methods=["GET"]),
         # Before `{file}`: no outcome file is called `figures` (every one has a suffix).
         Route("/api/outcomes/figures", figures, methods=["GET"]),
+        Route("/api/outcomes/uplift", uplift, methods=["GET"]),
         Route("/api/outcomes/{file}", show, methods=["GET"]),
     ]
 
@@ -185,9 +190,23 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+async def _accept_upload(
+    request: Request, web: WebSettings, folder: str, answer: Callable[[Path], dict]
+) -> Response:
+    """The one upload handler: the file lands in `folder` (202 with `answer(path)`), or the
+    refusal's status and reason."""
+    try:
+        path = await _receive_upload(request, web, folder)
+    except uploads.UploadRefused as error:
+        return _error(error.status, str(error))
+    return JSONResponse(answer(path), status_code=202)
+
+
 async def _receive_upload(request: Request, web: WebSettings, folder: str) -> Path:
     """Stream the multipart field `file` into `folder` (the landing or the outcomes folder;
-    see lib/uploads.py)."""
+    see lib/uploads.py). A body that is not well-formed multipart, or that is ambiguous (two
+    `file` fields, a refused one among them, an empty file), is refused with 400 or 415 and
+    leaves nothing behind."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > web.max_upload_bytes + 64 * 1024:
         limit = f"{web.max_upload_bytes:,}"
@@ -200,31 +219,47 @@ async def _receive_upload(request: Request, web: WebSettings, folder: str) -> Pa
 
     async def file_bytes():
         async for chunk in request.stream():
-            parser.write(chunk)
-            if part.name is None and part.refused is not None:
+            _parse(parser.write, chunk)
+            if part.refused is not None:
                 raise part.refused
             if part.data:
                 data, part.data = b"".join(part.data), []
+                part.size += len(data)
                 yield data
-        parser.finalize()
+        _parse(parser.finalize)
+        if part.refused is not None:
+            raise part.refused
         if not part.complete:
             raise uploads.UploadRefused(400, "no complete field 'file' in the upload")
+        if part.size == 0:
+            raise uploads.UploadRefused(400, f"{part.filename}: the file is empty (0 bytes)")
 
     staged = await uploads.receive(file_bytes(), folder, web.max_upload_bytes)
     return uploads.land(staged, part.name, folder)
 
 
+def _parse(step, *data: bytes) -> None:
+    try:
+        step(*data)
+    except MultipartParseError as error:
+        # e.g. a boundary other than the one the Content-Type names, or a broken part header
+        raise uploads.UploadRefused(400, f"malformed multipart/form-data body ({error})") from None
+
+
 class _FilePart:
     """Callbacks for python-multipart's streaming parser that keep the bytes of field `file`
-    and check its file name as soon as its headers have arrived (before any data is stored)."""
+    and check its file name as soon as its headers have arrived (before any data is stored).
+    A second field `file` is refused: which of two files was meant cannot be told."""
 
     def __init__(self) -> None:
         self.headers: dict[bytes, bytes] = {}
         self.field, self.value = b"", b""
         self.current: bool = False
         self.name: str | None = None
+        self.filename = ""
         self.refused: uploads.UploadRefused | None = None
         self.data: list[bytes] = []
+        self.size = 0
         self.complete = False
 
     def callbacks(self) -> dict:
@@ -250,11 +285,18 @@ class _FilePart:
 
     def _headers_finished(self) -> None:
         _, options = parse_options_header(self.headers.get(b"content-disposition", b""))
-        if options.get(b"name") != b"file" or self.name is not None:
+        if options.get(b"name") != b"file" or self.refused is not None:
             return
         filename = options.get(b"filename", b"").decode("utf-8", "replace")
+        if self.name is not None:
+            self.refused = uploads.UploadRefused(
+                400,
+                f"more than one field 'file' ({self.filename}, {filename}): send one per upload",
+            )
+            return
         try:
             self.name = uploads.landing_name(filename)
+            self.filename = filename
             self.current = True
         except uploads.UploadRefused as error:
             self.refused = error

@@ -5,14 +5,17 @@ way a file is scored."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pyarrow.parquet as pq
 
+from affluent_assets.defs.ingest.assets import QUALITY_CHECK
 from affluent_assets.defs.landing.sensors import LANDING_FILE_TAG
 from affluent_assets.lib import lake, landing
+from affluent_assets.lib.estimates import ESTIMATE_COLUMNS
 
 PARTITION_TAG = "dagster/partition"
 
@@ -26,8 +29,9 @@ _WAITING_RUNS = {
 }
 CANDIDATE_COLUMNS = """
     row_number() over (order by affluent_probability desc, customer_key) as rank,
-    customer_key, c_id, source_row, affluent_probability as score, expected_precision,
-    expected_recall, reason_1, reason_2, reason_3, model_version, batch_key
+    customer_key, c_id, source_row, affluent_probability as score, "group", expected_precision,
+    expected_recall, estimated_precision, estimated_precision_low, estimated_precision_high,
+    reason_1, reason_2, reason_3, model_version, batch_key
 """
 
 
@@ -49,34 +53,100 @@ class BatchState:
     model_version: str | None = None
     run_id: str | None = None
     updated_at: float | None = None
+    # Data-quality warnings of the rows (scored all the same), in words.
+    warnings: list[str] = field(default_factory=list)
+    # The batch that holds this file's rows and list, when its content was scored before.
+    same_content_as: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def batch_state(instance: dg.DagsterInstance, folders: Folders, key: str) -> BatchState | None:
-    """The state of batch `key` (the landing file's batch key); None if nothing knows it."""
+    """The state of batch `key` (the landing file's batch key); None if nothing knows it. The
+    newest run decides: a file rejected once and then fixed under the same name is scored."""
     runs = instance.get_runs(dg.RunsFilter(tags={PARTITION_TAG: key}), limit=1)
     run = runs[0] if runs else None
     file = run.tags.get(LANDING_FILE_TAG) if run else _landing_file(folders, key)
     if file is None:
         return None
-    reason = quarantine_reason(folders.quarantine, file)
     state = BatchState(key, file, WAITING, run_id=run.run_id if run else None)
-    if reason is not None and (run is None or run.is_finished):
-        state.status, state.reason = QUARANTINED, reason
-    elif run is None or run.status in _WAITING_RUNS:
+    if run is None:
+        if not _in_folder(folders.landing, file):  # quarantined by a run since forgotten
+            reason = quarantine_reason(folders.quarantine, file)
+            state.status, state.reason = (QUARANTINED, reason) if reason else (WAITING, None)
+        return state
+    if run.status in _WAITING_RUNS:
         state.status = WAITING
     elif run.status == dg.DagsterRunStatus.STARTED:
         state.status = SCORING
     elif run.is_success:
         state.status = SCORED
-        _add_results(state, folders.lake, key)
+        _add_scored(state, instance, folders.lake, run.run_id)
     else:
-        state.status, state.reason = FAILED, _failure_message(instance, run.run_id)
-    record = instance.get_run_record_by_id(run.run_id) if run else None
+        message, quarantined_as = _failure(instance, run.run_id)
+        if quarantined_as is not None:
+            reason = quarantine_reason(folders.quarantine, Path(quarantined_as).name)
+            state.status, state.reason = QUARANTINED, reason or message
+        else:
+            state.status, state.reason = FAILED, message
+    record = instance.get_run_record_by_id(run.run_id)
     state.updated_at = record.update_timestamp.timestamp() if record else None
     return state
+
+
+def _add_scored(state: BatchState, instance, lake_dir: str, run_id: str) -> None:
+    """A scored batch's figures and warnings; for content scored before under another batch,
+    that batch's (the file's rows and list are there)."""
+    seen = _run_metadata(instance, run_id, dg.DagsterEventType.ASSET_OBSERVATION)
+    holder = seen.get("duplicate_of")
+    if holder is None:
+        _add_results(state, lake_dir, state.batch)
+        state.warnings = _warnings(instance, run_id)
+        state.reason = _run_metadata(
+            instance, run_id, dg.DagsterEventType.ASSET_MATERIALIZATION
+        ).get("replaced")  # a new version of the batch, with other content than it held
+        return
+    held = lake.batch_summary(lake_dir, str(holder)) or {}
+    if held.get("content_hash") != seen.get("content_hash"):
+        state.reason = (
+            f"same content as batch {holder!r} when it was scored, but that batch has since "
+            "been replaced by other content: hand in the file again to score it"
+        )
+        return
+    state.same_content_as = str(holder)
+    state.reason = f"same content as batch {holder!r}, already scored: its list is shown"
+    _add_results(state, lake_dir, state.same_content_as)
+    runs = instance.get_runs(dg.RunsFilter(tags={PARTITION_TAG: state.same_content_as}), limit=1)
+    state.warnings = _warnings(instance, runs[0].run_id) if runs else []
+
+
+def _run_metadata(instance, run_id: str, kind: dg.DagsterEventType) -> dict:
+    """The metadata values of the first event of `kind` in a run."""
+    for record in instance.get_records_for_run(run_id, of_type=kind).records:
+        event = record.event_log_entry.dagster_event
+        data = getattr(event, "event_specific_data", None)
+        held = getattr(data, "asset_observation", None) or getattr(data, "materialization", data)
+        if held is not None and getattr(held, "metadata", None) is not None:
+            return {name: value.value for name, value in held.metadata.items()}
+    return {}
+
+
+def _warnings(instance, run_id: str) -> list[str]:
+    for record in instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+    ).records:
+        evaluation = record.event_log_entry.dagster_event.event_specific_data
+        if evaluation.check_name == QUALITY_CHECK and "warnings" in evaluation.metadata:
+            return list(evaluation.metadata["warnings"].value)
+    return []
+
+
+def _in_folder(folder: str, file: str) -> bool:
+    try:
+        return landing.resolve_inside(folder, file).is_file()
+    except landing.UnsafePath:
+        return False
 
 
 def _landing_file(folders: Folders, key: str) -> str | None:
@@ -120,26 +190,47 @@ def _add_results(state: BatchState, lake_dir: str, key: str) -> None:
         if state.rows:
             first = metadata.read_row_group(0, columns=["model_version"]).column(0)
             state.model_version = first[0].as_py()
-    else:  # the same content was already scored under another batch: nothing added
-        state.reason = "same content as a batch already scored; no rows added"
     if candidates.exists():
         state.candidates = pq.ParquetFile(candidates).metadata.num_rows
 
 
-def _failure_message(instance: dg.DagsterInstance, run_id: str) -> str:
+def _failure(instance: dg.DagsterInstance, run_id: str) -> tuple[str, str | None]:
+    """The run's failure message, and where it moved the file if the file was the reason."""
     for record in instance.get_records_for_run(
         run_id, of_type={dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE}
     ).records:
         event = record.event_log_entry.dagster_event
-        if event is not None and event.message:
-            return event.message
-    return "the run failed; see it in the Dagster UI"
+        if event is None or not event.message:
+            continue
+        data = event.event_specific_data
+        failure = getattr(data, "user_failure_data", None)
+        moved = failure.metadata.get("quarantined_as") if failure is not None else None
+        return event.message, (str(moved.value) if moved is not None else None)
+    return "the run failed; see it in the Dagster UI", None
+
+
+# Columns lists gained later: a batch landed before them reads them as missing (group: called).
+_LATER_COLUMNS = {
+    "group": "'campaign'",
+    "estimated_precision": "null::double",
+    "estimated_precision_low": "null::double",
+    "estimated_precision_high": "null::double",
+}
+
+
+def _candidates_source(path) -> str:
+    """The batch's candidate file as a relation with every column of CANDIDATE_COLUMNS."""
+    present = set(pq.read_schema(path).names)
+    missing = [f'{value} as "{name}"' for name, value in _LATER_COLUMNS.items()
+               if name not in present]  # fmt: skip
+    extra = "".join(f", {column}" for column in missing)
+    return f"(select *{extra} from read_parquet(?))"
 
 
 def candidates_query(lake_dir: str, key: str, limit: int | None = None) -> tuple[str, list]:
     """SQL and parameters for a batch's ranked list (best first)."""
     path = lake.batch_file(lake_dir, lake.CANDIDATES, key)
-    sql = f"select {CANDIDATE_COLUMNS} from read_parquet(?) order by rank"
+    sql = f"select {CANDIDATE_COLUMNS} from {_candidates_source(path)} order by rank"
     params: list = [str(path)]
     if limit is not None:
         sql += " limit ?"
@@ -154,16 +245,46 @@ def top_candidates(lake_dir: str, key: str, limit: int = 20) -> list[dict]:
 
 
 def precision_curve(lake_dir: str, key: str, points: int = 100) -> list[dict]:
-    """Expected precision against how many customers are called, at up to `points` ranks."""
+    """Expected precision (the holdout's) and the list's own estimate with its interval against
+    how many customers are called, at up to `points` ranks."""
     path = lake.batch_file(lake_dir, lake.CANDIDATES, key)
     sql = f"""
-        with ranked as (select {CANDIDATE_COLUMNS} from read_parquet(?)),
+        with ranked as (select {CANDIDATE_COLUMNS} from {_candidates_source(path)}),
         total as (select count(*) as n from ranked)
-        select rank as called, expected_precision from ranked, total
+        select rank as called, expected_precision, estimated_precision,
+               estimated_precision_low, estimated_precision_high from ranked, total
         where rank = n or rank % greatest(1, n // ?) = 0 order by rank
     """
     with duckdb.connect() as con:
         return records(con.execute(sql, [str(path), points]).df())
+
+
+def list_estimates(lake_dir: str, key: str) -> list[dict]:
+    """The batch's estimated precision and recall at the threshold and capacity cuts with their
+    90% intervals, beside the holdout's (none for a batch landed before estimates existed)."""
+    path = lake.batch_file(lake_dir, lake.ESTIMATES, key)
+    if not path.exists():
+        return []
+    columns = [*ESTIMATE_COLUMNS, "model_version"]
+    return records(pq.read_table(path, columns=columns).to_pandas())
+
+
+def groups(lake_dir: str, key: str) -> dict:
+    """How many of the batch's candidates are to be called and how many are held back."""
+    path = lake.batch_file(lake_dir, lake.CANDIDATES, key)
+    with duckdb.connect() as con:
+        counts = dict(
+            con.execute(
+                f'select "group", count(*) from {_candidates_source(path)} group by all',
+                [str(path)],
+            ).fetchall()
+        )
+    total = sum(counts.values())
+    return {
+        "campaign": counts.get("campaign", 0),
+        "control": counts.get("control", 0),
+        "control_share": counts.get("control", 0) / total if total else 0.0,
+    }
 
 
 def records(frame) -> list[dict]:

@@ -12,8 +12,9 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from affluent_assets.defs.landing.outcomes import OUTCOME_FILES_READ
+from affluent_assets.defs.landing.outcomes import OUTCOME_FILES_READ, QINI_TABLE, UPLIFT_TABLE
 from affluent_assets.lib import landing, outcome_files
+from affluent_assets.lib.uplift import NO_CONTROL
 from affluent_assets.lib.warehouse import table_exists
 from affluent_assets.web import batches
 
@@ -98,13 +99,25 @@ def _states(latest: LatestRead, folder: str, only: str | None = None) -> list[Ou
 
 def figures(warehouse: str) -> list[dict]:
     """The rows of the warehouse table `model_outcomes` (none before its first run)."""
+    return _rows(warehouse, "model_outcomes", "source, model_version")
+
+
+def uplift(warehouse: str) -> dict:
+    """The campaign's effect against its control group (`campaign_uplift`, overall and by score
+    decile) and the Qini curve's points; `note` says why there are none."""
+    table = _rows(warehouse, UPLIFT_TABLE, "model_version, scope = 'overall' desc, scope")
+    qini = _rows(warehouse, QINI_TABLE, "model_version, share_called")
+    return {"uplift": table, "qini": qini, "note": None if table else NO_CONTROL}
+
+
+def _rows(warehouse: str, table: str, order: str) -> list[dict]:
     if not Path(warehouse).exists():
         return []
     try:
         with duckdb.connect(warehouse, read_only=True) as con:
-            if not table_exists(con, "model_outcomes"):
+            if not table_exists(con, table):
                 return []
-            frame = con.execute("select * from model_outcomes order by source, model_version").df()
+            frame = con.execute(f"select * from {table} order by {order}").df()
     except duckdb.IOException as error:  # a run holds the write lock
         raise WarehouseBusy(f"the warehouse is being written; try again ({error})") from None
     return batches.records(frame)

@@ -72,3 +72,52 @@ def test_usage_errors_exit_2(landing_stores, tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     other = affluent(landing_stores, tmp_path, str(tmp_path / "notes.txt"))
     assert other.returncode == 2 and "not a landing file" in other.stderr
+
+
+def _rows_by_batch(stores) -> dict[str, int]:
+    with duckdb.connect(str(stores.warehouse), read_only=True) as con:
+        found = con.execute("select batch_key, count(*) from batch_scores group by all").fetchall()
+    return dict(found)
+
+
+def test_files_of_one_name_in_two_folders_are_two_batches(landing_stores, tmp_path):
+    a, b = tmp_path / "a" / "report.csv", tmp_path / "b" / "report.csv"
+    for path, rows, seed in ((a, 120, 41), (b, 80, 42)):
+        path.parent.mkdir()
+        write_extract(generate_customers(rows, seed=seed).drop(columns="C_seg"), path)
+        done = affluent(landing_stores, tmp_path, str(path), "--top", "0")
+        assert done.returncode == 0, done.stderr
+        assert "replaces" not in done.stdout
+    counts = _rows_by_batch(landing_stores)
+    assert sorted(counts.values()) == [80, 120] and len(counts) == 2
+    key_a = next(key for key, rows in counts.items() if rows == 120)
+    # The same file again, fixed: the same batch, replaced, and the command says so.
+    write_extract(generate_customers(50, seed=43).drop(columns="C_seg"), a)
+    done = affluent(landing_stores, tmp_path, str(a), "--top", "0")
+    assert done.returncode == 0, done.stderr
+    assert f"report.csv: replaces batch {key_a!r}: its 120 rows of different content" in done.stdout
+    assert _rows_by_batch(landing_stores) == {key_a: 50, **{k: 80 for k in counts if k != key_a}}
+    # A copy of b's content elsewhere: no rows added, and the batch holding them named.
+    copy = tmp_path / "c" / "copy.csv"
+    copy.parent.mkdir()
+    copy.write_bytes(b.read_bytes())
+    done = affluent(landing_stores, tmp_path, str(copy))
+    key_b = next(k for k in counts if k != key_a)
+    assert done.returncode == 0 and f"same content already scored as batch {key_b!r}" in done.stdout
+
+
+def test_data_quality_warnings_are_printed_and_a_repeat_is_listed_once(landing_stores, tmp_path):
+    frame = generate_customers(400, seed=44).drop(columns="C_seg")
+    frame.iloc[200:400] = frame.iloc[0:200].to_numpy()
+    path = tmp_path / "twice.csv"
+    write_extract(frame, path)
+    done = affluent(landing_stores, tmp_path, str(path), "--top", "0")
+    assert done.returncode == 0, done.stderr
+    assert (
+        "warning: 200 × row(s) repeat an earlier row exactly (scored, but listed once on the "
+        "call list) (e.g. data row 201, data row 202" in done.stderr
+    ), done.stderr
+    with duckdb.connect(str(landing_stores.warehouse), read_only=True) as con:
+        stored = con.execute("select count(*) from batch_scores").fetchall()[0][0]
+        listed = con.execute("select max(source_row), count(*) from latest_candidates").fetchall()
+    assert stored == 400 and listed[0][0] <= 200 and listed[0][1] > 0

@@ -25,7 +25,7 @@ SCHEMA = pa.schema(
         ("scored_at", pa.timestamp("us")),
     ]
 )
-SCHEMAS = {lake.SCORES: SCHEMA, lake.CANDIDATES: SCHEMA, lake.CANDIDATE_HISTORY: SCHEMA}
+SCHEMAS = {table: SCHEMA for table in lake.TABLES}
 
 
 def stage(root, key: str, digest: str, rows: int, run_id: str = "r1"):
@@ -170,3 +170,12 @@ def test_work_a_killed_run_left_long_ago_is_removed(tmp_path):
     os.utime(old, (long_ago, long_ago))
     lake.staging_dir(root, "a")
     assert not old.exists() and recent.exists()
+
+
+def test_discarding_a_runs_work_removes_its_batch_folder_once_empty(tmp_path):
+    root = tmp_path / "lake"
+    first, second = lake.staging_dir(root, "a"), lake.staging_dir(root, "a")
+    lake.discard_staging(first)
+    assert second.parent.is_dir()  # another run of the batch still works there
+    lake.discard_staging(second)
+    assert list((root / lake.STAGING).iterdir()) == []

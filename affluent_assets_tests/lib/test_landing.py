@@ -204,3 +204,13 @@ def test_every_entry_that_is_not_scored_says_why(tmp_path):
     # Scanned or ignored: every entry gets one answer.
     assert set(scan_landing(folder)) | set(ignored) == {p.name for p in folder.iterdir()}
     assert not set(scan_landing(folder)) & set(ignored)
+
+
+def test_a_file_scored_where_it_lies_is_a_batch_of_its_folder_and_name(tmp_path):
+    landing_dir = tmp_path / "landing"
+    a, b = tmp_path / "a" / "report.csv", tmp_path / "b" / "report.csv"
+    keys = {landing.batch_key_for_path(p, landing_dir) for p in (a, b)}
+    assert len(keys) == 2 and all(k.startswith("report.csv-") for k in keys)
+    assert landing.batch_key_for_path(a, landing_dir) == landing.batch_key_for_path(a, landing_dir)
+    # In the landing folder, the key the sensor gives the name.
+    assert landing.batch_key_for_path(landing_dir / "report.csv", landing_dir) == "report.csv"

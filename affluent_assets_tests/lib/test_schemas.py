@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from affluent_assets.lib.contract import LABEL, RAW_COLUMNS
+from affluent_assets.lib.contract import DOCUMENTED_RANGES, GAP_BLOCKS, LABEL, RAW_COLUMNS
 from affluent_assets.lib.demo_data import write_extract
 from affluent_assets.lib.extract_io import read_extract
 from affluent_assets.lib.features import FEATURE_TABLE_COLUMNS, build_features, clean_customers
@@ -21,8 +21,10 @@ from affluent_assets.lib.schemas import (
     contract_frame,
     customer_features_schema,
     quality_findings,
+    quality_warnings,
     raw_extract_schema,
     scored_customers_schema,
+    shown_value,
     validate_frame,
 )
 
@@ -226,7 +228,12 @@ def test_quality_findings_count_without_rejecting(demo_raw):
     valid = validate_frame(raw_extract_schema(), frame, SOURCE)  # warnings, not rejections
     findings = quality_findings(valid)
 
-    assert findings.counts == {
+    # Of the documented ranges, gap blocks and card-amount rule (issue 19), only the unit-trust
+    # gap: row 13's N_FUNDS was set where UT_AVE and MAXUT are blank.
+    documented = ("out_of_range_", "gap_block_", "avg_trn_amt_")
+    found = {k: n for k, n in findings.counts.items() if k.startswith(documented) and n}
+    assert found == {"gap_block_unit_trust": 1}
+    assert {k: n for k, n in findings.counts.items() if not k.startswith(documented)} == {
         "unknown_level_C_EDU": 1,
         "unknown_level_C_HSE": 1,
         "unknown_level_gn_occ": 2,
@@ -239,7 +246,7 @@ def test_quality_findings_count_without_rejecting(demo_raw):
         "extra_columns": 1,
         "duplicate_rows": 0,
     }
-    assert findings.total == 14
+    assert findings.total == 15
     assert findings.examples["unknown_level_gn_occ"] == ["ASTRONAUT"]
     assert findings.examples["extra_columns"] == ["EXTRA"]
     assert set(findings.examples["age_under_18"]) == {"2.0", "12.0"}
@@ -513,3 +520,61 @@ def test_repeated_rows_are_found_across_chunks(demo_raw):
     assert findings.counts["duplicate_rows"] == 12
     assert findings.examples["duplicate_rows"] == [f"data row {r}" for r in range(251, 261)]
     assert findings.total >= 12  # a warning: the quality check does not pass
+
+
+# --- every documented rule of docs/data-contract.md (issue 19) ---------------------------------
+
+
+@pytest.mark.parametrize("column", ["CASATD_CNT", "N_FUNDS", "ANN_N_TRX", "NUM_PRD"])
+def test_a_fraction_in_a_count_column_is_rejected(demo_raw, column):
+    frame = _as_float(demo_raw.copy(), column)
+    row = int(frame[column].first_valid_index())
+    frame.loc[row, column] = 2.5
+    message = str(_violation(frame))
+    assert f"column {column!r}: must be a whole number on 1 row(s): data rows {row + 1} (2.5)" in (
+        message
+    ), message
+
+
+@pytest.mark.parametrize("column", list(DOCUMENTED_RANGES))
+def test_a_value_outside_a_documented_range_is_a_warning(demo_raw, column):
+    low, high = DOCUMENTED_RANGES[column]
+    frame = _as_float(demo_raw.copy(), column)
+    rows = frame.index[frame[column].notna()][:2]
+    # Below the range where the contract allows it (no rejection for a negative), else above.
+    below = low - 1 if column in ("MTHCASA", "MAXCASA", "MINCASA") or low > 0 else None
+    frame.loc[rows[0], column] = high + 1
+    frame.loc[rows[1], column] = below if below is not None else high * 2
+    findings = quality_findings(validate_frame(raw_extract_schema(), frame, SOURCE))
+    assert findings.counts[f"out_of_range_{column}"] == 2
+    lines = quality_warnings(findings.counts, findings.examples, ("age_placeholder_122",))
+    assert any(
+        line.startswith(f"2 × {column} outside the contract's range {low:,.0f} to {high:,.0f}")
+        for line in lines
+    ), lines
+
+
+@pytest.mark.parametrize("block", list(GAP_BLOCKS))
+def test_a_gap_block_broken_apart_is_a_warning(demo_raw, block):
+    frame = demo_raw.copy()
+    columns = GAP_BLOCKS[block]
+    full = frame.index[frame[list(columns)].notna().all(axis=1)][:1]
+    frame.loc[full, columns[-1]] = np.nan  # one column of the block blank, the others not
+    findings = quality_findings(validate_frame(raw_extract_schema(), frame, SOURCE))
+    assert findings.counts[f"gap_block_{block}"] == 1
+    assert findings.examples[f"gap_block_{block}"] == [f"data row {full[0] + 1}"]
+
+
+def test_an_average_card_amount_that_is_not_a_twelfth_is_a_warning(demo_raw):
+    frame = demo_raw.copy()
+    row = frame.index[frame["ANN_TRN_AMT"].notna()][0]
+    frame.loc[row, "AVG_TRN_AMT"] = frame.loc[row, "ANN_TRN_AMT"] / 10
+    findings = quality_findings(validate_frame(raw_extract_schema(), frame, SOURCE))
+    assert findings.counts["avg_trn_amt_not_annual_over_12"] == 1
+
+
+def test_values_are_quoted_as_the_file_shows_them():
+    assert [shown_value(v) for v in (np.float64(-5000.0), np.float64(2.5), 7, "forty")] == [
+        "-5000", "2.5", "7", "'forty'",
+    ]  # fmt: skip
+    assert shown_value(np.float64("nan")) == "blank" and shown_value("PM\x00EB") == "'PM\\x00EB'"

@@ -157,3 +157,31 @@ def test_history_keeps_every_snapshot_and_answers_as_of_a_date(tmp_path):
         ).fetchall()
         assert november == [("a",), ("b",)]
         assert con.execute("select count(*) from candidate_history").fetchall()[0][0] == 3
+
+
+def test_a_history_kept_from_before_control_groups_gains_who_was_control(tmp_path):
+    from datetime import datetime
+
+    from affluent_assets.lib import history
+
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        # a history written before snapshots carried `group` and `estimated_precision`
+        con.execute(
+            "create table candidate_history as select 'run-0' as snapshot_id,"
+            " TIMESTAMP '2026-10-01' as snapshot_at, '1' as model_version,"
+            " 'threshold' as policy, 0.5 as score_cut, 1 as candidate_rank,"
+            " 'old-1' as customer_key, 0.9 as affluent_probability, 0.8 as expected_precision,"
+            " null::varchar as reason_1, null::varchar as reason_2, null::varchar as reason_3"
+        )
+        listed = pd.DataFrame(
+            {"candidate_rank": [1, 2], "customer_key": ["a", "b"],
+             "affluent_probability": [0.9, 0.8], "estimated_precision": [0.9, 0.85],
+             "group": ["campaign", "control"], "model_version": "2"}
+        )  # fmt: skip
+        snapshot = history.snapshot(listed, "run-1", datetime(2026, 12, 1), "threshold", 0.5)
+        assert history.append_snapshot(con, snapshot) == 2
+        kept = con.execute(
+            'select snapshot_id, customer_key, "group" from candidate_history order by all'
+        ).fetchall()
+        assert kept == [("run-0", "old-1", None), ("run-1", "a", "campaign"),
+                        ("run-1", "b", "control")]  # fmt: skip

@@ -118,3 +118,68 @@ def test_listening_beyond_loopback_needs_a_token(tmp_path):
     refused = AffluentServe(api_env(tmp_path), "--host", "0.0.0.0")
     assert refused.process.wait(timeout=60) == 2
     assert "refusing to listen on 0.0.0.0 without a token" in refused.log.read_text()
+
+
+def _post(server, body: bytes, boundary: str = "b0undary"):
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    return server.request("POST", "/api/batches", body, headers)
+
+
+def _part(filename: str, content: bytes, boundary: str = "b0undary", name: str = "file") -> bytes:
+    return (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+            f'filename="{filename}"\r\n\r\n'
+        ).encode()
+        + content
+        + b"\r\n"
+    )
+
+
+def _end(boundary: str = "b0undary") -> bytes:
+    return f"--{boundary}--\r\n".encode()
+
+
+MALFORMED = {
+    # kind: (body, status, the error message starts with)
+    "boundary other than the header's": (
+        _part("etb.csv", CSV, boundary="other") + _end("other"),
+        400,
+        "malformed multipart/form-data body (Expected boundary character",
+    ),
+    "broken part header": (
+        b"--b0undary\r\nContent-Disposition form-data; name=file\r\n\r\n" + CSV + _end(),
+        400,
+        "malformed multipart/form-data body (Found invalid character",
+    ),
+    "a second part named file": (
+        _part("etb.csv", CSV) + _part("more.csv", CSV) + _end(),
+        400,
+        "more than one field 'file' (etb.csv, more.csv): send one per upload",
+    ),
+    "a .txt part before a small .csv part": (
+        _part("notes.txt", b"x") + _part("etb.csv", CSV) + _end(),
+        415,
+        "notes.txt: only .csv, .xlsx, .parquet files are taken",
+    ),
+    "a .txt part before a large .csv part": (
+        _part("notes.txt", b"x") + _part("etb.csv", CSV * 2_000) + _end(),
+        415,
+        "notes.txt: only .csv, .xlsx, .parquet files are taken",
+    ),
+    "a 0-byte file": (
+        _part("etb.csv", b"") + _end(),
+        400,
+        "etb.csv: the file is empty (0 bytes)",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(MALFORMED))
+def test_a_malformed_or_ambiguous_upload_gets_a_4xx_that_says_why(server, kind):
+    body, expected, message = MALFORMED[kind]
+    before = server.landed()
+    status, answer = _post(server, body)
+    assert status == expected, answer
+    assert json.loads(answer)["error"].startswith(message), answer
+    assert server.landed() == before and not server.staged()

@@ -23,7 +23,7 @@ from affluent_assets.lib.landing import UPLOAD_STAGING
 from affluent_assets_tests.defs.conftest import landing_stores, model_store  # noqa: F401
 from affluent_assets_tests.defs.test_outcomes import land
 from affluent_assets_tests.servers import AffluentServe, stop
-from affluent_assets_tests.web.test_api import api_env
+from affluent_assets_tests.web.test_api import _end, _part, api_env
 
 TOKEN = "outcome-token"
 BOUNDARY = "----affluent-outcomes"
@@ -109,6 +109,23 @@ def test_bad_outcome_uploads_get_their_status_codes_and_leave_nothing(server):
     assert in_folder(server.outcomes) == before and not staged(server.outcomes)
 
 
+def test_malformed_outcome_uploads_get_400_with_a_reason(server):
+    before = in_folder(server.outcomes)
+    body, headers = multipart("called.csv", OUTCOME_CSV)
+    other = {"Content-Type": "multipart/form-data; boundary=not-the-one-in-the-body"}
+    broken = body.replace(b"Content-Disposition:", b"Content-Disposition")
+    parts = _part("a.csv", OUTCOME_CSV, BOUNDARY) + _part("b.csv", OUTCOME_CSV, BOUNDARY)
+    for sent, sent_headers, words in (
+        (body, other, b"malformed multipart/form-data body"),
+        (broken, headers, b"malformed multipart/form-data body"),
+        (parts + _end(BOUNDARY), headers, b"more than one field 'file' (a.csv, b.csv)"),
+        (multipart("called.csv", b"")[0], headers, b"called.csv: the file is empty (0 bytes)"),
+    ):
+        status, answer = server.request("POST", "/api/outcomes", sent, sent_headers)
+        assert status == 400 and words in answer, (status, answer)
+    assert in_folder(server.outcomes) == before and not staged(server.outcomes)
+
+
 def test_a_half_sent_outcome_upload_leaves_nothing(server):
     before = in_folder(server.outcomes)
     head, _ = multipart("cut.csv", b"")
@@ -159,7 +176,8 @@ def run_outcomes(stores, folder: Path) -> dg.ExecuteInProcessResult:
     )  # fmt: skip
 
 
-def test_the_api_reads_back_what_the_outcomes_run_did(landing_stores, tmp_path):  # noqa: F811
+def test_the_api_reads_back_what_the_outcomes_run_did(landing_stores, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("AFFLUENT_CONTROL_SHARE", "0")  # no one held back: all given back called
     stores = landing_stores
     home, outcomes = tmp_path / "home", tmp_path / "outcomes"
     home.mkdir()
@@ -196,6 +214,10 @@ def test_the_api_reads_back_what_the_outcomes_run_did(landing_stores, tmp_path):
         assert (row["customers"], row["flagged"], row["affluent"]) == (20, 20, 12)
         assert row["realized_precision"] == 12 / 20 and 0 < row["expected_precision"] < 1
         assert row["realized_recall"] is None  # empty in the table: nobody uncalled to miss
+        low, high = row["estimated_low"], row["estimated_high"]
+        assert low <= row["estimated_precision"] <= high  # what the called's own scores promised
+        answer = get_json(server, "/api/outcomes/uplift")  # no one was held back
+        assert answer["uplift"] == [] and answer["note"].startswith("no control rows")
 
         # A file changed after the run is waiting again: the run read an older copy.
         later = time.time() + 5

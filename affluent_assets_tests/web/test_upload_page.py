@@ -12,9 +12,17 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from affluent_assets.lib.demo_data import generate_customers, write_extract
+from affluent_assets.lib.landing import batch_key_for
 from affluent_assets_tests.defs.conftest import register_tiny_model
 from affluent_assets_tests.servers import REPO, AffluentServe, DagsterStores, stop
 from affluent_assets_tests.web.test_api import api_env
+from affluent_assets_tests.web.test_batch_states import (  # noqa: F401
+    good_frame,
+    landing_stores,
+    model_store,
+    score,
+    served,
+)
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = REPO / "docs" / "screenshots"
@@ -97,9 +105,13 @@ def test_a_good_file_comes_back_as_a_ranked_explained_list(page):
     assert 0 < rows.count() <= 25
     first = rows.first.locator("td")
     assert first.nth(0).inner_text() == "1"
-    assert first.nth(3).inner_text().endswith("%")  # expected precision
-    assert " = " in first.nth(4).inner_text()  # reasons: `feature = value (+contribution)`
-    expect(page.locator("#chart path")).to_have_count(1)
+    assert first.nth(2).inner_text() in ("campaign", "control")
+    assert first.nth(4).inner_text().endswith("%)")  # the list's own estimate and interval
+    assert first.nth(5).inner_text().endswith("%")  # the holdout's
+    assert " = " in first.nth(6).inner_text()  # reasons: `feature = value (+contribution)`
+    expect(page.locator("#chart path")).to_have_count(3)  # holdout, estimate and its band
+    expect(page.locator("#control-note")).to_contain_text("held back as a control group")
+    expect(page.locator("#estimates tbody tr").first).to_contain_text("model threshold")
     page.screenshot(path=SCREENSHOTS / "upload-scored.png", full_page=True)
 
     with page.expect_download() as download:
@@ -110,6 +122,10 @@ def test_a_good_file_comes_back_as_a_ranked_explained_list(page):
     assert len(listed) == candidates > 0
     assert [int(r["rank"]) for r in listed] == list(range(1, candidates + 1))
     assert all(r["reason_1"] and r["expected_precision"] for r in listed)
+    control = [r for r in listed if r["group"] == "control"]
+    assert len(control) == round(0.10 * candidates) and {r["group"] for r in listed} == {
+        "campaign", "control",
+    }  # fmt: skip
     # The batch is listed with its state and model version.
     expect(page.locator("#batches tbody tr").first).to_contain_text("scored")
 
@@ -145,3 +161,33 @@ def test_an_outcome_file_handed_in_on_the_page_is_listed_as_waiting(serve_only_p
     expect(row.locator("td").first).to_have_text(landed)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.locator("#outcomes-card").screenshot(path=SCREENSHOTS / "upload-outcomes.png")
+
+
+def test_a_copy_shows_its_batchs_list_and_warnings_under_a_full_width_header(browser, served):  # noqa: F811
+    """At 1400 px the header used to stop short of the cards: a long batch name (a dropped
+    file's key runs to 129 characters) widened the page's grid past the window."""
+    stores, server = served
+    name = "branch_list_" + "x" * 110 + ".csv"
+    write_extract(good_frame(rows=600), stores.landing / name)
+    assert score(stores, name).success
+    (stores.landing / "colleague.csv").write_bytes((stores.landing / name).read_bytes())
+    assert score(stores, "colleague.csv").success
+    with browser_page(browser, f"{server.url}/?batch=colleague.csv", stores.landing) as tab:
+        tab.set_viewport_size({"width": 1400, "height": 1000})
+        expect(tab.locator("#status-badge")).to_have_text("scored", timeout=30_000)
+        expect(tab.locator("#reason")).to_have_text(
+            f"same content as batch {batch_key_for(name)!r}, already scored: its list is shown"
+        )
+        expect(tab.locator("#fig-rows")).to_have_text("600")
+        expect(tab.locator("#candidates tbody tr").first).to_be_visible()
+        expect(tab.locator("#warnings li")).to_have_text(
+            ["1 × CC_LMT outside the contract's range 0 to 380,000 (e.g. 999999)"]
+        )
+        expect(tab.locator("#batches tbody tr")).to_have_count(2)
+        header, cards, page_width, window = tab.evaluate(
+            """[document.querySelector("header").getBoundingClientRect().right,
+                Math.max(...[...document.querySelectorAll(".card, .card *")]
+                  .map((card) => card.getBoundingClientRect().right)),
+                document.documentElement.scrollWidth, window.innerWidth]"""
+        )
+        assert page_width <= window and header >= cards, (header, cards, page_width, window)

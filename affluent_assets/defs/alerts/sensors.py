@@ -11,7 +11,11 @@ import os
 import dagster as dg
 
 from affluent_assets.defs.landing.assets import DRIFT_CHECK
-from affluent_assets.defs.landing.outcomes import OUTCOME_CHECK, OUTCOME_FILES_CHECK
+from affluent_assets.defs.landing.outcomes import (
+    CALIBRATION_CHECK,
+    OUTCOME_CHECK,
+    OUTCOME_FILES_CHECK,
+)
 from affluent_assets.defs.landing.sensors import LANDING_FILE_TAG
 from affluent_assets.defs.model.assets import PROMOTION_CHECK
 from affluent_assets.lib import alerts
@@ -72,6 +76,8 @@ def _warning_alert(check, landing_file: str | None) -> tuple[str, str, str | Non
         return alerts.SIGNIFICANT_DRIFT, f"Significant drift in {landing_file}", landing_file
     if check.check_name == OUTCOME_CHECK:
         return alerts.OUTCOME_MISSED, "Realized precision below the holdout's expectation", None
+    if check.check_name == CALIBRATION_CHECK:
+        return alerts.CALIBRATION_BROKEN, "Calibration broke for a population", None
     if check.check_name == OUTCOME_FILES_CHECK:
         names = check.metadata["quarantined"].value
         return alerts.FILE_QUARANTINED, f"Outcome file quarantined: {names}", names

@@ -14,6 +14,7 @@ from affluent_assets.lib.schemas import (
     QualityFindings,
     contract_frame,
     quality_findings,
+    quality_warnings,
     raw_extract_schema,
 )
 
@@ -46,6 +47,10 @@ def quality_check_result(findings: QualityFindings, asset_key=None) -> dg.AssetC
             "info": sum(info.values()),
             **{name: count for name, count in findings.counts.items()},
             "examples": dg.MetadataValue.json(findings.examples),
+            # In words, for whoever handed in the file (`affluent score`, the page, the API).
+            "warnings": dg.MetadataValue.json(
+                quality_warnings(findings.counts, findings.examples, DOCUMENTED_PLACEHOLDERS)
+            ),
         },
     )
 

@@ -22,11 +22,12 @@ from affluent_assets import settings
 from affluent_assets.defs.common import DUCKDB_POOL, SCHEMA_CHECK, schema_check_spec
 from affluent_assets.defs.ingest.assets import QUALITY_CHECK, quality_check_result
 from affluent_assets.defs.resources import MlflowModels
-from affluent_assets.lib import batch_scoring, batch_tables, lake, landing
+from affluent_assets.lib import batch_scoring, batch_tables, estimates, lake, landing
+from affluent_assets.lib.champion import ChampionUnavailable, ScoringModel, load_champion
 from affluent_assets.lib.drift import SIGNIFICANT_PSI, DriftReference
 from affluent_assets.lib.extract_io import DEFAULT_CHUNK_ROWS, ExtractError, open_extract
-from affluent_assets.lib.registry import CHAMPION_ALIAS
 from affluent_assets.lib.schemas import MAX_ROWS_NAMED, ContractViolation
+from affluent_assets.lib.scorer import Stopwatch
 from affluent_assets.lib.warehouse import table_exists
 
 landed_batches = dg.DynamicPartitionsDefinition(name="landed_batches")
@@ -54,6 +55,8 @@ class LandingConfig(dg.Config):
     quarantine_dir: str = ""
     lake_dir: str = ""
     chunk_rows: int = DEFAULT_CHUNK_ROWS
+    # The file in landing_dir when the batch key is not its name's (`affluent score PATH`).
+    file_name: str = ""
 
 
 ProgressCallback = Callable[[str, int], None]
@@ -83,19 +86,11 @@ def _contract_check(error: ExtractError) -> dg.AssetCheckResult:
     )
 
 
-def _champion(mlflow_models: MlflowModels, key: str) -> batch_scoring.ScoringModel:
+def _champion(mlflow_models: MlflowModels, key: str) -> ScoringModel:
     try:
-        model = mlflow_models.describe(CHAMPION_ALIAS)
-    except Exception as error:  # the registry is unreachable or unreadable
-        raise dg.Failure(description=f"cannot read the model registry: {error}") from None
-    if model is None:
-        raise dg.Failure(
-            description=f"no {CHAMPION_ALIAS!r} version of model {mlflow_models.model_name!r} "
-            f"to score batch {key!r} with; train it with affluent_job first"
-        )
-    return batch_scoring.ScoringModel(
-        mlflow_models.load(model), model, mlflow_models.holdout_curve(model)
-    )
+        return load_champion(mlflow_models.tracking_uri, mlflow_models.model_name)
+    except ChampionUnavailable as error:
+        raise dg.Failure(description=f"cannot score batch {key!r}: {error}") from None
 
 
 @dg.multi_asset(
@@ -145,12 +140,16 @@ def batch_scores(
     fails naming file, columns and rows; content already scored under another batch adds no
     rows."""
     started = time.perf_counter()
-    clock = batch_scoring.Stopwatch()  # every stage until queryable, for the breakdown
+    clock = Stopwatch()  # every stage until queryable, for the breakdown
     key = context.partition_key
     folder = config.landing_dir or settings.landing_dir()
     quarantine_dir = config.quarantine_dir or settings.quarantine_dir()
     lake_dir = config.lake_dir or settings.lake_dir()
-    path = landing.find_batch_file(folder, key)
+    if config.file_name:
+        path = landing.resolve_inside(folder, config.file_name)
+        path = path if path.is_file() else None
+    else:
+        path = landing.find_batch_file(folder, key)
     if path is None:
         raise dg.Failure(description=f"batch {key!r}: no landing file for it in {folder}")
     with clock.stage("model"):
@@ -170,6 +169,7 @@ def batch_scores(
                 with clock.stage("hash"):
                     digest = extract.sha256()
                     duplicate_of = lake.scored_elsewhere(lake_dir, digest, key)
+                    replaced = _replaces(lake.batch_summary(lake_dir, key), digest, key)
                 if duplicate_of is not None:
                     yield from _duplicate(context, path, digest, duplicate_of)
                     return
@@ -198,13 +198,18 @@ def batch_scores(
             lake.publish(scored.scores_file, lake_dir, lake.SCORES, key)
             ensure_views(duckdb, lake_dir)
         scores_ready = time.perf_counter() - started  # scored and queryable
+        if replaced:
+            context.log.warning(f"{path.name}: {replaced}")
         context.log.info(
             f"scored {scored.rows:,} rows of {path.name} with {scorer.registered.name} "
             f"v{scorer.registered.version}; explaining {scored.candidates:,} candidates"
         )
         yield dg.MaterializeResult(
             asset_key="batch_scores",
-            metadata=_scores_metadata(scored, scorer, scores_ready),
+            metadata={
+                **_scores_metadata(scored, scorer, scores_ready),
+                **({"replaced": replaced} if replaced else {}),
+            },
         )
         staged = staging / "candidates.parquet"
         candidates = batch_scoring.explain_candidates(
@@ -212,6 +217,10 @@ def batch_scores(
         )
         lake.publish(staged, lake_dir, lake.CANDIDATES, key)
         lake.keep_in_history(lake_dir, key, context.run_id)
+        estimated = batch_scoring.estimate_batch(
+            lake.batch_file(lake_dir, lake.SCORES, key), identity, scorer, staging / "estimates"
+        )
+        lake.publish(staging / "estimates", lake_dir, lake.ESTIMATES, key)
         yield dg.MaterializeResult(
             asset_key="batch_candidates",
             metadata={
@@ -219,11 +228,25 @@ def batch_scores(
                 "seconds_to_queryable": round(time.perf_counter() - started, 3),
                 "model_version": scorer.registered.version,
                 "expected_precision": "holdout curve" if scorer.curve else "not available",
+                "estimates": dg.MetadataValue.md(estimates.estimates_markdown(estimated)),
                 "seconds": dg.MetadataValue.json(scored.stopwatch.seconds),
             },
         )
     finally:
         lake.discard_staging(staging)
+
+
+def _replaces(previous: dict | None, digest: str, key: str) -> str | None:
+    """What a new version of a batch replaces, in words; None for a first or unchanged file."""
+    if not previous or previous.get("content_hash") in (None, digest):
+        return None
+    when = previous.get("scored_at")
+    return (
+        f"replaces batch {key!r}: its {previous['rows']:,} rows of different content "
+        f"(sha256 {str(previous['content_hash'])[:12]}, from {previous.get('source_file')!r}"
+        f"{f', scored {when:%Y-%m-%d %H:%M} UTC' if when else ''}) are replaced by this file's; "
+        "the earlier list stays in batch_candidate_history"
+    )
 
 
 def _duplicate(context, path: Path, digest: str, duplicate_of: str):
@@ -276,6 +299,7 @@ def ensure_views(duckdb: DuckDBResource, lake_dir: str) -> bool:
                 lake.SCORES: batch_tables.SCORES_SCHEMA,
                 lake.CANDIDATES: batch_tables.CANDIDATES_SCHEMA,
                 lake.CANDIDATE_HISTORY: batch_tables.CANDIDATES_SCHEMA,
+                lake.ESTIMATES: batch_tables.ESTIMATES_SCHEMA,
             },
         )
         with duckdb.get_connection() as con:

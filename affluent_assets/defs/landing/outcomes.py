@@ -5,22 +5,36 @@ against the holdout's expectation, with a warning check for each."""
 import dagster as dg
 import matplotlib.pyplot as plt
 import pandas as pd
+import pyarrow.parquet as pq
 from dagster_duckdb import DuckDBResource
 
 from affluent_assets import settings
 from affluent_assets.defs.common import DUCKDB_POOL, table_metadata
+from affluent_assets.defs.landing.assets import landing_job
 from affluent_assets.defs.resources import MlflowModels
-from affluent_assets.lib import evaluation, landing, outcome_files, outcomes
+from affluent_assets.lib import (
+    evaluation,
+    lake,
+    landing,
+    outcome_files,
+    outcomes,
+    uplift,
+    warehouse,
+)
 
 OUTCOME_CHECK = "realized_precision"
+CALIBRATION_CHECK = "calibration"
+UPLIFT_TABLE, QINI_TABLE = "campaign_uplift", "campaign_qini"
 OUTCOME_FILES_CHECK = "outcome_files"
 OUTCOME_FILES_TAG = "affluent/outcome_files"
+LABELLED_BATCH_TAG = "affluent/labelled_batch"
 OUTCOME_FILES_READ = "outcome_files_read"
 OUTCOMES_TICK_SECONDS = 30
 
 
 class OutcomeConfig(dg.Config):
     margin: float = 0.10  # how far realized precision may fall below the holdout's
+    estimate_margin: float = 0.10  # how far the scores' estimate may part from the holdout's
     min_flagged: int = 50  # flagged labelled customers needed to judge a version
     outcomes_dir: str = ""  # campaign outcome files; default: AFFLUENT_OUTCOMES or data/outcomes
 
@@ -35,6 +49,13 @@ class OutcomeConfig(dg.Config):
             asset="model_outcomes",
             description="Warns when a version's realized precision falls below its holdout "
             "precision by more than the margin.",
+        ),
+        dg.AssetCheckSpec(
+            CALIBRATION_CHECK,
+            asset="model_outcomes",
+            description="Warns when realized precision falls outside the 90% interval the "
+            "flagged customers' own scores gave, or when that estimate and the holdout's figure "
+            "part by more than the estimate margin: calibration broke for that population.",
         ),
         dg.AssetCheckSpec(
             OUTCOME_FILES_CHECK,
@@ -52,11 +73,15 @@ def model_outcomes(
 ):
     """Per source (landed files with `C_seg`, campaign outcome files) and model version:
     customers, AFFLUENT (or upgraded), flagged, realized precision and recall at the threshold
-    and in the top 5/10/20%, and the precision the holdout promised (`expected_precision`)."""
+    and in the top 5/10/20%, what the flagged customers' own scores estimated
+    (`estimated_precision`, 90% interval) and what the holdout promised (`expected_precision`).
+    Outcome files with a control group also give the campaign's uplift (`campaign_uplift`,
+    `campaign_qini`)."""
     folder = config.outcomes_dir or settings.outcomes_dir()
     with duckdb.get_connection() as con:
         read = outcome_files.read_outcome_folder(con, folder)
         table = outcomes.realized_outcomes(con, read.records)
+        lift, qini = _write_uplift(con, read.records)
     for name, summary in read.accepted.items():
         context.log.info(f"outcome file {name}: {summary}")
     for name, reason in read.rejected.items():
@@ -65,6 +90,7 @@ def model_outcomes(
         _expected_precision(mlflow_models, r) for r in table.itertuples()
     ]
     short = outcomes.shortfalls(table, config.margin, config.min_flagged)
+    broken = outcomes.calibration_breaks(table, config.estimate_margin, config.min_flagged)
     yield dg.Output(
         table,
         metadata={
@@ -74,7 +100,15 @@ def model_outcomes(
             # the same for programs (the upload page): file name -> summary of what was read
             OUTCOME_FILES_READ: dg.MetadataValue.json(read.accepted),
             "realized_vs_expected": dg.MetadataValue.md(_plot(table)) if len(table) else "none",
+            "uplift": dg.MetadataValue.md(uplift.uplift_markdown(lift)),
+            "qini": dg.MetadataValue.md(_qini_plot(qini)) if len(qini) else uplift.NO_CONTROL,
         },
+    )
+    yield dg.AssetCheckResult(
+        check_name=CALIBRATION_CHECK,
+        passed=broken.empty,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=_describe_calibration(table, broken),
     )
     yield dg.AssetCheckResult(
         check_name=OUTCOME_CHECK,
@@ -90,6 +124,40 @@ def model_outcomes(
         or f"{len(read.accepted)} outcome file(s) read, none rejected",
         metadata={"outcomes_dir": folder, "quarantined": ", ".join(read.rejected) or "none"},
     )
+
+
+def _write_uplift(con, records: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The campaign's uplift and Qini curve, written beside model_outcomes so the page and
+    analysts read the campaign's effect in SQL (empty without control rows)."""
+    lift, qini = uplift.uplift_table(records), uplift.qini_curve(records)
+    warehouse.replace_table(con, UPLIFT_TABLE, lift)
+    warehouse.replace_table(con, QINI_TABLE, qini)
+    return lift, qini
+
+
+def _describe_calibration(table, broken) -> str:
+    if table.empty:
+        return "no outcomes yet"
+    if broken.empty:
+        return "realized precision inside the estimate's 90% interval; estimate near the holdout's"
+    return "; ".join(
+        f"v{r.model_version} ({r.source}): {r.why}: realized {r.realized_precision:.3f}, "
+        f"estimated {r.estimated_precision:.3f} ({r.estimated_low:.3f}-{r.estimated_high:.3f}), "
+        f"holdout {r.expected_precision:.3f} on {int(r.flagged):,} flagged customers"
+        for r in broken.itertuples()
+    )
+
+
+def _qini_plot(qini) -> str:
+    figure, axis = plt.subplots(figsize=(5, 3.5))
+    for version, curve in qini.groupby("model_version"):
+        axis.plot(curve["share_called"], curve["incremental_upgrades"], label=f"v{version}")
+        last = curve.iloc[-1]
+        axis.plot([0, last["share_called"]], [0, last["incremental_upgrades"]], ":", color="grey")
+    axis.set(xlabel="share of the list called (best scores first)",
+             ylabel="incremental upgrades", title="Qini curve (dotted: random order)")  # fmt: skip
+    axis.legend()
+    return evaluation.png_markdown(figure, "Qini curve")
 
 
 def _files_markdown(read: outcome_files.OutcomeFolderRead) -> str:
@@ -110,7 +178,8 @@ def _expected_precision(mlflow_models: MlflowModels, row) -> float:
         model = mlflow_models.describe(row.model_version)
         curve = model and mlflow_models.holdout_curve(model)
     if curve is not None:
-        return float(curve.at([row.lowest_flagged_score])["expected_precision"].iloc[0])
+        promised = curve.at([row.lowest_flagged_score], min_called=evaluation.LIST_MIN_CALLED)
+        return float(promised["expected_precision"].iloc[0])
     value = mlflow_models.holdout_metric(row.model_version, "precision")
     return float("nan") if value is None else float(value)
 
@@ -193,3 +262,46 @@ def build_outcomes_sensor(
 
 
 outcomes_sensor = build_outcomes_sensor()
+
+
+def batch_is_labelled(lake_dir: str, batch_key: str) -> bool:
+    """Whether a landed batch's scores carry `C_seg` (an outcome), from the Parquet footer's
+    null counts: no row is read, however large the batch."""
+    path = lake.batch_file(lake_dir, lake.SCORES, batch_key)
+    if not path.exists():
+        return False
+    metadata = pq.ParquetFile(path).metadata
+    column = metadata.schema.names.index("c_seg")
+    for group in range(metadata.num_row_groups):
+        chunk = metadata.row_group(group)
+        stats = chunk.column(column).statistics
+        if stats is None or not stats.has_null_count or stats.null_count < chunk.num_rows:
+            return True
+    return False
+
+
+def build_labelled_batch_sensor(
+    name: str = "labelled_batch_outcomes_sensor", lake_dir: str | None = None
+) -> dg.SensorDefinition:
+    """Refreshes model_outcomes when a landing run scored a file that carries `C_seg`: its
+    realized, estimated and expected figures appear without waiting for the main graph."""
+
+    @dg.run_status_sensor(
+        name=name,
+        run_status=dg.DagsterRunStatus.SUCCESS,
+        monitored_jobs=[landing_job],
+        request_job=outcomes_job,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Refreshes model_outcomes when a landed batch carried its outcome (C_seg).",
+    )
+    def _sensor(context: dg.RunStatusSensorContext):
+        run = context.dagster_run
+        key = run.tags.get("dagster/partition")
+        if key is None or not batch_is_labelled(lake_dir or settings.lake_dir(), key):
+            return dg.SkipReason(f"batch {key!r} carries no C_seg: no outcome to measure")
+        return dg.RunRequest(run_key=f"labelled:{run.run_id}", tags={LABELLED_BATCH_TAG: key})
+
+    return _sensor
+
+
+labelled_batch_sensor = build_labelled_batch_sensor()

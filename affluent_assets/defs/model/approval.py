@@ -16,8 +16,9 @@ class ApprovalConfig(dg.Config):
 @dg.op
 def approve_model_version(
     context: dg.OpExecutionContext, config: ApprovalConfig, mlflow_models: MlflowModels
-) -> None:
-    """Make the version champion, recording who approved it (registry.approve)."""
+) -> str:
+    """Make the version champion, recording who approved it (registry.approve); the model's
+    name out."""
     approver = config.approved_by.strip()
     if not approver:
         raise dg.Failure(description="approved_by is empty: say who approves this version")
@@ -46,6 +47,7 @@ def approve_model_version(
             },
         )
     )
+    return mlflow_models.model_name
 
 
 @dg.job(

@@ -1,8 +1,6 @@
 """The split, the model comparison and trained model, its holdout evaluation, and the champion."""
 
 import json
-from dataclasses import replace
-from datetime import UTC, datetime
 
 import dagster as dg
 import pandas as pd
@@ -11,15 +9,10 @@ from affluent_assets.defs.common import DUCKDB_POOL, table_metadata
 from affluent_assets.defs.resources import MlflowModels
 from affluent_assets.lib import evaluation, model_card, registry
 from affluent_assets.lib.features import label_vector
-from affluent_assets.lib.model_selection import (
-    SELECTION_METRICS,
-    PromotionDecision,
-    PromotionFloors,
-    decide_promotion,
-)
+from affluent_assets.lib.model_selection import SELECTION_METRICS, PromotionFloors
+from affluent_assets.lib.promotion import PromotionRules, choose_champion
 from affluent_assets.lib.training import (
     CALIBRATION_METHODS,
-    DEFAULT_XGBOOST_PARAMS,
     FAMILIES,
     predict_probability,
     split_customers,
@@ -35,31 +28,39 @@ class SplitConfig(dg.Config):
 
 
 class TrainingConfig(dg.Config):
-    """Model choice, tuning budget, calibration and threshold policy. The threshold is the
-    highest calibrated score whose recall on out-of-fold training rows reaches `target_recall`."""
+    """Model choice, tuning budget, calibration and threshold policy (lib/training_flow.py's
+    TrainingOptions, whose defaults these are). The threshold is the highest calibrated score
+    whose recall on out-of-fold training rows reaches `target_recall`."""
 
-    target_recall: float = 0.80
-    cv_folds: int = 5
-    selection_metric: str = "pr_auc"
-    families: list[str] = list(FAMILIES)
+    target_recall: float = TrainingOptions.target_recall
+    cv_folds: int = TrainingOptions.cv_folds
+    selection_metric: str = TrainingOptions.selection_metric
+    families: list[str] = list(TrainingOptions.families)
     # None: every round of the search (reproducible); seconds cap it, machine-dependent.
-    tuning_budget_seconds: float | None = None
-    tuning_candidates: int = 27
-    calibration: str = "sigmoid"
-    seed: int = 42
+    tuning_budget_seconds: float | None = TrainingOptions.tuning_budget_seconds
+    tuning_candidates: int = TrainingOptions.tuning_candidates
+    calibration: str = TrainingOptions.calibration
+    seed: int = TrainingOptions.seed
+
+    def options(self) -> TrainingOptions:
+        return TrainingOptions(**{**self.model_dump(), "families": tuple(self.families)})
 
 
 class PromotionConfig(dg.Config):
     """A challenger must reach the champion's holdout PR-AUC minus this tolerance, and the
     absolute floors below (any model, the first included)."""
 
-    tolerance: float = 0.005
+    tolerance: float = PromotionRules.tolerance
     min_pr_auc: float = PromotionFloors.min_pr_auc
     min_recall: float = PromotionFloors.min_recall
     max_brier_score: float = PromotionFloors.max_brier_score
     # Wait for a person: a model that passes every gate is marked `pending_approval` in MLflow
     # and becomes champion only with `affluent approve <version>`.
-    require_approval: bool = False
+    require_approval: bool = PromotionRules.require_approval
+
+    def rules(self) -> PromotionRules:
+        floors = PromotionFloors(self.min_pr_auc, self.min_recall, self.max_brier_score)
+        return PromotionRules(self.tolerance, floors, self.require_approval)
 
 
 @dg.asset(group_name="model", pool=DUCKDB_POOL)
@@ -146,15 +147,10 @@ def model_training(
     its out-of-fold predictions, given its threshold, refitted on all training rows, logged
     to MLflow (candidates as child runs) and registered as a new version."""
     check_training_config(config)
+    options = config.options()
     train_features, train_labels = rows_of("train", customer_features, customer_split)
-    outcome = train_platform_model(
-        train_features, train_labels, TrainingOptions(**config.model_dump()), context.log.info
-    )
-    tuning, results, comparison, chosen = (
-        outcome.tuning, outcome.results, outcome.comparison, outcome.chosen,
-    )  # fmt: skip
-    trained, oof, importance = outcome.trained, outcome.oof_metrics, outcome.importance
-    choice = trained.threshold
+    outcome = train_platform_model(train_features, train_labels, options, context.log.info)
+    trained, chosen, choice = outcome.trained, outcome.chosen, outcome.trained.threshold
     registered = registry.log_and_register(
         tracking_uri=mlflow_models.tracking_uri,
         experiment=mlflow_models.experiment,
@@ -162,105 +158,69 @@ def model_training(
         model_name=mlflow_models.model_name,
         model=trained.model,
         signature_rows=train_features.drop(columns="customer_key").head(50),
-        params={
-            **trained.params,
-            "target_recall": config.target_recall,
-            "threshold_policy": choice.policy,
-            "selection_metric": config.selection_metric,
-            "tuning_budget_seconds": config.tuning_budget_seconds or "none",
-        },
-        metrics={**{f"cv_{k}": v for k, v in oof.items()}, "tuning_seconds": tuning.seconds},
+        params=outcome.run_params(options),
+        metrics=outcome.run_metrics(),
         threshold=choice.threshold,
         decile_edges=trained.decile_edges,
         tags={"dagster_run_id": context.run_id, "training_rows": str(len(train_features))},
         run_name=f"affluent_model-{context.run_id[:8]}",
-        comparison=comparison,
-        tuning_trials=tuning.trials,
-        documents={"feature_importance": importance.round(6).to_dict()},
+        comparison=outcome.comparison,
+        tuning_trials=outcome.tuning.trials,
+        documents={"feature_importance": outcome.importance.round(6).to_dict()},
     )
     context.log.info(
         f"registered {registered.name} v{registered.version} ({chosen.spec.name}): "
         f"threshold {choice.threshold:.4f}, cv recall {choice.recall:.3f}, "
         f"cv precision {choice.precision:.3f}"
     )
-    comparison_table = comparison.assign(
-        **{c: comparison[c].map(json.dumps) for c in comparison.columns if c.endswith("_by_fold")},
-        params=[json.dumps(results[m].spec.params) for m in comparison["model"]],
-        mlflow_run_id=registered.run_id,
-    )
+    yield from _training_outputs(outcome, registered, options, train_features, train_labels)
+
+
+def _training_outputs(outcome, registered, options, train_features, train_labels):
+    """model_comparison, out_of_fold_scores and affluent_model, with their metadata."""
+    tuning, oof, choice = outcome.tuning, outcome.oof_metrics, outcome.trained.threshold
+    comparison_table = outcome.comparison_table(registered.run_id)
     yield dg.Output(
         comparison_table,
         output_name="model_comparison",
         metadata={
             **table_metadata(comparison_table),
-            "selected": chosen.spec.name,
+            "selected": outcome.chosen.spec.name,
             "tuned_xgboost_params": dg.MetadataValue.json(tuning.params),
             "tuning_seconds": tuning.seconds,
             "tuning_trials": len(tuning.trials),
             "tuning_stopped_by_budget": tuning.stopped_by_budget,
         },
     )
-    model_row = pd.DataFrame(
-        [
-            {
-                "model_name": registered.name,
-                "model_version": registered.version,
-                "mlflow_run_id": registered.run_id,
-                "trained_at": datetime.now(UTC).replace(tzinfo=None),
-                "model_family": chosen.spec.family,
-                "class_weighting": chosen.spec.class_weighting,
-                "calibration": config.calibration,
-                "threshold": choice.threshold,
-                "threshold_policy": choice.policy,
-                "target_recall": choice.target,
-                "cv_recall_at_threshold": choice.recall,
-                "cv_precision_at_threshold": choice.precision,
-                "cv_flagged_share": choice.flagged_share,
-                "cv_roc_auc": oof["roc_auc"],
-                "cv_pr_auc": oof["pr_auc"],
-                "training_rows": len(train_features),
-                "training_affluent": int(train_labels.sum()),
-                "decile_edges": json.dumps(trained.decile_edges),
-                "params": json.dumps({**DEFAULT_XGBOOST_PARAMS, **tuning.params})
-                if chosen.spec.family == "xgboost"
-                else json.dumps(chosen.spec.params),
-            }
-        ]
-    )
     out_of_fold = pd.DataFrame(
         {
             "customer_key": train_features["customer_key"].to_numpy(),
-            "oof_probability": trained.oof_probability.to_numpy(),
+            "oof_probability": outcome.trained.oof_probability.to_numpy(),
             "model_version": registered.version,
         }
     )
     yield dg.Output(
         out_of_fold, output_name="out_of_fold_scores", metadata=table_metadata(out_of_fold)
     )
+    model_row = pd.DataFrame([outcome.model_record(registered, options, train_labels)])
     yield dg.Output(
         model_row,
         output_name="affluent_model",
         metadata={
             **table_metadata(model_row),
             "model_uri": registered.uri,
-            "model": chosen.spec.name,
+            "model": outcome.chosen.spec.name,
             "threshold": choice.threshold,
             "cv_recall_at_threshold": choice.recall,
             "cv_precision_at_threshold": choice.precision,
             "cv_roc_auc": oof["roc_auc"],
             "cv_pr_auc": oof["pr_auc"],
             "training_rows": len(train_features),
-            "feature_importance": dg.MetadataValue.md(evaluation.importance_plot(importance)),
+            "feature_importance": dg.MetadataValue.md(
+                evaluation.importance_plot(outcome.importance)
+            ),
         },
     )
-
-
-def _decision_label(promoted: bool, waiting: bool, serving) -> str:
-    if promoted:
-        return "promoted"
-    if waiting:
-        return "pending_approval"
-    return "kept_champion" if serving else "no_champion"
 
 
 def registered_model(model_table: pd.DataFrame, version_column: str = "model_version"):
@@ -399,7 +359,8 @@ def champion_model(
 ):
     """The model that scores (MLflow alias `champion`). The newly trained model takes over only
     if its holdout PR-AUC is no worse than the current champion's on the same holdout rows,
-    within `tolerance`; otherwise the champion stays and the blocking check says by how much."""
+    within `tolerance`, and it reaches the floors; otherwise the champion stays and the blocking
+    check says why (the rules: lib/promotion.py)."""
     challenger = registered_model(affluent_model)
     metrics = model_evaluation.set_index("metric")["value"]
     current = mlflow_models.describe(registry.CHAMPION_ALIAS)
@@ -410,57 +371,16 @@ def champion_model(
         champion_pr_auc = evaluation.classification_metrics(
             holdout_labels, scores, current.threshold
         )["pr_auc"]
-    if current is not None and current.version == challenger.version:
-        decision = PromotionDecision(
-            True,
-            "the newly trained model is already the champion",
-            float(metrics["pr_auc"]),
-            float(metrics["pr_auc"]),
-            config.tolerance,
-        )
-    else:
-        floors = PromotionFloors(config.min_pr_auc, config.min_recall, config.max_brier_score)
-        decision = decide_promotion(
-            float(metrics["pr_auc"]), champion_pr_auc, config.tolerance, floors.failures(metrics)
-        )
-    waiting = decision.promote and config.require_approval
-    waiting = waiting and (current is None or current.version != challenger.version)
-    if waiting:
+    choice = choose_champion(challenger, metrics, current, champion_pr_auc, config.rules())
+    if choice.waiting:
         registry.mark_pending_approval(
             mlflow_models.tracking_uri, challenger.name, challenger.version
         )
-        decision = replace(
-            decision,
-            promote=False,
-            reason=f"{decision.reason}; passed every gate, waiting for approval: "
-            f"affluent approve {challenger.version}",
-        )
-    elif decision.promote:
+    elif choice.decision.promote:
         registry.set_alias(mlflow_models.tracking_uri, challenger.name, challenger.version)
-    serving = challenger if decision.promote else current
-    # No champion at all when the first model misses a floor: nothing scores until one passes.
-    shown = serving or challenger
-    winner = f"v{serving.version}" if serving else "none"
+    decision, winner = choice.decision, choice.winner
     context.log.info(f"champion: {winner} ({decision.reason})")
-    row = pd.DataFrame(
-        [
-            {
-                "model_name": shown.name,
-                "model_version": serving.version if serving else None,
-                "mlflow_run_id": serving.run_id if serving else None,
-                "threshold": serving.threshold if serving else None,
-                "decile_edges": json.dumps(serving.decile_edges) if serving else None,
-                "challenger_version": challenger.version,
-                "decision": _decision_label(decision.promote, waiting, serving),
-                "reason": decision.reason,
-                "challenger_pr_auc": decision.challenger_pr_auc,
-                "champion_pr_auc": decision.champion_pr_auc,
-                "pr_auc_margin": decision.margin,
-                "tolerance": decision.tolerance,
-                "decided_at": datetime.now(UTC).replace(tzinfo=None),
-            }
-        ]
-    )
+    row = pd.DataFrame([choice.record()])
     yield dg.Output(row, metadata={**table_metadata(row), "champion_version": winner})
     yield dg.AssetCheckResult(
         check_name=PROMOTION_CHECK,

@@ -14,21 +14,25 @@ from affluent_assets.defs.common import (
 )
 from affluent_assets.defs.model.assets import registered_model
 from affluent_assets.defs.resources import MlflowModels
-from affluent_assets.lib import history
+from affluent_assets.lib import estimates, history
+from affluent_assets.lib.champion import ScoringModel
 from affluent_assets.lib.contract import NEGATIVE, POSITIVE
+from affluent_assets.lib.control_group import GROUP_DESCRIPTION, ControlPolicy, assign_groups
 from affluent_assets.lib.evaluation import (
+    LIST_MIN_CALLED,
+    HoldoutCurve,
     capacity_count,
     precision_at_scores,
     threshold_for_capacity,
 )
 from affluent_assets.lib.evaluation import operating_points as evaluation_operating_points
 from affluent_assets.lib.schemas import scored_customers_schema
+from affluent_assets.lib.scorer import score_prepared
 from affluent_assets.lib.scoring import (
     prefer_out_of_fold,
     profile_segments,
     rank_candidates,
     reason_codes,
-    score_features,
 )
 
 CANDIDATE_ID_COLUMNS = [
@@ -42,7 +46,11 @@ CANDIDATE_ID_COLUMNS = [
 CANDIDATE_PROFILE_COLUMNS = ["num_prd", "asset_value", "mthcasa", "mthtd", "gn_occ", "c_hse", "age"]
 CANDIDATE_DESCRIPTIONS = {
     "candidate_rank": "1 = highest score; call from the top down",
-    "expected_precision": "Holdout precision of calling everyone scored at or above this customer",
+    "expected_precision": "Holdout precision of calling everyone scored at or above this "
+    f"customer, over at least {LIST_MIN_CALLED} holdout customers",
+    "estimated_precision": "Mean calibrated score of everyone at or above this customer: the "
+    "precision the list's own scores promise (90% interval in _low/_high)",
+    "group": GROUP_DESCRIPTION,
     "expected_recall": "Holdout share of AFFLUENT customers reached by calling down to here",
     "reason_1": "Strongest feature pushing this score up: `feature = value (+contribution)`, "
     "in log-odds (XGBoost, logistic regression) or probability (random forest)",
@@ -67,8 +75,10 @@ def scored_customers(
     the model's score; training rows carry their out-of-fold score when the champion is the
     model those folds belong to (`score_source` says which)."""
     model = registered_model(champion_model)
-    pipeline = mlflow_models.load(model)
-    scores = score_features(pipeline, customer_features, model.threshold, model.decile_edges)
+    scorer = ScoringModel(mlflow_models.load(model), model)
+    # The one scorer; reasons and expected precision are the candidate list's, below.
+    scores = score_prepared(scorer, customer_features, explain=False)
+    scores = scores.drop(columns=["flagged", "model_version"])
     identity = clean_customers[["customer_key", "c_id", "source_row", "c_seg"]]
     scored = identity.merge(scores, on="customer_key", validate="one_to_one").merge(
         customer_split[["customer_key", "split"]], on="customer_key", validate="one_to_one"
@@ -99,6 +109,16 @@ class CandidatePolicy(dg.Config):
 
     policy: str = "threshold"
     capacity: str = "1000"
+    # Held back as a control group; negative: the setting AFFLUENT_CONTROL_SHARE (default 10%).
+    control_share: float = -1.0
+    control_seed: int = -1  # negative: AFFLUENT_CONTROL_SEED
+
+    def control(self) -> ControlPolicy:
+        default = ControlPolicy.from_settings()
+        return ControlPolicy(
+            self.control_share if self.control_share >= 0 else default.share,
+            self.control_seed if self.control_seed >= 0 else default.seed,
+        )
 
 
 def holdout_scores(scored_customers: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
@@ -132,8 +152,9 @@ def hidden_affluent_candidates(
     else:
         raise dg.Failure(f"unknown candidate policy {config.policy!r}: use threshold or capacity")
     candidates = rank_candidates(scored_customers, cut)
-    labels, scores = holdout_scores(scored_customers)
-    expected = precision_at_scores(labels, scores, candidates["affluent_probability"])
+    expected = _list_figures(scored_customers, candidates["affluent_probability"])
+    control = config.control()
+    groups = assign_groups(candidates["customer_key"], candidates["affluent_probability"], control)
     candidate_features = candidates[["customer_key"]].merge(
         customer_features, on="customer_key", how="left"
     )
@@ -146,7 +167,7 @@ def hidden_affluent_candidates(
             candidate_features[CANDIDATE_PROFILE_COLUMNS].reset_index(drop=True),
         ],
         axis=1,
-    ).assign(model_version=model.version, policy=config.policy, score_cut=cut)
+    ).assign(group=groups, model_version=model.version, policy=config.policy, score_cut=cut)
     normal_total = int((scored_customers["c_seg"] == NEGATIVE).sum())
     # Every list is kept: a snapshot per run in the append-only `candidate_history` table.
     snapshot = history.snapshot(
@@ -167,6 +188,52 @@ def hidden_affluent_candidates(
             "expected_precision_of_full_list": float(expected["expected_precision"].iloc[-1])
             if len(table)
             else 0.0,
+            "control_held_back": int((groups == "control").sum()),
+            "control_share": control.share,
+            "control_seed": control.seed,
+        },
+    )
+
+
+def _list_figures(scored_customers: pd.DataFrame, listed: pd.Series) -> pd.DataFrame:
+    """Per candidate: the holdout's figures over at least LIST_MIN_CALLED holdout customers and
+    the list's own estimate of calling down to them (its interval beside it)."""
+    labels, scores = holdout_scores(scored_customers)
+    return pd.concat(
+        [
+            precision_at_scores(labels, scores, listed, min_called=LIST_MIN_CALLED),
+            estimates.ListCurve.from_scores(listed).at(listed),
+        ],
+        axis=1,
+    )
+
+
+def main_list_estimates(threshold: float, scored_customers: pd.DataFrame) -> pd.DataFrame:
+    """The main list's estimates at the threshold and capacity cuts over the NORMAL customers
+    (the population it is drawn from), beside the holdout's figures at the same cuts."""
+    labels, scores = holdout_scores(scored_customers)
+    curve = HoldoutCurve.from_holdout(labels, scores, max_points=None)
+    return estimates.list_estimates(
+        normal_scores(scored_customers), threshold, curve, min_called=LIST_MIN_CALLED
+    )
+
+
+@dg.asset(group_name="scoring", pool=DUCKDB_POOL)
+def candidate_estimates(
+    champion_model: pd.DataFrame, scored_customers: pd.DataFrame
+) -> dg.Output[pd.DataFrame]:
+    """How precise the main list will be before any outcome: at the threshold and at each
+    capacity cut, the estimated precision and recall from the NORMAL customers' own calibrated
+    scores with 90% intervals (Poisson-binomial), next to the holdout's figures."""
+    model = registered_model(champion_model)
+    table = main_list_estimates(model.threshold, scored_customers).assign(
+        model_version=model.version
+    )
+    return dg.Output(
+        table,
+        metadata={
+            **table_metadata(table),
+            "estimates": dg.MetadataValue.md(estimates.estimates_markdown(table)),
         },
     )
 

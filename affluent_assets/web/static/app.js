@@ -105,6 +105,14 @@ function showState(state) {
   $("status-text").textContent = STATUS_TEXT[state.status] || state.status;
   $("reason").hidden = !state.reason;
   $("reason").textContent = state.reason || "";
+  $("reason").classList.toggle("note", state.status === "scored");
+  const warnings = state.warnings || [];
+  $("warnings-box").hidden = warnings.length === 0;
+  $("warnings").replaceChildren(...warnings.map((text) => {
+    const li = document.createElement("li");
+    li.textContent = text;
+    return li;
+  }));
 }
 
 async function showResults(state) {
@@ -120,23 +128,64 @@ async function showResults(state) {
     const list = await api(base + ".json");
     for (const row of list.top) body.append(candidateRow(row));
     drawChart(list.curve);
+    showControl(list.groups);
+    showEstimates(list.estimates || []);
   }
   $("results").hidden = false;
 }
 
-function candidateRow(row) {
-  const tr = document.createElement("tr");
-  const reasons = [row.reason_1, row.reason_2, row.reason_3].filter(Boolean);
-  const cells = [
-    [row.rank, "num"], [row.customer_key, ""], [Number(row.score).toFixed(3), "num"],
-    [row.expected_precision === null ? "–" : `${(100 * row.expected_precision).toFixed(0)}%`, "num"],
-  ];
+function withInterval(value, low, high) {
+  if (value === null || value === undefined) return "–";
+  return `${percent(value)} (${percent(low)}–${percent(high)})`;
+}
+
+function appendCells(tr, cells) {
   for (const [text, cls] of cells) {
     const td = document.createElement("td");
     td.textContent = text;
     td.className = cls;
     tr.append(td);
   }
+}
+
+// The control group is part of every list: say how many are held back and why.
+function showControl(groups) {
+  const note = $("control-note");
+  note.hidden = !groups || !groups.control;
+  if (note.hidden) return;
+  note.textContent = `${fmt(groups.control)} of ${fmt(groups.campaign + groups.control)} candidates ` +
+    `(${(100 * groups.control_share).toFixed(0)}%) are held back as a control group: column group = control ` +
+    "in the downloads. Do not call them. They were drawn at random within each score decile of the list, " +
+    "so comparing their upgrades with those of the customers called shows what the campaign itself changed. " +
+    "Hand back their outcomes too.";
+}
+
+function showEstimates(rows) {
+  const body = $("estimates").querySelector("tbody");
+  body.replaceChildren();
+  for (const row of rows) {
+    const tr = document.createElement("tr");
+    appendCells(tr, [
+      [row.policy === "threshold" ? `model threshold ${Number(row.score_cut).toFixed(3)}` : row.setting, ""],
+      [fmt(row.flagged), "num"],
+      [withInterval(row.estimated_precision, row.precision_low, row.precision_high), "num"],
+      [percent(row.holdout_precision), "num"],
+      [withInterval(row.estimated_recall, row.recall_low, row.recall_high), "num"],
+      [percent(row.holdout_recall), "num"],
+    ]);
+    body.append(tr);
+  }
+}
+
+function candidateRow(row) {
+  const tr = document.createElement("tr");
+  const reasons = [row.reason_1, row.reason_2, row.reason_3].filter(Boolean);
+  if (row.group === "control") tr.className = "control";
+  appendCells(tr, [
+    [row.rank, "num"], [row.customer_key, ""], [row.group || "campaign", ""], [Number(row.score).toFixed(3), "num"],
+    [withInterval(row.estimated_precision, row.estimated_precision_low, row.estimated_precision_high), "num"],
+    [row.expected_precision === null ? "–" : `${(100 * row.expected_precision).toFixed(0)}%`, "num"],
+  ]);
   const why = document.createElement("td");
   const ul = document.createElement("ul");
   for (const reason of reasons) {
@@ -169,8 +218,17 @@ function drawChart(curve) {
     add("line", { x1: left, x2: w - 12, y1: y(tick), y2: y(tick), stroke: "#e3e8ef" });
     add("text", { x: left - 8, y: y(tick) + 4, "text-anchor": "end", "font-size": 11, fill: "#5f6b7a" }, `${tick * 100}%`);
   }
-  const path = points.map((p, i) => `${i ? "L" : "M"}${x(p.called).toFixed(1)},${y(p.expected_precision).toFixed(1)}`).join(" ");
-  add("path", { d: path, fill: "none", stroke: "#0b5cad", "stroke-width": 2.5 });
+  const line = (rows, key) => rows.map((p, i) => `${i ? "L" : "M"}${x(p.called).toFixed(1)},${y(p[key]).toFixed(1)}`).join(" ");
+  const own = curve.filter((p) => p.estimated_precision !== null && p.estimated_precision !== undefined);
+  if (own.length) {
+    const band = line(own, "estimated_precision_high") + " " +
+      own.slice().reverse().map((p) => `L${x(p.called).toFixed(1)},${y(p.estimated_precision_low).toFixed(1)}`).join(" ") + " Z";
+    add("path", { d: band, fill: "#f2a65a", opacity: 0.25, stroke: "none" });
+    add("path", { d: line(own, "estimated_precision"), fill: "none", stroke: "#c2600f", "stroke-width": 2 });
+  }
+  add("path", { d: line(points, "expected_precision"), fill: "none", stroke: "#0b5cad", "stroke-width": 2.5 });
+  add("text", { x: w - 14, y: top + 12, "text-anchor": "end", "font-size": 11, fill: "#0b5cad" }, "holdout");
+  add("text", { x: w - 14, y: top + 26, "text-anchor": "end", "font-size": 11, fill: "#c2600f" }, "estimate from the list's own scores (90% band)");
   add("text", { x: (w + left) / 2, y: h - 6, "text-anchor": "middle", "font-size": 12, fill: "#5f6b7a" },
     `customers called, best first (up to ${fmt(maxX)})`);
 }
@@ -216,6 +274,7 @@ async function refreshOutcomes() {
     body.append(tr);
   }
   await refreshFigures();
+  await refreshUplift();
   if (list.files.some((file) => file.status === "waiting")) outcomePolling = setTimeout(refreshOutcomes, 3000);
 }
 
@@ -233,7 +292,9 @@ async function refreshFigures() {
     const tr = document.createElement("tr");
     const cells = [
       [row.source, ""], [`v${row.model_version}`, ""], [fmt(row.customers), "num"], [fmt(row.flagged), "num"],
-      [fmt(row.affluent), "num"], [percent(row.realized_precision), "num"], [percent(row.expected_precision), "num"],
+      [fmt(row.affluent), "num"], [percent(row.realized_precision), "num"],
+      [withInterval(row.estimated_precision, row.estimated_low, row.estimated_high), "num"],
+      [percent(row.expected_precision), "num"],
     ];
     for (const [text, cls] of cells) {
       const td = document.createElement("td");
@@ -243,6 +304,60 @@ async function refreshFigures() {
     }
     body.append(tr);
   }
+}
+
+async function refreshUplift() {
+  let answer;
+  try { answer = await api("/api/outcomes/uplift"); } catch (error) { return; }
+  const body = $("uplift").querySelector("tbody");
+  body.replaceChildren();
+  $("no-uplift").hidden = answer.uplift.length > 0;
+  $("no-uplift").textContent = answer.note || "";
+  for (const row of answer.uplift) {
+    const tr = document.createElement("tr");
+    const uplift = row.uplift === null ? "–" :
+      `${(100 * row.uplift).toFixed(1)} pts (${(100 * row.uplift_low).toFixed(1)} to ${(100 * row.uplift_high).toFixed(1)})`;
+    appendCells(tr, [
+      [`v${row.model_version}`, ""], [row.scope, ""], [fmt(row.called), "num"], [percent(row.called_rate), "num"],
+      [fmt(row.control), "num"], [percent(row.control_rate), "num"], [uplift, "num"],
+    ]);
+    body.append(tr);
+  }
+  drawQini(answer.qini);
+}
+
+// Incremental upgrades as the campaign calls further down the list; dotted: a random order.
+function drawQini(points) {
+  const svg = $("qini");
+  svg.hidden = !points.length;
+  svg.replaceChildren();
+  if (!points.length) return;
+  const [w, h, left, bottom, top] = [640, 220, 56, 30, 12];
+  const values = points.map((p) => p.incremental_upgrades);
+  const [low, high] = [Math.min(0, ...values), Math.max(1, ...values)];
+  const x = (v) => left + (w - left - 12) * v;
+  const y = (v) => top + (h - top - bottom) * (1 - (v - low) / (high - low));
+  const ns = "http://www.w3.org/2000/svg";
+  const add = (tag, attrs, text) => {
+    const el = document.createElementNS(ns, tag);
+    for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+    if (text !== undefined) el.textContent = text;
+    svg.append(el);
+  };
+  add("line", { x1: left, x2: w - 12, y1: y(0), y2: y(0), stroke: "#e3e8ef" });
+  for (const version of [...new Set(points.map((p) => p.model_version))]) {
+    const mine = points.filter((p) => p.model_version === version);
+    const last = mine[mine.length - 1];
+    add("path", { d: mine.map((p, i) => `${i ? "L" : "M"}${x(p.share_called).toFixed(1)},${y(p.incremental_upgrades).toFixed(1)}`).join(" "),
+      fill: "none", stroke: "#0b5cad", "stroke-width": 2.5 });
+    add("line", { x1: x(0), y1: y(0), x2: x(last.share_called), y2: y(last.incremental_upgrades), stroke: "#5f6b7a", "stroke-dasharray": "4 4" });
+    add("text", { x: x(last.share_called) - 4, y: y(last.incremental_upgrades) - 6, "text-anchor": "end", "font-size": 11, fill: "#0b5cad" },
+      `v${version}: ${Number(last.incremental_upgrades).toFixed(0)} upgrades the campaign added`);
+  }
+  add("text", { x: left - 8, y: y(high) + 4, "text-anchor": "end", "font-size": 11, fill: "#5f6b7a" }, fmt(Math.round(high)));
+  add("text", { x: left - 8, y: y(0) + 4, "text-anchor": "end", "font-size": 11, fill: "#5f6b7a" }, "0");
+  add("text", { x: (w + left) / 2, y: h - 6, "text-anchor": "middle", "font-size": 12, fill: "#5f6b7a" },
+    "share of the list called, best scores first (Qini curve)");
 }
 
 function dropZone(zoneId, inputId, kind) {

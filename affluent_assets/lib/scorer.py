@@ -1,0 +1,138 @@
+"""The one scorer: contract rows in, per row the calibrated probability, whether the champion's
+threshold flags it, the precision a list cut there is likely to have, the three reasons and the
+model version out.
+
+Every path that scores calls it: the landing run's chunks (which explain only their candidates,
+later, with `explain_rows`), `affluent score` (a landing run in process), the main graph's
+`scored_customers` (with `score_prepared` on the features it already has) and the inference
+service, so an answer over HTTP and a row of a batch can never differ. Dagster-free: a notebook
+can call it with a champion from lib/champion.py.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from affluent_assets.lib.champion import ScoringModel
+from affluent_assets.lib.contract import POSITIVE
+from affluent_assets.lib.evaluation import LIST_MIN_CALLED, HoldoutCurve
+from affluent_assets.lib.features import build_features, clean_customers
+from affluent_assets.lib.prepared import prepared_matrix
+from affluent_assets.lib.scoring import REASON_COUNT, reason_codes, score_features
+
+REASON_COLUMNS = [f"reason_{i + 1}" for i in range(REASON_COUNT)]
+# What a scored row says, in this order, wherever it is served.
+SCORE_COLUMNS = [
+    "affluent_probability",
+    "flagged",
+    "predicted_segment",
+    "score_decile",
+    "expected_precision",
+    "expected_recall",
+    *REASON_COLUMNS,
+    "model_version",
+]
+
+
+@dataclass
+class Stopwatch:
+    """Seconds spent per stage, for metadata, the benchmarks' breakdowns and the service's
+    timing headers."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+
+@dataclass(frozen=True)
+class ScoredRows:
+    """One scoring call: the cleaned rows and features it was built from, and its scores (one
+    row each, `customer_key` first, then SCORE_COLUMNS; without the explained columns when
+    `explain` was False)."""
+
+    clean: pd.DataFrame
+    features: pd.DataFrame
+    scores: pd.DataFrame
+
+
+def score_rows(
+    scorer: ScoringModel,
+    valid: pd.DataFrame,
+    source: str,
+    first_row: int = 1,
+    explain: bool = True,
+    clock: Stopwatch | None = None,
+) -> ScoredRows:
+    """Score contract rows that passed the contract check (lib/schemas.validate_frame): clean
+    and featurize them with the training code, then `score_prepared`. `first_row` numbers the
+    rows in their file (`customer_key` is `<C_ID>-<row>`)."""
+    clock = clock if clock is not None else Stopwatch()
+    with clock.stage("clean"):
+        clean = clean_customers(valid, source, first_row)
+    with clock.stage("features"):
+        features = build_features(clean)
+    scores = score_prepared(scorer, features, explain, clock)
+    return ScoredRows(clean, features, scores)
+
+
+def score_prepared(
+    scorer: ScoringModel,
+    features: pd.DataFrame,
+    explain: bool = True,
+    clock: Stopwatch | None = None,
+) -> pd.DataFrame:
+    """Scores of feature rows (lib/features.build_features): probability, flagged at the
+    champion's threshold, predicted segment, decile and version; with `explain`, also the
+    expected precision and recall and the reasons (`explain_rows`)."""
+    clock = clock if clock is not None else Stopwatch()
+    model = scorer.registered
+    with clock.stage("predict"):
+        # Explained rows need the prepared matrix twice: build it once.
+        matrix = prepared_matrix(scorer.model.pipeline, features, "float64") if explain else None
+        scores = score_features(scorer.model, features, model.threshold, model.decile_edges, matrix)
+        scores.insert(2, "flagged", scores["predicted_segment"].to_numpy() == POSITIVE)
+    if explain:
+        explained = explain_rows(scorer, features, scores["affluent_probability"], clock, matrix)
+        scores = pd.concat([scores, explained.set_axis(scores.index)], axis=1)
+    scores["model_version"] = model.version
+    return scores
+
+
+def explain_rows(
+    scorer: ScoringModel,
+    features: pd.DataFrame,
+    probability: pd.Series,
+    clock: Stopwatch | None = None,
+    matrix: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """For rows already scored: the expected precision and recall of calling everyone scored at
+    or above each (the champion's holdout curve) and the three reasons behind each score
+    (`matrix`: the rows' prepared matrix, float64, if built already)."""
+    clock = clock if clock is not None else Stopwatch()
+    with clock.stage("expected_precision"):
+        expected = expected_figures(scorer.curve, probability)
+    with clock.stage("reasons"):
+        reasons = reason_codes(scorer.model, features, matrix=matrix).reset_index(drop=True)
+    return pd.concat([expected, reasons], axis=1)
+
+
+def expected_figures(curve: HoldoutCurve | None, probability) -> pd.DataFrame:
+    """`expected_precision` and `expected_recall` per score (NaN without a holdout curve), each
+    over at least LIST_MIN_CALLED holdout customers: near the top of a list, where few holdout
+    customers scored as high, the figure is the one the evidence supports, not 100%."""
+    if curve is None:
+        nan = np.full(len(probability), np.nan)
+        return pd.DataFrame({"expected_precision": nan, "expected_recall": nan})
+    return curve.at(np.asarray(probability, dtype="float64"), min_called=LIST_MIN_CALLED)
