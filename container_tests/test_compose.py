@@ -266,6 +266,7 @@ def test_compose_deployment_trains_scores_and_survives_a_daemon_kill(deployment,
     # Kill the daemon's process: the container exits and its restart policy brings it back.
     before = podman("inspect", "--format", "{{.RestartCount}}", container("daemon")).stdout
     pid = int(podman("inspect", "--format", "{{.State.Pid}}", container("daemon")).stdout)
+    killed = time.monotonic()
     os.kill(pid, signal.SIGKILL)
     wait_for(
         lambda: (
@@ -274,9 +275,17 @@ def test_compose_deployment_trains_scores_and_survives_a_daemon_kill(deployment,
         "the daemon's container restarted",
         timeout=120,
     )
+    measure(
+        "compose daemon container restarted after the kill (s)", round(time.monotonic() - killed, 1)
+    )
     wait_for(lambda: healthy("daemon"), "the restarted daemon healthy", timeout=300)
+    measure(
+        "compose restarted daemon healthy after the kill (s)", round(time.monotonic() - killed, 1)
+    )
     later = drop(tmp_path, "etb week 2.csv", 1_000, 22)
     wait_for(lambda: scored_run_for(later), f"{later} scored after the restart", timeout=900)
+    measure("compose later file scored after the kill (s)", round(time.monotonic() - killed, 1))
+    measure("compose run containers", len(run_containers()))
 
     # Down: nothing of the deployment left (the stopped run containers are removed first: they
     # hold the data volume).

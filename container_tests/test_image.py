@@ -360,3 +360,17 @@ def test_affluent_score_works_inside_the_container(champion, tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     report = json.loads(container.exec("cat", "/tmp/report.json").stdout)
     assert report["rows"] == 500 and report["candidates"] >= 0
+
+
+def test_inference_api_scores_one_row_and_refuses_without_the_token(champion):
+    """The serving endpoints on the upload page's port (docs/serving.md), with the champion
+    trained above: MLflow's scoring protocol answers with the token and refuses without."""
+    container = champion
+    row = generate_customers(3, seed=8).drop(columns="C_seg")
+    body = json.dumps({"dataframe_split": json.loads(row.to_json(orient="split", index=False))})
+    port = container.variant["web_port"]
+    assert container.http(port, "/ping")[0] == 200
+    assert container.http(port, "/invocations", body=body)[0] == 401
+    status, text = container.http(port, "/invocations", token=TOKEN, body=body)
+    assert status == 200, text[:2000]
+    assert "predictions" in json.loads(text), text[:500]

@@ -10,7 +10,7 @@ VENV="${1:-/opt/venv}"
 for site in "$VENV"/lib/python3*/site-packages; do
   # Test suites shipped inside the wheels.
   find "$site/pandas" "$site/numpy" "$site/scipy" "$site/sklearn" "$site/pyarrow" \
-    "$site/matplotlib" -depth -type d -name tests -exec rm -rf {} +
+    "$site/matplotlib" "$site/numba" "$site/llvmlite" -depth -type d -name tests -exec rm -rf {} +
   # pyarrow's Flight RPC (never imported here) and the headers and sources for building against
   # it; the asyncio copy of the Kubernetes client (dagster-k8s uses the synchronous one).
   rm -rf "$site/pyarrow/include" "$site/pyarrow/src" "$site/pyarrow/"*flight* \
