@@ -51,16 +51,17 @@ class InferenceSettings:
 
     @classmethod
     def from_environment(cls, tracking_uri: str) -> InferenceSettings:
-        number = os.environ.get
         return cls(
             tracking_uri=tracking_uri,
-            model_name=number("AFFLUENT_MODEL_NAME", cls.model_name),
-            max_rows=int(number("AFFLUENT_SERVE_MAX_ROWS", cls.max_rows)),
-            max_body_bytes=int(number("AFFLUENT_SERVE_MAX_BODY_BYTES", cls.max_body_bytes)),
-            workers=int(number("AFFLUENT_SERVE_WORKERS", cls.workers)),
-            queue=int(number("AFFLUENT_SERVE_QUEUE", cls.queue)),
-            poll_seconds=float(number("AFFLUENT_SERVE_POLL_SECONDS", cls.poll_seconds)),
-            threads_per_request=int(number("AFFLUENT_SERVE_THREADS", cls.threads_per_request)),
+            model_name=os.environ.get("AFFLUENT_MODEL_NAME", cls.model_name),
+            max_rows=int(os.environ.get("AFFLUENT_SERVE_MAX_ROWS", cls.max_rows)),
+            max_body_bytes=int(os.environ.get("AFFLUENT_SERVE_MAX_BODY_BYTES", cls.max_body_bytes)),
+            workers=int(os.environ.get("AFFLUENT_SERVE_WORKERS", cls.workers)),
+            queue=int(os.environ.get("AFFLUENT_SERVE_QUEUE", cls.queue)),
+            poll_seconds=float(os.environ.get("AFFLUENT_SERVE_POLL_SECONDS", cls.poll_seconds)),
+            threads_per_request=int(
+                os.environ.get("AFFLUENT_SERVE_THREADS", cls.threads_per_request)
+            ),
         )
 
 
