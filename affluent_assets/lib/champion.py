@@ -63,13 +63,17 @@ def _sqlite_file(tracking_uri: str) -> Path | None:
     return Path(tracking_uri[len(prefix) :]) if tracking_uri.startswith(prefix) else None
 
 
-def load_scoring_model(tracking_uri: str, registered: RegisteredModel) -> ScoringModel:
-    """A registered version's fitted model and holdout curve, with its explainer built (the
-    first explanation would otherwise pay for it)."""
+def load_scoring_model(
+    tracking_uri: str, registered: RegisteredModel, warm: bool = False
+) -> ScoringModel:
+    """A registered version's fitted model and holdout curve. With `warm`, its explainer is
+    built now (a service's first answer would otherwise pay for it; a batch run builds it when
+    it explains, after its scores are queryable)."""
     from affluent_assets.lib.scoring import warm_explainer
 
     model = registry.load_model(tracking_uri, registered)
-    warm_explainer(model)
+    if warm:
+        warm_explainer(model)
     return ScoringModel(model, registered, registry.load_holdout_curve(tracking_uri, registered))
 
 
@@ -132,7 +136,7 @@ class ChampionFollower:
         if current is not None and current.registered == registered:
             return False
         try:
-            loaded = load_scoring_model(self.tracking_uri, registered)
+            loaded = load_scoring_model(self.tracking_uri, registered, warm=True)
             if self.threads is not None:
                 set_threads(loaded, self.threads)
         except Exception as error:  # keep answering with the version that works

@@ -114,11 +114,12 @@ def _explainer(booster) -> TreeExplainer:
 
 
 def warm_explainer(model: CalibratedModel) -> None:
-    """Build a booster's explainer tables now (a loaded champion's first explanation would
-    otherwise pay about a second for them)."""
+    """Build a booster's explainer tables and load its compiled kernel now (a loaded champion's
+    first explanation would otherwise pay about a second for them)."""
     estimator = model.pipeline.named_steps["model"]
     if isinstance(estimator, XGBClassifier):
-        _explainer(estimator.get_booster())
+        explainer = _explainer(estimator.get_booster())
+        explainer.contributions(np.zeros((1, explainer.features)))  # loads the compiled kernel
 
 
 def _forest_contributions(forest, transformed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
