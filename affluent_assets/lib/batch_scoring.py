@@ -301,7 +301,7 @@ def explain_candidates(
     # A row repeated exactly is one customer: called once, at its first row.
     repeats = batch.quality.repeated_rows() + 1
     with clock.stage("control_group"):
-        control_keys, own = _whole_list(batch.kept_file, identity.batch_key, control)
+        control_keys, own = _whole_list(batch.kept_file, identity.batch_key, control, scorer)
     with pq.ParquetWriter(out, CANDIDATES_SCHEMA) as writer:
         # Smaller batches than scoring: contributions hold a float per feature and row.
         batch_rows = min(chunk_rows, EXPLAIN_ROWS)
@@ -334,7 +334,7 @@ def explain_candidates(
 
 
 def _whole_list(
-    kept_file: Path, batch_key: str, control: ControlPolicy | None
+    kept_file: Path, batch_key: str, control: ControlPolicy | None, scorer: ScoringModel
 ) -> tuple[set, ListCurve]:
     """What needs the whole list before any candidate is written: who is held back (the draw is
     stratified over the list's deciles) and the list's own precision curve. Two columns of the
@@ -343,7 +343,8 @@ def _whole_list(
     keys = listed.column("customer_key").to_numpy(zero_copy_only=False)
     probability = listed.column("affluent_probability").to_numpy()
     drawn = assign_groups(keys, probability, control or ControlPolicy.from_settings(), batch_key)
-    return set(keys[drawn == CONTROL]), ListCurve.from_scores(probability)
+    own = ListCurve.from_scores(probability, scorer.curve, min_called=LIST_MIN_CALLED)
+    return set(keys[drawn == CONTROL]), own
 
 
 def estimate_batch(

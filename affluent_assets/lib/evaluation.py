@@ -129,6 +129,18 @@ class HoldoutCurve:
         reports the next kept cut below s: the fewest calls that still include everyone scored
         >= s. A few more rows are called than strictly asked for, so precision leans low (the
         list is not oversold) and recall leans high. Elsewhere, and always unthinned, exact."""
+        called, caught = self.support(scores, min_called)
+        return pd.DataFrame(
+            {
+                "expected_precision": np.where(called > 0, caught / np.maximum(called, 1), np.nan),
+                "expected_recall": caught / max(1, self.positives),
+            },
+            index=scores.index if isinstance(scores, pd.Series) else None,
+        )
+
+    def support(self, scores, min_called: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """For each score s, the holdout rows `at` reports on: how many are called and how
+        many of them are AFFLUENT (0 and 0 where no one is)."""
         queries = np.atleast_1d(np.asarray(scores, dtype="float64"))
         # Cuts are descending: this counts the cuts >= s, so `point` is the lowest cut >= s
         # (-1: none) and everyone scored >= s is exactly everyone scored >= that cut ...
@@ -143,15 +155,7 @@ class HoldoutCurve:
             enough = min(int(np.searchsorted(self.called, min_called)), len(self.called) - 1)
             point = np.where(np.isnan(queries), -1, np.maximum(point, enough))
         # Index 0 of the padded counts stands for calling no one.
-        called = np.append(0, self.called)[point + 1]
-        caught = np.append(0, self.caught)[point + 1]
-        return pd.DataFrame(
-            {
-                "expected_precision": np.where(called > 0, caught / np.maximum(called, 1), np.nan),
-                "expected_recall": caught / max(1, self.positives),
-            },
-            index=scores.index if isinstance(scores, pd.Series) else None,
-        )
+        return np.append(0, self.called)[point + 1], np.append(0, self.caught)[point + 1]
 
     def to_dict(self) -> dict:
         """JSON-safe: plain lists of floats and ints."""

@@ -22,7 +22,6 @@ from affluent_assets.lib.evaluation import (
     LIST_MIN_CALLED,
     HoldoutCurve,
     capacity_count,
-    precision_at_scores,
     threshold_for_capacity,
 )
 from affluent_assets.lib.evaluation import operating_points as evaluation_operating_points
@@ -199,11 +198,10 @@ def _list_figures(scored_customers: pd.DataFrame, listed: pd.Series) -> pd.DataF
     """Per candidate: the holdout's figures over at least LIST_MIN_CALLED holdout customers and
     the list's own estimate of calling down to them (its interval beside it)."""
     labels, scores = holdout_scores(scored_customers)
+    curve = HoldoutCurve.from_holdout(labels, scores, max_points=None)
+    own = estimates.ListCurve.from_scores(listed, curve, min_called=LIST_MIN_CALLED)
     return pd.concat(
-        [
-            precision_at_scores(labels, scores, listed, min_called=LIST_MIN_CALLED),
-            estimates.ListCurve.from_scores(listed).at(listed),
-        ],
+        [curve.at(listed, min_called=LIST_MIN_CALLED), own.at(listed)],
         axis=1,
     )
 
