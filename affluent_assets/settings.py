@@ -58,3 +58,9 @@ def control_share() -> float:
 def control_seed() -> int:
     """Seed of the control draw: the same seed draws the same customers for the same list."""
     return int(os.environ.get("AFFLUENT_CONTROL_SEED") or 21)
+
+
+def champion_cache_dir() -> str:
+    """Scoring models already fetched from the registry, one file per version: a landing run
+    whose sensor named the version loads it from here without opening MLflow."""
+    return os.environ.get("AFFLUENT_CHAMPION_CACHE") or str(data_dir() / "champion_cache")

@@ -6,11 +6,8 @@ from __future__ import annotations
 import base64
 import io
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display on servers; must precede pyplot
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from sklearn.metrics import (
@@ -23,6 +20,9 @@ from sklearn.metrics import (
     recall_score,
     roc_auc_score,
 )
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 TOP_SHARES = (0.05, 0.10, 0.20)
 
@@ -215,10 +215,21 @@ def lift_table(y_true: pd.Series, probability: pd.Series, bins: int = 10) -> pd.
     return table.reset_index().rename(columns={"bin": "decile"})
 
 
-def png_markdown(figure: plt.Figure, title: str) -> str:
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (no display on servers), imported when a chart is
+    drawn: a landing run never draws one and need not pay for the import."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # must precede pyplot
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def png_markdown(figure: Figure, title: str) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    plt.close(figure)
+    pyplot().close(figure)
     encoded = base64.b64encode(buffer.getvalue()).decode()
     return f"![{title}](data:image/png;base64,{encoded})"
 
@@ -227,7 +238,7 @@ def precision_recall_plot(y_true: pd.Series, probability: pd.Series, threshold: 
     """Markdown image of the holdout precision-recall curve with the chosen threshold marked."""
     precision, recall, thresholds = precision_recall_curve(y_true, probability)
     at = min(int(np.searchsorted(thresholds, threshold)), len(thresholds) - 1)
-    figure, axes = plt.subplots(figsize=(5, 4))
+    figure, axes = pyplot().subplots(figsize=(5, 4))
     axes.plot(recall, precision, label="holdout")
     axes.scatter(
         [recall[at]], [precision[at]], color="red", zorder=3, label=f"threshold {threshold:.3f}"
@@ -245,7 +256,7 @@ def precision_recall_plot(y_true: pd.Series, probability: pd.Series, threshold: 
 
 def lift_plot(lift: pd.DataFrame) -> str:
     """Markdown image of lift per score decile and cumulative recall."""
-    figure, axes = plt.subplots(figsize=(5, 4))
+    figure, axes = pyplot().subplots(figsize=(5, 4))
     axes.bar(lift["decile"], lift["lift"], color="tab:blue", label="lift")
     axes.set(
         xlabel="score decile (1 = highest)", ylabel="lift over base rate", title="Lift, holdout"
@@ -329,7 +340,7 @@ def operating_points(
 def importance_plot(importance: pd.Series, top: int = 15) -> str:
     """Markdown image of global feature importance (mean |contribution| per feature)."""
     shown = importance.sort_values(ascending=True).tail(top)
-    figure, axes = plt.subplots(figsize=(6, 0.3 * len(shown) + 1))
+    figure, axes = pyplot().subplots(figsize=(6, 0.3 * len(shown) + 1))
     axes.barh(shown.index, shown.to_numpy(), color="tab:blue")
     axes.set(xlabel="mean |contribution| (training rows)", title="Global feature importance")
     return png_markdown(figure, "feature importance")

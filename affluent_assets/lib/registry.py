@@ -10,17 +10,31 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-import mlflow
 import pandas as pd
-from mlflow.exceptions import MlflowException
-from mlflow.models import infer_signature
-from mlflow.tracking import MlflowClient
 
 from affluent_assets.lib.evaluation import HoldoutCurve
 
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
 CHAMPION_ALIAS = "champion"
+
+
+# MLflow is imported where it is used: importing it costs over a second, and a landing run that
+# scores with a version it already holds (lib/champion.py's cache) never needs it.
+def _client(tracking_uri: str) -> MlflowClient:
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri)
+
+
+def _not_found() -> type[Exception]:
+    from mlflow.exceptions import MlflowException
+
+    return MlflowException
 
 
 @dataclass(frozen=True)
@@ -38,7 +52,7 @@ class RegisteredModel:
 
 def ensure_experiment(tracking_uri: str, experiment: str, artifact_root: str | None) -> str:
     """The experiment id, creating it with artifacts under `artifact_root` if new."""
-    client = MlflowClient(tracking_uri)
+    client = _client(tracking_uri)
     found = client.get_experiment_by_name(experiment)
     if found is not None:
         return found.experiment_id
@@ -82,6 +96,9 @@ def log_and_register(
     registered version carrying its threshold and decile edges as tags (scoring needs both).
     Each compared candidate becomes a nested child run with its per-fold figures; the tuning
     trials and `documents` (JSON, e.g. feature importance) are artifacts of the parent run."""
+    import mlflow
+    from mlflow.models import infer_signature
+
     mlflow.set_tracking_uri(tracking_uri)
     experiment_id = ensure_experiment(tracking_uri, experiment, artifact_root)
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
@@ -107,13 +124,15 @@ def log_and_register(
             pyfunc_predict_fn="predict_proba",
         )
         version = str(info.registered_model_version)
-    client = MlflowClient(tracking_uri)
+    client = _client(tracking_uri)
     client.set_model_version_tag(model_name, version, "threshold", repr(threshold))
     client.set_model_version_tag(model_name, version, "decile_edges", json.dumps(decile_edges))
     return RegisteredModel(model_name, version, run.info.run_id, threshold, decile_edges)
 
 
 def _log_candidate(experiment_id: str, row: dict) -> None:
+    import mlflow
+
     name = row["model"]
     with mlflow.start_run(experiment_id=experiment_id, run_name=name, nested=True):
         mlflow.log_params({key: row[key] for key in ("family", "class_weighting", "rank")})
@@ -130,13 +149,13 @@ def describe_version(
 ) -> RegisteredModel | None:
     """A registered version (by number, or by alias such as `champion`) with its scoring tags;
     None when there is no such version or alias (e.g. before the first training)."""
-    client = MlflowClient(tracking_uri)
+    client = _client(tracking_uri)
     try:
         if version_or_alias.isdigit():
             found = client.get_model_version(model_name, version_or_alias)
         else:
             found = client.get_model_version_by_alias(model_name, version_or_alias)
-    except MlflowException:
+    except _not_found():
         return None
     return RegisteredModel(
         name=model_name,
@@ -148,6 +167,8 @@ def describe_version(
 
 
 def load_model(tracking_uri: str, model: RegisteredModel):
+    import mlflow
+
     mlflow.set_tracking_uri(tracking_uri)
     return mlflow.sklearn.load_model(model.uri)
 
@@ -155,7 +176,7 @@ def load_model(tracking_uri: str, model: RegisteredModel):
 def set_alias(
     tracking_uri: str, model_name: str, version: str, alias: str = CHAMPION_ALIAS
 ) -> None:
-    MlflowClient(tracking_uri).set_registered_model_alias(model_name, alias, version)
+    _client(tracking_uri).set_registered_model_alias(model_name, alias, version)
 
 
 PENDING_TAG = "pending_approval"
@@ -163,16 +184,16 @@ PENDING_TAG = "pending_approval"
 
 def mark_pending_approval(tracking_uri: str, model_name: str, version: str) -> None:
     """A version that passed every gate but waits for a person before it becomes champion."""
-    MlflowClient(tracking_uri).set_model_version_tag(model_name, version, PENDING_TAG, "true")
+    _client(tracking_uri).set_model_version_tag(model_name, version, PENDING_TAG, "true")
 
 
 def approve(tracking_uri: str, model_name: str, version: str, approver: str) -> None:
     """Make a version that waits for approval the champion, recording who approved it when.
     Raises ValueError for a version that is not waiting (never passed the gates, or approved)."""
-    client = MlflowClient(tracking_uri)
+    client = _client(tracking_uri)
     try:
         tags = client.get_model_version(model_name, str(version)).tags
-    except MlflowException as error:
+    except _not_found() as error:
         raise ValueError(f"{model_name} v{version}: no such version") from error
     if tags.get(PENDING_TAG) != "true":
         raise ValueError(f"{model_name} v{version} is not waiting for approval")
@@ -190,17 +211,17 @@ HOLDOUT_CURVE_ARTIFACT = "holdout_curve.json"
 def log_holdout_curve(tracking_uri: str, run_id: str, curve: HoldoutCurve) -> None:
     """Store the holdout precision curve with the training run, so every list the version
     scores (landed batches too) can say how precise calling down to each customer will be."""
-    MlflowClient(tracking_uri).log_dict(run_id, curve.to_dict(), HOLDOUT_CURVE_ARTIFACT)
+    _client(tracking_uri).log_dict(run_id, curve.to_dict(), HOLDOUT_CURVE_ARTIFACT)
 
 
 def load_holdout_curve(tracking_uri: str, model: RegisteredModel) -> HoldoutCurve | None:
     """The version's holdout curve; None for a version trained before curves were stored."""
     with tempfile.TemporaryDirectory(prefix="curve-") as folder:
         try:
-            path = MlflowClient(tracking_uri).download_artifacts(
+            path = _client(tracking_uri).download_artifacts(
                 model.run_id, HOLDOUT_CURVE_ARTIFACT, folder
             )
-        except (MlflowException, OSError):
+        except (_not_found(), OSError):
             return None
         return HoldoutCurve.from_dict(json.loads(Path(path).read_text()))
 
@@ -210,21 +231,21 @@ MODEL_CARD_ARTIFACT = "model_card.md"
 
 def log_model_card(tracking_uri: str, run_id: str, card: str) -> None:
     """The generated model card (markdown) with the training run of its version."""
-    MlflowClient(tracking_uri).log_text(run_id, card, MODEL_CARD_ARTIFACT)
+    _client(tracking_uri).log_text(run_id, card, MODEL_CARD_ARTIFACT)
 
 
 def holdout_metric(tracking_uri: str, name: str, version: str, metric: str) -> float | None:
     """The `holdout_<metric>` logged on the training run of a version; None if absent."""
-    client = MlflowClient(tracking_uri)
+    client = _client(tracking_uri)
     try:
         run_id = client.get_model_version(name, str(version)).run_id
-    except MlflowException:
+    except _not_found():
         return None
     return client.get_run(run_id).data.metrics.get(f"holdout_{metric}")
 
 
 def log_holdout_metrics(tracking_uri: str, run_id: str, metrics: dict[str, float]) -> None:
     """Add holdout figures to the training run, prefixed `holdout_`, once they are measured."""
-    client = MlflowClient(tracking_uri)
+    client = _client(tracking_uri)
     for name, value in metrics.items():
         client.log_metric(run_id, f"holdout_{name}", value)

@@ -32,12 +32,16 @@ from affluent_assets.lib import batch_scoring, batch_tables, estimates, lake, la
 from affluent_assets.lib.champion import ChampionUnavailable, ScoringModel, load_champion
 from affluent_assets.lib.drift import SIGNIFICANT_PSI, DriftReference
 from affluent_assets.lib.extract_io import DEFAULT_CHUNK_ROWS, ExtractError, open_extract
+from affluent_assets.lib.registry import CHAMPION_ALIAS
 from affluent_assets.lib.schemas import MAX_ROWS_NAMED, ContractViolation
 from affluent_assets.lib.scorer import Stopwatch
 from affluent_assets.lib.warehouse import table_exists
 
 landed_batches = dg.DynamicPartitionsDefinition(name="landed_batches")
 DRIFT_CHECK = "feature_drift"
+# The champion version a sensor saw when it asked for the run: the run scores with it, from the
+# local cache when it is there (no MLflow import, no store to open).
+CHAMPION_VERSION_TAG = "affluent/champion_version"
 
 BATCH_DESCRIPTIONS = {
     "batch_key": "Partition key: the landing file name made safe",
@@ -92,9 +96,15 @@ def _contract_check(error: ExtractError) -> dg.AssetCheckResult:
     )
 
 
-def _champion(mlflow_models: MlflowModels, key: str) -> ScoringModel:
+def _champion(mlflow_models: MlflowModels, key: str, version: str | None) -> ScoringModel:
+    """The version the run was asked for (its sensor's champion), else the champion now."""
     try:
-        return load_champion(mlflow_models.tracking_uri, mlflow_models.model_name)
+        return load_champion(
+            mlflow_models.tracking_uri,
+            mlflow_models.model_name,
+            alias=version or CHAMPION_ALIAS,
+            cache_dir=settings.champion_cache_dir(),
+        )
     except ChampionUnavailable as error:
         raise dg.Failure(description=f"cannot score batch {key!r}: {error}") from None
 
@@ -161,7 +171,7 @@ def batch_scores(
     if path is None:
         raise dg.Failure(description=f"batch {key!r}: no landing file for it in {folder}")
     with clock.stage("model"):
-        scorer = _champion(mlflow_models, key)
+        scorer = _champion(mlflow_models, key, context.run.tags.get(CHAMPION_VERSION_TAG))
     identity = batch_tables.BatchIdentity(
         key, path.name, context.run_id, datetime.now(UTC).replace(tzinfo=None)
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dagster as dg
 
 from affluent_assets import settings
-from affluent_assets.defs.landing.assets import landing_job
+from affluent_assets.defs.landing.assets import CHAMPION_VERSION_TAG, landing_job
 from affluent_assets.defs.landing.sensors import LANDING_FILE_TAG
 from affluent_assets.defs.resources import MlflowModels
 from affluent_assets.lib import lake, landing
@@ -49,7 +49,11 @@ def build_rescoring_sensor(
                     run_key=f"{key}:rescore:v{champion.version}",
                     partition_key=key,
                     run_config={"ops": {"batch_scores": {"config": {"landing_dir": str(folder)}}}},
-                    tags={LANDING_FILE_TAG: path.name, RESCORE_TAG: str(champion.version)},
+                    tags={
+                        LANDING_FILE_TAG: path.name,
+                        RESCORE_TAG: str(champion.version),
+                        CHAMPION_VERSION_TAG: str(champion.version),
+                    },
                 )
             )
         note = (

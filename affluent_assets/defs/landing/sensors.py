@@ -9,7 +9,7 @@ import dagster as dg
 
 from affluent_assets import settings
 from affluent_assets.defs import telemetry
-from affluent_assets.defs.landing.assets import landed_batches, landing_job
+from affluent_assets.defs.landing.assets import CHAMPION_VERSION_TAG, landed_batches, landing_job
 from affluent_assets.defs.resources import MlflowModels
 from affluent_assets.lib import landing
 from affluent_assets.lib.registry import CHAMPION_ALIAS
@@ -97,6 +97,7 @@ def build_landing_sensor(
                     run_config={"ops": {"batch_scores": {"config": {"landing_dir": str(folder)}}}},
                     tags={
                         LANDING_FILE_TAG: signature.name,
+                        CHAMPION_VERSION_TAG: str(model.version),
                         **telemetry.request_tags(
                             folder, signature.name, signature.batch_key, signature.run_key
                         ),
