@@ -21,14 +21,17 @@ from affluent_assets.lib import (
     uplift,
     warehouse,
 )
+from affluent_assets.names import (
+    CALIBRATION_CHECK,
+    OUTCOME_CHECK,
+    OUTCOME_FILES_CHECK,
+    OUTCOME_FILES_READ,
+    QINI_TABLE,
+    UPLIFT_TABLE,
+)
 
-OUTCOME_CHECK = "realized_precision"
-CALIBRATION_CHECK = "calibration"
-UPLIFT_TABLE, QINI_TABLE = "campaign_uplift", "campaign_qini"
-OUTCOME_FILES_CHECK = "outcome_files"
 OUTCOME_FILES_TAG = "affluent/outcome_files"
 LABELLED_BATCH_TAG = "affluent/labelled_batch"
-OUTCOME_FILES_READ = "outcome_files_read"
 OUTCOMES_TICK_SECONDS = 30
 
 

@@ -13,8 +13,8 @@ from affluent_assets.defs.landing.assets import landed_batches, landing_job
 from affluent_assets.defs.resources import MlflowModels
 from affluent_assets.lib import landing
 from affluent_assets.lib.registry import CHAMPION_ALIAS
+from affluent_assets.names import LANDING_FILE_TAG
 
-LANDING_FILE_TAG = "affluent/landing_file"
 TICK_SECONDS = 5
 
 
