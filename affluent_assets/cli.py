@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from affluent_assets.names import LANDING_FILE_TAG, QUALITY_CHECK
+
 EXIT_REJECTED = 1
 EXIT_ERROR = 2
 
@@ -121,7 +123,7 @@ def score(args: argparse.Namespace) -> int:
             instance=instance,
             partition_key=key,
             raise_on_error=False,
-            tags={"affluent/landing_file": path.name, "affluent/launched_by": "affluent score"},
+            tags={LANDING_FILE_TAG: path.name, "affluent/launched_by": "affluent score"},
             resources={"scoring_progress": bars},
         )
     finally:
@@ -190,7 +192,7 @@ def _observation(result) -> dict:
 def _quality_warnings(result) -> list[str]:
     """The data-quality check's warnings, in words (the rows were scored all the same)."""
     for evaluation in result.get_asset_check_evaluations():
-        if evaluation.check_name == "data_quality" and "warnings" in evaluation.metadata:
+        if evaluation.check_name == QUALITY_CHECK and "warnings" in evaluation.metadata:
             return list(evaluation.metadata["warnings"].value)
     return []
 

@@ -7,16 +7,16 @@ from affluent_assets.defs.features import assets as features
 from affluent_assets.defs.ingest import assets as ingest
 from affluent_assets.defs.ingest.sensors import new_extract_sensor
 from affluent_assets.defs.landing import assets as landing
-from affluent_assets.defs.landing.outcomes import (
+from affluent_assets.defs.landing.rescoring import champion_rescoring_sensor
+from affluent_assets.defs.landing.sensors import landing_sensor
+from affluent_assets.defs.model import assets as model
+from affluent_assets.defs.model.approval import model_approval_job
+from affluent_assets.defs.monitoring.outcomes import (
     labelled_batch_sensor,
     model_outcomes,
     outcomes_job,
     outcomes_sensor,
 )
-from affluent_assets.defs.landing.rescoring import champion_rescoring_sensor
-from affluent_assets.defs.landing.sensors import landing_sensor
-from affluent_assets.defs.model import assets as model
-from affluent_assets.defs.model.approval import model_approval_job
 from affluent_assets.defs.resources import default_resources
 from affluent_assets.defs.scoring import assets as scoring
 from affluent_assets.defs.telemetry import run_traces

@@ -11,8 +11,8 @@ from pathlib import Path
 import dagster as dg
 
 from affluent_assets.definitions import affluent_job
-from affluent_assets.defs.landing.sensors import LANDING_FILE_TAG
 from affluent_assets.instance import LocalRunLauncher, process_start_time, worker_alive
+from affluent_assets.names import LANDING_FILE_TAG
 
 SETTINGS = Path(__file__).resolve().parent.parent / ".dagster_home" / "dagster.yaml"
 

@@ -86,7 +86,7 @@ def outcomes_table(work: Path):
     import duckdb
     from dagster_duckdb import DuckDBResource
 
-    from affluent_assets.defs.landing.outcomes import model_outcomes
+    from affluent_assets.defs.monitoring.outcomes import model_outcomes
     from affluent_assets.defs.resources import MlflowModels
 
     result = dg.materialize(

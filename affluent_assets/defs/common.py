@@ -7,8 +7,8 @@ import pandas as pd
 import pandera.pandas as pa
 
 from affluent_assets.lib.schemas import MAX_ROWS_NAMED, ContractViolation, validate_frame
+from affluent_assets.names import SCHEMA_CHECK
 
-SCHEMA_CHECK = "matches_schema"
 PREVIEW_ROWS = 10
 DUCKDB_POOL = "duckdb"  # one writer at a time per DuckDB file (see dagster.yaml)
 

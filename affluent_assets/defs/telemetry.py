@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 import dagster as dg
 from opentelemetry import trace
 
-from affluent_assets.defs.common import SCHEMA_CHECK
 from affluent_assets.lib import telemetry
 from affluent_assets.lib.schemas import ContractViolation
+from affluent_assets.names import SCHEMA_CHECK
 
 RUN_SPAN = "landing run"
 TRACE_ID_TAG = "affluent/trace_id"

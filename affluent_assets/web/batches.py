@@ -12,10 +12,9 @@ import dagster as dg
 import duckdb
 import pyarrow.parquet as pq
 
-from affluent_assets.defs.ingest.assets import QUALITY_CHECK
-from affluent_assets.defs.landing.sensors import LANDING_FILE_TAG
 from affluent_assets.lib import lake, landing
 from affluent_assets.lib.estimates import ESTIMATE_COLUMNS
+from affluent_assets.names import LANDING_FILE_TAG, QUALITY_CHECK
 
 PARTITION_TAG = "dagster/partition"
 

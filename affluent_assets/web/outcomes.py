@@ -12,10 +12,10 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from affluent_assets.defs.landing.outcomes import OUTCOME_FILES_READ, QINI_TABLE, UPLIFT_TABLE
 from affluent_assets.lib import landing, outcome_files
 from affluent_assets.lib.uplift import NO_CONTROL
 from affluent_assets.lib.warehouse import table_exists
+from affluent_assets.names import OUTCOME_FILES_READ, QINI_TABLE, UPLIFT_TABLE
 from affluent_assets.web import batches
 
 WAITING, READ, QUARANTINED = "waiting", "read", "quarantined"

@@ -11,8 +11,8 @@ import dagster as dg
 import pytest
 
 from affluent_assets.defs.alerts.sensors import AlertWebhook, check_alerts, failure_alerts
-from affluent_assets.defs.landing.sensors import LANDING_FILE_TAG
 from affluent_assets.lib import registry
+from affluent_assets.names import LANDING_FILE_TAG
 from affluent_assets_tests.defs.test_landing_runs import demo, land, seed_training_tables
 from affluent_assets_tests.defs.test_outcomes import materialize_outcomes
 

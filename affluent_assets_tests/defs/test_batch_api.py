@@ -8,7 +8,7 @@ import json
 
 from starlette.testclient import TestClient
 
-from affluent_assets.defs.landing.sensors import LANDING_FILE_TAG
+from affluent_assets.names import LANDING_FILE_TAG
 from affluent_assets.web.app import WebSettings, create_app
 from affluent_assets.web.batches import Folders
 from affluent_assets_tests.defs.test_landing_runs import land

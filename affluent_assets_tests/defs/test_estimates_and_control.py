@@ -9,12 +9,9 @@ import pandas as pd
 import pytest
 
 from affluent_assets.defs.alerts.sensors import check_alerts_for
-from affluent_assets.defs.landing.outcomes import (
-    UPLIFT_TABLE,
-    batch_is_labelled,
-    build_labelled_batch_sensor,
-)
+from affluent_assets.defs.monitoring.outcomes import batch_is_labelled, build_labelled_batch_sensor
 from affluent_assets.lib import lake
+from affluent_assets.names import UPLIFT_TABLE
 from affluent_assets_tests.defs.conftest import register_tiny_model
 from affluent_assets_tests.defs.test_landing_runs import demo, land, query
 from affluent_assets_tests.defs.test_outcomes import check_named, materialize_outcomes

@@ -11,8 +11,9 @@ import dagster as dg
 import pytest
 
 from affluent_assets.defs.landing.assets import landed_batches
-from affluent_assets.defs.landing.sensors import LANDING_FILE_TAG, build_landing_sensor
+from affluent_assets.defs.landing.sensors import build_landing_sensor
 from affluent_assets.lib.landing import LandingCursor, batch_key_for
+from affluent_assets.names import LANDING_FILE_TAG
 
 
 class Ticker:

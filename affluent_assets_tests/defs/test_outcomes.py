@@ -8,7 +8,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from affluent_assets.defs.alerts.sensors import check_alerts_for
-from affluent_assets.defs.landing.outcomes import model_outcomes
+from affluent_assets.defs.monitoring.outcomes import model_outcomes
 from affluent_assets.lib import registry
 from affluent_assets.lib.evaluation import LIST_MIN_CALLED
 from affluent_assets_tests.defs.conftest import register_tiny_model

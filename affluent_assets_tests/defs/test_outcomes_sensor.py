@@ -6,7 +6,7 @@ import os
 import dagster as dg
 import pytest
 
-from affluent_assets.defs.landing.outcomes import build_outcomes_sensor
+from affluent_assets.defs.monitoring.outcomes import build_outcomes_sensor
 
 CONTENT = "customer_key,model_version,upgraded\n1-1,3,yes\n"
 

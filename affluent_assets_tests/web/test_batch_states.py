@@ -9,9 +9,9 @@ import os
 import dagster as dg
 import pytest
 
-from affluent_assets.defs.landing.sensors import LANDING_FILE_TAG
 from affluent_assets.lib.demo_data import generate_customers, write_extract
 from affluent_assets.lib.landing import batch_key_for
+from affluent_assets.names import LANDING_FILE_TAG
 from affluent_assets_tests.defs.conftest import landing_stores, model_store  # noqa: F401
 from affluent_assets_tests.servers import AffluentServe, stop
 

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from dagster_duckdb import DuckDBResource
 
-from affluent_assets.defs.landing.outcomes import model_outcomes
+from affluent_assets.defs.monitoring.outcomes import model_outcomes
 from affluent_assets.defs.resources import DuckDBTableIOManager
 from affluent_assets.lib import landing
 from affluent_assets.lib.landing import UPLOAD_STAGING

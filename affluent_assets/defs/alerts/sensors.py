@@ -10,16 +10,16 @@ import os
 
 import dagster as dg
 
-from affluent_assets.defs.landing.assets import DRIFT_CHECK
-from affluent_assets.defs.landing.estimate_check import ESTIMATE_CHECK
-from affluent_assets.defs.landing.outcomes import (
+from affluent_assets.lib import alerts
+from affluent_assets.names import (
     CALIBRATION_CHECK,
+    DRIFT_CHECK,
+    ESTIMATE_CHECK,
+    LANDING_FILE_TAG,
     OUTCOME_CHECK,
     OUTCOME_FILES_CHECK,
+    PROMOTION_CHECK,
 )
-from affluent_assets.defs.landing.sensors import LANDING_FILE_TAG
-from affluent_assets.defs.model.assets import PROMOTION_CHECK
-from affluent_assets.lib import alerts
 
 
 class AlertWebhook(dg.ConfigurableResource):

@@ -17,9 +17,7 @@ from affluent_assets.lib.schemas import (
     quality_warnings,
     raw_extract_schema,
 )
-
-QUALITY_CHECK = "data_quality"
-
+from affluent_assets.names import QUALITY_CHECK
 
 # Values the data contract itself documents (C_AGE 122 is the source system's placeholder for
 # an unknown age; minors such as the rows at ages 2 and 12 hold accounts): counted and shown as

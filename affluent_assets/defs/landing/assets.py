@@ -20,13 +20,9 @@ from dagster_duckdb import DuckDBResource
 
 from affluent_assets import settings
 from affluent_assets.defs import telemetry
-from affluent_assets.defs.common import DUCKDB_POOL, SCHEMA_CHECK, schema_check_spec
-from affluent_assets.defs.ingest.assets import QUALITY_CHECK, quality_check_result
-from affluent_assets.defs.landing.estimate_check import (
-    ESTIMATE_CHECK,
-    ESTIMATE_CHECK_SPEC,
-    estimate_check_result,
-)
+from affluent_assets.defs.common import DUCKDB_POOL, schema_check_spec
+from affluent_assets.defs.ingest.assets import quality_check_result
+from affluent_assets.defs.landing.estimate_check import ESTIMATE_CHECK_SPEC, estimate_check_result
 from affluent_assets.defs.resources import MlflowModels
 from affluent_assets.lib import batch_scoring, batch_tables, estimates, lake, landing
 from affluent_assets.lib.champion import ChampionUnavailable, ScoringModel, load_champion
@@ -36,12 +32,15 @@ from affluent_assets.lib.registry import CHAMPION_ALIAS
 from affluent_assets.lib.schemas import MAX_ROWS_NAMED, ContractViolation
 from affluent_assets.lib.scorer import Stopwatch
 from affluent_assets.lib.warehouse import table_exists
+from affluent_assets.names import (
+    CHAMPION_VERSION_TAG,
+    DRIFT_CHECK,
+    ESTIMATE_CHECK,
+    QUALITY_CHECK,
+    SCHEMA_CHECK,
+)
 
 landed_batches = dg.DynamicPartitionsDefinition(name="landed_batches")
-DRIFT_CHECK = "feature_drift"
-# The champion version a sensor saw when it asked for the run: the run scores with it, from the
-# local cache when it is there (no MLflow import, no store to open).
-CHAMPION_VERSION_TAG = "affluent/champion_version"
 
 BATCH_DESCRIPTIONS = {
     "batch_key": "Partition key: the landing file name made safe",

@@ -7,7 +7,8 @@ before any outcome."""
 import dagster as dg
 import pandas as pd
 
-ESTIMATE_CHECK = "estimate_vs_holdout"
+from affluent_assets.names import ESTIMATE_CHECK
+
 ESTIMATE_MARGIN = 0.10  # as model_outcomes' estimate_margin
 MIN_FLAGGED = 50  # as model_outcomes' min_flagged: fewer customers say too little
 

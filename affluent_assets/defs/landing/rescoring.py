@@ -8,11 +8,11 @@ from __future__ import annotations
 import dagster as dg
 
 from affluent_assets import settings
-from affluent_assets.defs.landing.assets import CHAMPION_VERSION_TAG, landing_job
-from affluent_assets.defs.landing.sensors import LANDING_FILE_TAG
+from affluent_assets.defs.landing.assets import landing_job
 from affluent_assets.defs.resources import MlflowModels
 from affluent_assets.lib import lake, landing
 from affluent_assets.lib.registry import CHAMPION_ALIAS
+from affluent_assets.names import CHAMPION_VERSION_TAG, LANDING_FILE_TAG
 
 RESCORE_TAG = "affluent/rescored_for_version"
 

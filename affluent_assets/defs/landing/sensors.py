@@ -9,12 +9,12 @@ import dagster as dg
 
 from affluent_assets import settings
 from affluent_assets.defs import telemetry
-from affluent_assets.defs.landing.assets import CHAMPION_VERSION_TAG, landed_batches, landing_job
+from affluent_assets.defs.landing.assets import landed_batches, landing_job
 from affluent_assets.defs.resources import MlflowModels
 from affluent_assets.lib import landing
 from affluent_assets.lib.registry import CHAMPION_ALIAS
+from affluent_assets.names import CHAMPION_VERSION_TAG, LANDING_FILE_TAG
 
-LANDING_FILE_TAG = "affluent/landing_file"
 TICK_SECONDS = 5
 
 

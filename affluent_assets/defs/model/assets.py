@@ -18,8 +18,7 @@ from affluent_assets.lib.training import (
     split_customers,
 )
 from affluent_assets.lib.training_flow import TrainingOptions, train_platform_model
-
-PROMOTION_CHECK = "challenger_vs_champion"
+from affluent_assets.names import PROMOTION_CHECK
 
 
 class SplitConfig(dg.Config):

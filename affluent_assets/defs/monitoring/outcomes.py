@@ -3,7 +3,6 @@ carried their outcome (`C_seg`) and on campaign outcome files dropped in the out
 against the holdout's expectation, with a warning check for each."""
 
 import dagster as dg
-import matplotlib.pyplot as plt
 import pandas as pd
 import pyarrow.parquet as pq
 from dagster_duckdb import DuckDBResource
@@ -21,14 +20,17 @@ from affluent_assets.lib import (
     uplift,
     warehouse,
 )
+from affluent_assets.names import (
+    CALIBRATION_CHECK,
+    OUTCOME_CHECK,
+    OUTCOME_FILES_CHECK,
+    OUTCOME_FILES_READ,
+    QINI_TABLE,
+    UPLIFT_TABLE,
+)
 
-OUTCOME_CHECK = "realized_precision"
-CALIBRATION_CHECK = "calibration"
-UPLIFT_TABLE, QINI_TABLE = "campaign_uplift", "campaign_qini"
-OUTCOME_FILES_CHECK = "outcome_files"
 OUTCOME_FILES_TAG = "affluent/outcome_files"
 LABELLED_BATCH_TAG = "affluent/labelled_batch"
-OUTCOME_FILES_READ = "outcome_files_read"
 OUTCOMES_TICK_SECONDS = 30
 
 
@@ -149,6 +151,8 @@ def _describe_calibration(table, broken) -> str:
 
 
 def _qini_plot(qini) -> str:
+    import matplotlib.pyplot as plt  # when plotting, not when the code location loads
+
     figure, axis = plt.subplots(figsize=(5, 3.5))
     for version, curve in qini.groupby("model_version"):
         axis.plot(curve["share_called"], curve["incremental_upgrades"], label=f"v{version}")
@@ -197,6 +201,8 @@ def _describe(table, short, margin: float) -> str:
 
 
 def _plot(table) -> str:
+    import matplotlib.pyplot as plt  # when plotting, not when the code location loads
+
     figure, axis = plt.subplots(figsize=(6, 3))
     positions = range(len(table))
     axis.bar([p - 0.2 for p in positions], table["expected_precision"], 0.4, label="holdout")
