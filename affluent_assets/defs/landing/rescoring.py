@@ -38,11 +38,15 @@ def build_rescoring_sensor(
             for key, version in lake.batch_model_versions(lake_dir or settings.lake_dir()).items()
             if version != str(champion.version)
         }
-        requests, orphaned = [], []
+        requests, orphaned, waiting = [], [], []
+        busy = _files_in_flight(context.instance) if stale else set()
         for key in sorted(stale):
             path = landing.find_batch_file(folder, key)
             if path is None:
                 orphaned.append(key)
+                continue
+            if path.name in busy:  # asked again once that run has written what it scored
+                waiting.append(key)
                 continue
             requests.append(
                 dg.RunRequest(
@@ -62,13 +66,33 @@ def build_rescoring_sensor(
             if orphaned
             else ""
         )
+        if waiting:
+            note += f"; {len(waiting)} wait for a run of their file ({', '.join(waiting[:5])})"
         if not requests:
             current = f"v{champion.version}"
+            if waiting:
+                return dg.SkipReason(f"nothing to rescore with {current} now{note}")
             return dg.SkipReason(f"every batch with a file is scored with {current}{note}")
         context.log.info(f"rescoring {len(requests)} batch(es) with v{champion.version}{note}")
         return dg.SensorResult(run_requests=requests)
 
     return _sensor
+
+
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+def _files_in_flight(instance: dg.DagsterInstance) -> set[str]:
+    """Landing files with a run queued or under way. Such a run scores with the version its
+    sensor named, possibly the one before a promotion; a rescore asked for meanwhile could finish
+    first and be overwritten, and its run key would never be asked for again."""
+    runs = instance.get_runs(filters=dg.RunsFilter(job_name=landing_job.name, statuses=IN_FLIGHT))
+    return {run.tags[LANDING_FILE_TAG] for run in runs if LANDING_FILE_TAG in run.tags}
 
 
 champion_rescoring_sensor = build_rescoring_sensor()
