@@ -119,7 +119,9 @@ def score_extract(
     breaks the contract; then nothing staged is of use. Each stage's seconds are added to
     `clock` (the caller's, so its own stages sit in the same breakdown)."""
     clock = clock if clock is not None else Stopwatch()
-    arguments = (digest, identity, scorer, staging, chunk_rows, drift_reference, progress, clock)
+    job = _ScoringJob(
+        digest, identity, scorer, staging, chunk_rows, drift_reference, progress, clock
+    )
     with clock.stage("validate"):
         nul = extract.has_nul()
     if nul:
@@ -127,13 +129,28 @@ def score_extract(
         # row), after scoring every row before it: check the whole file first, then score.
         with clock.stage("validate"):
             _check_only(extract, chunk_rows)
-        return _scoring_pass(extract, False, *arguments)
+        return _scoring_pass(extract, False, job)
     try:
-        return _scoring_pass(extract, True, *arguments)
+        return _scoring_pass(extract, True, job)
     except TypedReadFailed:
         # A value the typed reader cannot parse: pandas' inference lets the contract name
         # every bad row (or accepts what pandas reads, e.g. padded numbers).
-        return _scoring_pass(extract, False, *arguments)
+        return _scoring_pass(extract, False, job)
+
+
+@dataclass(frozen=True)
+class _ScoringJob:
+    """What every chunk of one file is scored with and where it goes: one pass or two (a
+    typed read that failed is read again untyped) share it."""
+
+    digest: str
+    identity: BatchIdentity
+    scorer: ScoringModel
+    staging: Path
+    chunk_rows: int
+    drift_reference: DriftReference | None
+    progress: Progress | None
+    clock: Stopwatch
 
 
 def _check_only(extract: Extract, chunk_rows: int) -> None:
@@ -152,26 +169,17 @@ def _check_only(extract: Extract, chunk_rows: int) -> None:
         raise failures.violation(extract.path.name)
 
 
-def _scoring_pass(
-    extract,
-    typed,
-    digest,
-    identity,
-    scorer,
-    staging,
-    chunk_rows,
-    drift_reference,
-    progress,
-    clock,
-) -> ScoredBatch:
+def _scoring_pass(extract: Extract, typed: bool, job: _ScoringJob) -> ScoredBatch:
     schema = raw_extract_schema(require_label=False)
     failures = _Failures()
     quality = QualityFindings()
-    drift = DriftAccumulator(drift_reference) if drift_reference is not None else None
-    scores_file, kept_file = staging / "scores.parquet", staging / "candidates_features.parquet"
+    reference, clock = job.drift_reference, job.clock
+    drift = DriftAccumulator(reference) if reference is not None else None
+    scores_file = job.staging / "scores.parquet"
+    kept_file = job.staging / "candidates_features.parquet"
     rows = predicted = kept = 0
     with _StagedWriter(scores_file, kept_file) as staged:
-        chunks = extract.chunks(chunk_rows, typed=typed)
+        chunks = extract.chunks(job.chunk_rows, typed=typed)
         while True:
             with clock.stage("read"):
                 raw = next(chunks, None)
@@ -193,7 +201,7 @@ def _scoring_pass(
             # Only this chunk's tables outlive the call: the frames it was built from are freed
             # before the next chunk is read, so memory holds one chunk (plus one being written).
             scores, candidates, affluent = _score_chunk(
-                valid, rows + 1, extract.path.name, scorer, digest, identity, drift, clock
+                valid, rows + 1, extract.path.name, job, drift
             )
             del valid
             with clock.stage("write"):
@@ -202,12 +210,12 @@ def _scoring_pass(
             predicted += affluent
             kept += 0 if candidates is None else candidates.num_rows
             del scores, candidates
-            if progress is not None:
-                progress("score", rows)
+            if job.progress is not None:
+                job.progress("score", rows)
     if failures:
         raise failures.violation(extract.path.name)
     return ScoredBatch(
-        content_hash=digest,
+        content_hash=job.digest,
         rows=rows,
         predicted_affluent=predicted,
         candidates=kept,
@@ -220,21 +228,29 @@ def _scoring_pass(
     )
 
 
-def _score_chunk(valid, first_row, source, scorer, digest, identity, drift, clock):
+def _score_chunk(
+    valid: pd.DataFrame,
+    first_row: int,
+    source: str,
+    job: _ScoringJob,
+    drift: DriftAccumulator | None,
+) -> tuple[pa.Table, pa.Table | None, int]:
     """One validated chunk -> (its scores table, its candidates' table or None, how many were
     predicted AFFLUENT)."""
     # The one scorer (lib/scorer.py); reasons wait for explain_candidates, candidates only.
-    scored = score_rows(scorer, valid, source, first_row, explain=False, clock=clock)
+    clock = job.clock
+    scored = score_rows(job.scorer, valid, source, first_row, explain=False, clock=clock)
     clean, features, scores = scored.clean, scored.features, scored.scores
     if drift is not None:
         with clock.stage("features"):
             drift.add(features)
-    model = scorer.registered
     with clock.stage("write"):
         keep = _is_candidate(clean, scores)
         affluent = int((scores["predicted_segment"] == POSITIVE).sum())
         candidates = batch_tables.kept_table(features, clean, scores, keep) if keep.any() else None
-        table = batch_tables.scores_table(clean, scores, digest, identity, model)
+        table = batch_tables.scores_table(
+            clean, scores, job.digest, job.identity, job.scorer.registered
+        )
         return table, candidates, affluent
 
 
