@@ -69,6 +69,40 @@ def create_app(web: WebSettings, instance: dg.DagsterInstance | None = None) -> 
             state["instance"] = dg.DagsterInstance.get()
         return state["instance"]
 
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(OPENAPI)
+
+    routes = [
+        *_batch_routes(web, dagster),
+        *_outcome_routes(web, dagster),
+        Route("/api/openapi.json", openapi, methods=["GET"]),
+        Route("/", lambda request: FileResponse(STATIC / "index.html"), methods=["GET"]),
+        Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
+    ]
+    service = InferenceService(web.inference) if web.inference is not None else None
+    if service is not None:
+        routes.extend(service.routes())
+
+    @asynccontextmanager
+    async def lifespan(app):
+        if service is not None:
+            service.start()
+        try:
+            yield
+        finally:
+            if service is not None:
+                service.stop()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_middleware(BearerToken, token=web.token)
+    web_telemetry.instrument(app, web.folders.lake)
+    return app
+
+
+def _batch_routes(web: WebSettings, dagster: Callable[[], dg.DagsterInstance]) -> list[Route]:
+    """Landing files handed in over HTTP (into the landing folder, where the landing sensor
+    reads them as dropped files), then their state and their candidate lists."""
+
     def landed(path: Path) -> dict:
         key = landing.batch_key_for(path.name)
         return {"batch": key, "file": path.name, "status": batches.WAITING,
@@ -109,37 +143,12 @@ def create_app(web: WebSettings, instance: dg.DagsterInstance | None = None) -> 
             return _download(web.folders.lake, holder, kind)
         return _error(404, f"unknown format {kind!r}: csv, xlsx or json")
 
-    async def openapi(request: Request) -> Response:
-        return JSONResponse(OPENAPI)
-
-    routes = [
+    return [
         Route("/api/batches", create_batch, methods=["POST"]),
         Route("/api/batches", list_all, methods=["GET"]),
         Route("/api/batches/{batch}", show, methods=["GET"]),
         Route("/api/batches/{batch}/candidates.{kind}", candidates, methods=["GET"]),
-        *_outcome_routes(web, dagster),
-        Route("/api/openapi.json", openapi, methods=["GET"]),
-        Route("/", lambda request: FileResponse(STATIC / "index.html"), methods=["GET"]),
-        Mount("/static", app=StaticFiles(directory=STATIC), name="static"),
     ]
-    service = InferenceService(web.inference) if web.inference is not None else None
-    if service is not None:
-        routes.extend(service.routes())
-
-    @asynccontextmanager
-    async def lifespan(app):
-        if service is not None:
-            service.start()
-        try:
-            yield
-        finally:
-            if service is not None:
-                service.stop()
-
-    app = Starlette(routes=routes, lifespan=lifespan)
-    app.add_middleware(BearerToken, token=web.token)
-    web_telemetry.instrument(app, web.folders.lake)
-    return app
 
 
 def _outcome_routes(
