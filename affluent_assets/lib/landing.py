@@ -209,19 +209,32 @@ def _why_ignored(entry: os.DirEntry) -> str | None:
     return None
 
 
-def plan_tick(cursor: LandingCursor, files: dict[str, FileSignature]) -> TickPlan:
+def plan_tick(
+    cursor: LandingCursor, files: dict[str, FileSignature], quiet_since_ns: int | None = None
+) -> TickPlan:
     """Compare this tick's listing with the cursor. A file is ready when the previous tick saw it
     with the same size and mtime (and it was not already scored at that size and mtime); an
-    empty file waits like a growing one until it has been stable for a tick."""
+    empty file waits like a growing one until it has been stable for a tick.
+
+    With `quiet_since_ns` (now less one tick), a file not empty whose mtime is older than that
+    is ready when first seen: it has not been written to for a tick, which is what a second
+    look would have shown. A file moved in whole (an upload renamed into place, `mv` from a
+    staging folder) is then requested a tick sooner; one still being written has a fresh mtime
+    and waits as before."""
     ready, settling, unchanged = [], [], []
     scored = {n: s for n, s in cursor.scored.items() if n in files}
     pending: dict[str, list[int]] = {}
     for name in sorted(files):
         signature = files[name]
         stamp = signature.stamp()
+        quiet = (
+            quiet_since_ns is not None
+            and signature.size > 0
+            and signature.mtime_ns <= quiet_since_ns
+        )
         if scored.get(name) == stamp:
             unchanged.append(signature)
-        elif cursor.pending.get(name) == stamp:
+        elif cursor.pending.get(name) == stamp or quiet:
             ready.append(signature)
             scored[name] = stamp
         else:

@@ -20,7 +20,10 @@ class Ticker:
     """Calls the sensor the way the daemon does: each tick gets the previous tick's cursor."""
 
     def __init__(self, folder, models):
-        self.sensor = build_landing_sensor(name="test_landing_sensor", landing_dir=str(folder))
+        # Each tick happens just after the newest write: the files were dropped a moment ago.
+        self.sensor = build_landing_sensor(
+            name="test_landing_sensor", landing_dir=str(folder), clock=lambda: just_after(folder)
+        )
         self.models = models
         self.cursor = None
         self.instance = dg.DagsterInstance.ephemeral()
@@ -40,6 +43,12 @@ class Ticker:
         """Two ticks: the first sees the files, the second finds their size unchanged."""
         self.tick()
         return self.tick()
+
+
+def just_after(folder) -> int:
+    """A second after the newest mtime of the files in `folder` (ns; links are not files)."""
+    files = [p for p in folder.iterdir() if p.is_file() and not p.is_symlink()]
+    return max((p.stat().st_mtime_ns for p in files), default=0) + 10**9
 
 
 def write(folder, name, data=b"C_ID\n1\n", mtime=1_700_000_000):
@@ -207,3 +216,23 @@ def test_entries_that_are_not_scored_are_named_in_the_tick_summary(ticker):
     (ticker.folder / "link.csv").unlink()
     ticker.tick()
     assert "link.csv" not in LandingCursor.deserialize(ticker.cursor).ignored
+
+
+def test_a_file_moved_in_whole_is_requested_at_first_sight(tmp_path, model_store):
+    """Not written to for a tick when the sensor first sees it (renamed into place from a
+    staging folder): a second look would show nothing new. A fresh file still waits."""
+    folder = tmp_path / "landing"
+    folder.mkdir()
+    write(folder, "moved.csv", mtime=1_700_000_000)
+    write(folder, "fresh.csv", mtime=1_700_000_100)
+    ticker = Ticker(folder, model_store)
+    ticker.sensor = build_landing_sensor(
+        name="test_landing_sensor", landing_dir=str(folder),
+        clock=lambda: (1_700_000_100 + 1) * 10**9,
+    )  # fmt: skip
+    assert run_keys(ticker.tick()) == ["moved.csv:7:1700000000000000000"]
+    assert run_keys(ticker.tick()) == ["fresh.csv:7:1700000100000000000"]
+    empty = folder / "empty.csv"
+    empty.write_bytes(b"")
+    os.utime(empty, ns=(1_700_000_000 * 10**9,) * 2)
+    assert not ticker.tick().run_requests  # an empty file waits however old it is

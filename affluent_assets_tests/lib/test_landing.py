@@ -214,3 +214,19 @@ def test_a_file_scored_where_it_lies_is_a_batch_of_its_folder_and_name(tmp_path)
     assert landing.batch_key_for_path(a, landing_dir) == landing.batch_key_for_path(a, landing_dir)
     # In the landing folder, the key the sensor gives the name.
     assert landing.batch_key_for_path(landing_dir / "report.csv", landing_dir) == "report.csv"
+
+
+def test_a_file_quiet_for_a_tick_when_first_seen_is_ready_at_once():
+    """Moved in whole (mtime older than a tick): a second look would show nothing new."""
+    files = {"old.csv": sig("old.csv", 10, mtime=100), "fresh.csv": sig("fresh.csv", 10, 500)}
+    plan = plan_tick(LandingCursor(), files, quiet_since_ns=200)
+    assert plan.ready == [files["old.csv"]] and plan.settling == [files["fresh.csv"]]
+    assert plan_tick(plan.cursor, files, quiet_since_ns=200).ready == [files["fresh.csv"]]
+
+
+def test_an_empty_or_already_scored_quiet_file_is_not_requested_again():
+    empty = {"empty.csv": sig("empty.csv", 0, mtime=1)}
+    assert plan_tick(LandingCursor(), empty, quiet_since_ns=10).ready == []
+    scored = LandingCursor(scored={"a.csv": [10, 1]})
+    again = plan_tick(scored, {"a.csv": sig("a.csv", 10, 1)}, quiet_since_ns=10)
+    assert again.ready == [] and again.unchanged == [sig("a.csv", 10, 1)]

@@ -1,9 +1,13 @@
-"""The landing sensor: one run per new or changed file, once its size has stopped changing.
+"""The landing sensor: one run per new or changed file, once it has stopped changing (seen twice
+at the same size and mtime, or first seen with an mtime older than a tick).
 
 A tick only lists and stats the folder (reading and hashing happen in the run), keeps the files
 it has requested and the ones still settling in its cursor, and adds each file's partition in
 the same result that requests its run.
 """
+
+import time
+from collections.abc import Callable
 
 import dagster as dg
 
@@ -47,9 +51,12 @@ def _first_line(error: Exception) -> str:
 
 
 def build_landing_sensor(
-    name: str = "landing_sensor", landing_dir: str | None = None
+    name: str = "landing_sensor",
+    landing_dir: str | None = None,
+    clock: Callable[[], int] = time.time_ns,
 ) -> dg.SensorDefinition:
-    """The sensor over `landing_dir` (default: the configured landing folder, read each tick)."""
+    """The sensor over `landing_dir` (default: the configured landing folder, read each tick);
+    `clock` tells the time (ns) that a file's mtime is compared with."""
 
     @dg.sensor(
         name=name,
@@ -58,13 +65,14 @@ def build_landing_sensor(
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
             "Scores each .csv/.xlsx/.parquet file dropped in the landing folder with the "
-            "champion model, once its size has been stable for one tick."
+            "champion model, once it has not changed for one tick."
         ),
     )
     def _sensor(context: dg.SensorEvaluationContext, mlflow_models: MlflowModels):
         folder = landing_dir or settings.landing_dir()
         cursor = landing.LandingCursor.deserialize(context.cursor)
-        plan = landing.plan_tick(cursor, landing.scan_landing(folder))
+        quiet_since = clock() - TICK_SECONDS * 1_000_000_000
+        plan = landing.plan_tick(cursor, landing.scan_landing(folder), quiet_since)
         ignored = landing.ignored_entries(folder)
         _report_ignored(context, plan.cursor, ignored)
         if not plan.ready:
