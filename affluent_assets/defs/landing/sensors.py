@@ -98,21 +98,7 @@ def build_landing_sensor(
             + ", ".join(s.name for s in plan.ready)
         )
         return dg.SensorResult(
-            run_requests=[
-                dg.RunRequest(
-                    run_key=signature.run_key,
-                    partition_key=signature.batch_key,
-                    run_config={"ops": {"batch_scores": {"config": {"landing_dir": str(folder)}}}},
-                    tags={
-                        LANDING_FILE_TAG: signature.name,
-                        CHAMPION_VERSION_TAG: str(model.version),
-                        **telemetry.request_tags(
-                            folder, signature.name, signature.batch_key, signature.run_key
-                        ),
-                    },
-                )
-                for signature in plan.ready
-            ],
+            run_requests=[_run_request(s, folder, str(model.version)) for s in plan.ready],
             dynamic_partitions_requests=[
                 landed_batches.build_add_request(sorted({s.batch_key for s in plan.ready}))
             ],
@@ -120,6 +106,22 @@ def build_landing_sensor(
         )
 
     return _sensor
+
+
+def _run_request(signature: landing.FileSignature, folder: str, version: str) -> dg.RunRequest:
+    """One landing file's run, scoring with the champion version the tick saw."""
+    return dg.RunRequest(
+        run_key=signature.run_key,
+        partition_key=signature.batch_key,
+        run_config={"ops": {"batch_scores": {"config": {"landing_dir": str(folder)}}}},
+        tags={
+            LANDING_FILE_TAG: signature.name,
+            CHAMPION_VERSION_TAG: version,
+            **telemetry.request_tags(
+                folder, signature.name, signature.batch_key, signature.run_key
+            ),
+        },
+    )
 
 
 landing_sensor = build_landing_sensor()

@@ -287,28 +287,13 @@ def model_evaluation(
     lift = evaluation.lift_table(holdout_labels, probability)
     reliability = evaluation.reliability_table(holdout_labels, probability)
     table = pd.DataFrame(
-        {
-            "model_name": model.name,
-            "model_version": model.version,
-            "evaluated_on": "holdout",
-            "metric": list(metrics),
-            "value": list(metrics.values()),
-        }
-    )
-    headline = ("roc_auc", "pr_auc", "brier_score", "recall", "precision", "f1", "threshold")
+        {"model_name": model.name, "model_version": model.version, "evaluated_on": "holdout",
+         "metric": list(metrics), "value": list(metrics.values())}
+    )  # fmt: skip
     yield dg.Output(
         table,
         output_name="model_evaluation",
-        metadata={
-            **{k: metrics[k] for k in headline},
-            "confusion_matrix": dg.MetadataValue.md(confusion_markdown(metrics)),
-            "precision_recall_curve": dg.MetadataValue.md(
-                evaluation.precision_recall_plot(holdout_labels, probability, model.threshold)
-            ),
-            "lift_chart": dg.MetadataValue.md(evaluation.lift_plot(lift)),
-            "lift_by_decile": dg.MetadataValue.md(lift.to_markdown(index=False, floatfmt=".3f")),
-            **table_metadata(table),
-        },
+        metadata=_evaluation_metadata(table, metrics, lift, holdout_labels, probability, model),
     )
     yield dg.Output(
         reliability.assign(model_version=model.version),
@@ -332,6 +317,22 @@ def model_evaluation(
         output_name="model_group_metrics",
         metadata={"model_card": dg.MetadataValue.md(card), **table_metadata(groups)},
     )
+
+
+def _evaluation_metadata(table, metrics, lift, labels, probability, model) -> dict:
+    """What the evaluation shows in the UI: headline figures, confusion counts, the
+    precision-recall curve and the lift chart."""
+    headline = ("roc_auc", "pr_auc", "brier_score", "recall", "precision", "f1", "threshold")
+    return {
+        **{k: metrics[k] for k in headline},
+        "confusion_matrix": dg.MetadataValue.md(confusion_markdown(metrics)),
+        "precision_recall_curve": dg.MetadataValue.md(
+            evaluation.precision_recall_plot(labels, probability, model.threshold)
+        ),
+        "lift_chart": dg.MetadataValue.md(evaluation.lift_plot(lift)),
+        "lift_by_decile": dg.MetadataValue.md(lift.to_markdown(index=False, floatfmt=".3f")),
+        **table_metadata(table),
+    }
 
 
 @dg.asset(

@@ -143,13 +143,7 @@ def hidden_affluent_candidates(
     at that rank is likely to be (measured on holdout rows) and the three features that pushed
     the score up the most."""
     model = registered_model(champion_model)
-    if config.policy == "threshold":
-        cut = model.threshold
-    elif config.policy == "capacity":
-        normal = normal_scores(scored_customers)
-        cut = threshold_for_capacity(normal, capacity_count(config.capacity, len(normal)))
-    else:
-        raise dg.Failure(f"unknown candidate policy {config.policy!r}: use threshold or capacity")
+    cut = _score_cut(config, model.threshold, scored_customers)
     candidates = rank_candidates(scored_customers, cut)
     expected = _list_figures(scored_customers, candidates["affluent_probability"])
     control = config.control()
@@ -192,6 +186,17 @@ def hidden_affluent_candidates(
             "control_seed": control.seed,
         },
     )
+
+
+def _score_cut(config: CandidatePolicy, threshold: float, scored_customers: pd.DataFrame) -> float:
+    """The lowest score on the list: the model's threshold, or the score that calls the
+    policy's capacity of NORMAL customers."""
+    if config.policy == "threshold":
+        return threshold
+    if config.policy == "capacity":
+        normal = normal_scores(scored_customers)
+        return threshold_for_capacity(normal, capacity_count(config.capacity, len(normal)))
+    raise dg.Failure(f"unknown candidate policy {config.policy!r}: use threshold or capacity")
 
 
 def _list_figures(scored_customers: pd.DataFrame, listed: pd.Series) -> pd.DataFrame:
