@@ -261,6 +261,15 @@ class AffluentServe:
                 time.sleep(0.2)
         raise RuntimeError("affluent serve did not listen")
 
+    def wait_ready(self, seconds: float = 90) -> None:
+        """Until the inference routes answer ready (a champion is loaded)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.request("GET", "/v2/health/ready")[0] == 200:
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"never ready:\n{self.log.read_text()[-3000:]}")
+
     def request(self, method, path, body=None, headers=None, token: str | None = "default"):
         headers = dict(headers or {})
         token = self.token if token == "default" else token

@@ -95,15 +95,6 @@ def serve_env(stores: DagsterStores, receiver: Receiver | None) -> dict:
     return env | (otel_env(receiver, "affluent-serve-test") if receiver else {})
 
 
-def wait_ready(server: AffluentServe, seconds: float = 90) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if server.request("GET", "/v2/health/ready")[0] == 200:
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"never ready:\n{server.log.read_text()[-3000:]}")
-
-
 def invoke(server: AffluentServe, rows: pd.DataFrame):
     body = json.dumps({"dataframe_split": json.loads(rows.to_json(orient="split", index=False))})
     return server.request(
@@ -120,7 +111,7 @@ def test_inference_calls_are_spans_with_stages_and_metrics(tmp_path):
     with otlp_receiver() as receiver:
         server = AffluentServe(serve_env(stores, receiver)).wait()
         try:
-            wait_ready(server)
+            server.wait_ready()
             assert invoke(server, rows)[0] == 200
             assert invoke(server, bad)[0] == 422
             assert server.upload("etb.csv", b"C_ID\n1\n")[0] == 202

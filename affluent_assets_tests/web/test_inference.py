@@ -53,18 +53,9 @@ def server(store, tmp_path_factory):
     limits = {"AFFLUENT_SERVE_MAX_ROWS": "500", "AFFLUENT_SERVE_MAX_BODY_BYTES": "400000"}
     env = serve_env(tmp_path_factory.mktemp("inference"), store.tracking_uri, **limits)
     running = AffluentServe(env).wait()
-    wait_ready(running)
+    running.wait_ready()
     yield running
     stop(running.process)
-
-
-def wait_ready(server: AffluentServe, seconds: float = 90) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if server.request("GET", "/v2/health/ready")[0] == 200:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"never ready:\n{server.log.read_text()[-3000:]}")
 
 
 ROWS = generate_customers(60, seed=11).drop(columns=["C_seg"])
@@ -300,7 +291,7 @@ def test_every_route_but_the_page_and_probes_needs_the_token(store, tmp_path):
     env = serve_env(tmp_path, store.tracking_uri)
     server = AffluentServe(env, token=TOKEN).wait()
     try:
-        wait_ready(server)
+        server.wait_ready()
         assert server.request("POST", "/invocations", b"{}", token=None)[0] == 401
         assert server.request("GET", f"/v2/models/{MODEL_NAME}", token=None)[0] == 401
         assert server.request("GET", "/api/batches", token=None)[0] == 401
@@ -332,7 +323,7 @@ def test_past_the_queue_it_answers_503_at_once_and_probes_stay_answered(store, t
                     AFFLUENT_SERVE_MAX_BODY_BYTES="100000000")  # fmt: skip
     server = AffluentServe(env).wait()
     try:
-        wait_ready(server)
+        server.wait_ready()
         big = json.dumps(split_payload(generate_customers(8000, seed=3).drop(
             columns=["C_seg"]))).encode()  # fmt: skip
         statuses, probes = [], []
@@ -367,7 +358,7 @@ def test_a_promotion_under_load_answers_with_the_new_version_and_fails_nothing(t
             answers.append((time.monotonic(), status, versions))
 
     try:
-        wait_ready(server)
+        server.wait_ready()
         senders = [threading.Thread(target=send) for _ in range(3)]
         for sender in senders:
             sender.start()
