@@ -105,14 +105,18 @@ def load_champion(
     cache_dir: str | Path | None = None,
 ) -> ScoringModel:
     """The version holding `alias` (or the version numbered so), loaded to score with;
-    ChampionUnavailable when there is none or it cannot be loaded. With `cache_dir`, a version
-    asked for by number comes from the cache when it is there, and every loaded version is
-    put there."""
+    ChampionUnavailable when there is none or it cannot be loaded. With `cache_dir`, the
+    version comes from the cache when it is there (an alias is first asked of the registry,
+    since it moves; a number is not), and a version loaded from the registry is put there."""
     if cache_dir is not None and alias.isdigit():
         cached = cached_scoring_model(cache_dir, tracking_uri, model_name, alias)
         if cached is not None:
             return cached
     registered = champion_version(tracking_uri, model_name, alias)
+    if cache_dir is not None and not alias.isdigit():
+        cached = cached_scoring_model(cache_dir, tracking_uri, model_name, registered.version)
+        if cached is not None and cached.registered == registered:
+            return cached
     try:
         loaded = load_scoring_model(tracking_uri, registered)
     except Exception as error:
