@@ -34,7 +34,8 @@ from affluent_assets.lib.drift import DriftAccumulator, DriftReference
 from affluent_assets.lib.estimates import ListCurve
 from affluent_assets.lib.estimates import list_estimates as estimate_list
 from affluent_assets.lib.evaluation import LIST_MIN_CALLED
-from affluent_assets.lib.extract_io import DEFAULT_CHUNK_ROWS, Extract, TypedReadFailed
+from affluent_assets.lib.extract_csv import TypedReadFailed
+from affluent_assets.lib.extract_io import DEFAULT_CHUNK_ROWS, Extract
 from affluent_assets.lib.schemas import (
     MAX_ROWS_NAMED,
     ContractViolation,

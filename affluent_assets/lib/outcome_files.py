@@ -14,7 +14,7 @@ import duckdb
 import pandas as pd
 import pandera.pandas as pa
 
-from affluent_assets.lib.extract_io import ExtractError
+from affluent_assets.lib.extract_checks import ExtractError
 from affluent_assets.lib.landing import quarantine, scan_landing
 from affluent_assets.lib.schemas import describe_failures, validate_frame
 from affluent_assets.lib.warehouse import registered, relations

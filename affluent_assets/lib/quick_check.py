@@ -23,7 +23,7 @@ from affluent_assets.lib.contract import (
     RAW_COLUMNS,
     REQUIRED_COLUMNS,
 )
-from affluent_assets.lib.extract_io import CONTROL_CHARACTERS
+from affluent_assets.lib.extract_checks import CONTROL_CHARACTERS
 
 NUMERIC = [c for c, kind in RAW_COLUMNS.items() if kind != "text"]
 TEXT = [c for c, kind in RAW_COLUMNS.items() if kind == "text" and c != LABEL]

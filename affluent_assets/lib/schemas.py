@@ -30,7 +30,7 @@ from affluent_assets.lib.contract import (
     RAW_COLUMNS,
     REQUIRED_COLUMNS,
 )
-from affluent_assets.lib.extract_io import CONTROL_CHARACTERS, ExtractError
+from affluent_assets.lib.extract_checks import CONTROL_CHARACTERS, ExtractError
 from affluent_assets.lib.features import (
     CATEGORICAL_FEATURES,
     CLEAN_COLUMN_NAMES,

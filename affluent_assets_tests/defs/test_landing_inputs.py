@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from openpyxl import Workbook
 
-from affluent_assets.lib.extract_io import _sheet_member
+from affluent_assets.lib.extract_excel import _sheet_member
 from affluent_assets.lib.landing import batch_key_for
 from affluent_assets_tests.defs.test_landing_runs import (
     demo,

@@ -13,8 +13,8 @@ from openpyxl import Workbook
 
 from affluent_assets.lib.contract import DATA_SHEET, RAW_COLUMNS
 from affluent_assets.lib.demo_data import write_extract
+from affluent_assets.lib.extract_checks import ExtractError
 from affluent_assets.lib.extract_io import (
-    ExtractError,
     find_extract,
     read_extract,
 )
@@ -366,7 +366,7 @@ def test_a_nul_in_a_number_is_found_by_pyarrow_not_the_python_parser(
     demo_raw, tmp_path, monkeypatch
 ):
     # The Python parser took about 2 minutes for 10M rows; the file is read as text by pyarrow.
-    import affluent_assets.lib.extract_io as extract_io
+    import affluent_assets.lib.extract_csv as extract_csv
 
     def no_pandas_reader(*args, **kwargs):
         raise AssertionError("pandas' CSV reader was used for a file with a NUL")
@@ -375,7 +375,7 @@ def test_a_nul_in_a_number_is_found_by_pyarrow_not_the_python_parser(
     frame["MTHCASA"] = frame["MTHCASA"].astype(object)
     frame.loc[33, "MTHCASA"] = "12\x003"
     path = write_extract(frame, tmp_path / "nul.csv")
-    monkeypatch.setattr(extract_io.pd, "read_csv", no_pandas_reader)
+    monkeypatch.setattr(extract_csv.pd, "read_csv", no_pandas_reader)
     read = _chunks(path, typed=False)
     assert read.loc[33, "MTHCASA"] == "12\x003" and len(read) == 40
     assert read["Asset value"].dtype == "float64"  # clean columns are numbers, as pandas reads

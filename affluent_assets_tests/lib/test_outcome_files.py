@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from affluent_assets.lib import outcomes
-from affluent_assets.lib.extract_io import ExtractError
+from affluent_assets.lib.extract_checks import ExtractError
 from affluent_assets.lib.outcome_files import (
     match_predictions,
     read_outcome_file,

@@ -9,7 +9,7 @@ from affluent_assets.defs.common import (
     validate_with_check,
 )
 from affluent_assets.defs.resources import ExtractSource
-from affluent_assets.lib.extract_io import ExtractError
+from affluent_assets.lib.extract_checks import ExtractError
 from affluent_assets.lib.schemas import (
     QualityFindings,
     contract_frame,

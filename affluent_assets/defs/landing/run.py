@@ -27,7 +27,8 @@ from affluent_assets.defs.resources import MlflowModels
 from affluent_assets.lib import batch_scoring, batch_tables, estimates, lake, landing
 from affluent_assets.lib.batch_scoring import ScoredBatch
 from affluent_assets.lib.champion import ChampionUnavailable, ScoringModel, load_champion
-from affluent_assets.lib.extract_io import ExtractError, open_extract
+from affluent_assets.lib.extract_checks import ExtractError
+from affluent_assets.lib.extract_io import open_extract
 from affluent_assets.lib.registry import CHAMPION_ALIAS
 from affluent_assets.lib.schemas import MAX_ROWS_NAMED, ContractViolation
 from affluent_assets.lib.scorer import Stopwatch
