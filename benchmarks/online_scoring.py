@@ -40,8 +40,9 @@ from affluent_assets.lib import registry
 from affluent_assets.lib.champion import load_champion
 from affluent_assets.lib.demo_data import generate_customers
 from affluent_assets.lib.features import MODEL_FEATURES, build_features, clean_customers
-from affluent_assets.lib.schemas import raw_extract_schema, validate_frame
+from affluent_assets.lib.schemas import raw_extract_schema
 from affluent_assets.lib.scorer import score_rows
+from affluent_assets.lib.validation import validate_frame
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import write_report  # noqa: E402

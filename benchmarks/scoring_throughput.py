@@ -93,7 +93,8 @@ def raw_predict_rate(path: Path, chunk_rows: int) -> tuple[float, int]:
     from affluent_assets.lib.features import build_features, clean_customers
     from affluent_assets.lib.prepared import prepared_matrix
     from affluent_assets.lib.registry import CHAMPION_ALIAS
-    from affluent_assets.lib.schemas import raw_extract_schema, validate_frame
+    from affluent_assets.lib.schemas import raw_extract_schema
+    from affluent_assets.lib.validation import validate_frame
 
     models = MlflowModels()
     model = models.load(models.describe(CHAMPION_ALIAS))

@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 import pandera.pandas as pa
 
-from affluent_assets.lib.schemas import MAX_ROWS_NAMED, ContractViolation, validate_frame
+from affluent_assets.lib.validation import MAX_ROWS_NAMED, ContractViolation, validate_frame
 from affluent_assets.names import SCHEMA_CHECK
 
 PREVIEW_ROWS = 10

@@ -19,7 +19,7 @@ import dagster as dg
 from opentelemetry import trace
 
 from affluent_assets.lib import telemetry
-from affluent_assets.lib.schemas import ContractViolation
+from affluent_assets.lib.validation import ContractViolation
 from affluent_assets.names import SCHEMA_CHECK
 
 RUN_SPAN = "landing run"

@@ -30,22 +30,21 @@ from affluent_assets.lib.batch_tables import (
 from affluent_assets.lib.champion import ScoringModel
 from affluent_assets.lib.contract import POSITIVE
 from affluent_assets.lib.control_group import CAMPAIGN, CONTROL, ControlPolicy, assign_groups
+from affluent_assets.lib.data_quality import QualityFindings, quality_findings
 from affluent_assets.lib.drift import DriftAccumulator, DriftReference
 from affluent_assets.lib.estimates import ListCurve
 from affluent_assets.lib.estimates import list_estimates as estimate_list
 from affluent_assets.lib.evaluation import LIST_MIN_CALLED
 from affluent_assets.lib.extract_csv import TypedReadFailed
 from affluent_assets.lib.extract_io import DEFAULT_CHUNK_ROWS, Extract
-from affluent_assets.lib.schemas import (
+from affluent_assets.lib.schemas import raw_extract_schema
+from affluent_assets.lib.scorer import REASON_COLUMNS, Stopwatch, explain_rows, score_rows
+from affluent_assets.lib.validation import (
     MAX_ROWS_NAMED,
     ContractViolation,
-    QualityFindings,
     describe_failures,
-    quality_findings,
-    raw_extract_schema,
     validate_frame,
 )
-from affluent_assets.lib.scorer import REASON_COLUMNS, Stopwatch, explain_rows, score_rows
 
 Progress = Callable[[str, int], None]  # (phase, rows done in that phase)
 EXPLAIN_ROWS = 50_000

@@ -16,7 +16,7 @@ import pandera.pandas as pa
 
 from affluent_assets.lib.extract_checks import ExtractError
 from affluent_assets.lib.landing import quarantine, scan_landing
-from affluent_assets.lib.schemas import describe_failures, validate_frame
+from affluent_assets.lib.validation import describe_failures, validate_frame
 from affluent_assets.lib.warehouse import registered, relations
 
 UPGRADED = {"yes": 1, "no": 0, "y": 1, "n": 0, "true": 1, "false": 0, "1": 1, "0": 0}

@@ -80,7 +80,7 @@ def score_rows(
     explain: bool = True,
     clock: Stopwatch | None = None,
 ) -> ScoredRows:
-    """Score contract rows that passed the contract check (lib/schemas.validate_frame): clean
+    """Score contract rows that passed the contract check (lib/validation.validate_frame): clean
     and featurize them with the training code, then `score_prepared`. `first_row` numbers the
     rows in their file (`customer_key` is `<C_ID>-<row>`)."""
     clock = clock if clock is not None else Stopwatch()

@@ -194,7 +194,7 @@ _HEADER_CHECKS = ("column_in_dataframe", "column_in_schema")
 
 
 def violation_attributes(failures) -> dict[str, object]:
-    """What a contract violation may tell telemetry (lib/schemas failure cases): the checks and
+    """What a contract violation may tell telemetry (lib/validation failure cases): the checks and
     the columns they failed on and how many cases; never a failure case's value."""
     if failures is None or len(failures) == 0:
         return {}

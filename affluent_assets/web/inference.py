@@ -25,8 +25,9 @@ from starlette.routing import Route
 from affluent_assets.lib import quick_check
 from affluent_assets.lib.champion import ChampionFollower, ScoringModel
 from affluent_assets.lib.contract import RAW_COLUMNS
-from affluent_assets.lib.schemas import ContractViolation, raw_extract_schema, validate_frame
+from affluent_assets.lib.schemas import raw_extract_schema
 from affluent_assets.lib.scorer import Stopwatch, score_rows
+from affluent_assets.lib.validation import ContractViolation, validate_frame
 from affluent_assets.web import payloads
 from affluent_assets.web import telemetry as web_telemetry
 from affluent_assets.web.payloads import BadRequest

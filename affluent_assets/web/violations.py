@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pandas as pd
 
-from affluent_assets.lib.schemas import MAX_ROWS_NAMED, readable_check
+from affluent_assets.lib.validation import MAX_ROWS_NAMED, readable_check
 
 MAX_LISTED = 50  # (column, check) pairs answered; more are counted
 
 
 def violations(failures: pd.DataFrame) -> list[dict]:
-    """pandera's failure cases (lib/schemas.ContractViolation.failures), value-free."""
+    """pandera's failure cases (lib/validation.ContractViolation.failures), value-free."""
     found = []
     for (column, check), group in failures.groupby(["column", "check"], dropna=False, sort=False):
         rows = group["index"].dropna().astype("int64").sort_values().to_numpy()

@@ -2,8 +2,8 @@
 placeholder age is counted as info, an unknown level or an impossible age is a warning."""
 
 from affluent_assets.defs.ingest.assets import quality_check_result
+from affluent_assets.lib.data_quality import quality_findings
 from affluent_assets.lib.demo_data import generate_customers
-from affluent_assets.lib.schemas import quality_findings
 
 
 def check_of(frame):

@@ -15,8 +15,9 @@ import pytest
 
 from affluent_assets.lib import champion, registry
 from affluent_assets.lib.demo_data import generate_customers
-from affluent_assets.lib.schemas import raw_extract_schema, validate_frame
+from affluent_assets.lib.schemas import raw_extract_schema
 from affluent_assets.lib.scorer import score_rows
+from affluent_assets.lib.validation import validate_frame
 from affluent_assets_tests.defs.conftest import MODEL_NAME, register_tiny_model
 
 

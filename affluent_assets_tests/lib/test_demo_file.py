@@ -3,7 +3,8 @@
 from affluent_assets.lib.contract import RAW_COLUMNS
 from affluent_assets.lib.demo_data import write_demo_csv
 from affluent_assets.lib.extract_io import read_extract
-from affluent_assets.lib.schemas import raw_extract_schema, validate_frame
+from affluent_assets.lib.schemas import raw_extract_schema
+from affluent_assets.lib.validation import validate_frame
 
 
 def test_demo_csv_has_every_row_and_keeps_the_contract(tmp_path):

@@ -8,7 +8,8 @@ import pytest
 from affluent_assets.lib import quick_check
 from affluent_assets.lib.contract import RAW_COLUMNS
 from affluent_assets.lib.demo_data import generate_customers
-from affluent_assets.lib.schemas import ContractViolation, raw_extract_schema, validate_frame
+from affluent_assets.lib.schemas import raw_extract_schema
+from affluent_assets.lib.validation import ContractViolation, validate_frame
 
 SCHEMA = raw_extract_schema(require_label=False)
 BASE = generate_customers(40, seed=5)

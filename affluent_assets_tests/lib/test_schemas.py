@@ -11,19 +11,20 @@ import pandas as pd
 import pytest
 
 from affluent_assets.lib.contract import DOCUMENTED_RANGES, GAP_BLOCKS, LABEL, RAW_COLUMNS
+from affluent_assets.lib.data_quality import quality_findings, quality_warnings
 from affluent_assets.lib.demo_data import write_extract
 from affluent_assets.lib.extract_io import read_extract
 from affluent_assets.lib.features import FEATURE_TABLE_COLUMNS, build_features, clean_customers
 from affluent_assets.lib.schemas import (
-    MAX_ROWS_NAMED,
-    ContractViolation,
     clean_customers_schema,
     contract_frame,
     customer_features_schema,
-    quality_findings,
-    quality_warnings,
     raw_extract_schema,
     scored_customers_schema,
+)
+from affluent_assets.lib.validation import (
+    MAX_ROWS_NAMED,
+    ContractViolation,
     shown_value,
     validate_frame,
 )
@@ -508,7 +509,7 @@ def test_repeated_rows_are_a_quality_finding_naming_the_rows(demo_raw):
 
 
 def test_repeated_rows_are_found_across_chunks(demo_raw):
-    from affluent_assets.lib.schemas import QualityFindings
+    from affluent_assets.lib.data_quality import QualityFindings
 
     frame = demo_raw.head(300).copy()
     frame.iloc[250:262] = frame.iloc[10:22].to_numpy()  # 12 rows repeated two chunks later

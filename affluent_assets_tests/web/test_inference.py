@@ -21,8 +21,9 @@ from affluent_assets.lib import lake
 from affluent_assets.lib.champion import load_champion
 from affluent_assets.lib.contract import RAW_COLUMNS
 from affluent_assets.lib.demo_data import generate_customers
-from affluent_assets.lib.schemas import raw_extract_schema, validate_frame
+from affluent_assets.lib.schemas import raw_extract_schema
 from affluent_assets.lib.scorer import REASON_COLUMNS, SCORE_COLUMNS, score_rows
+from affluent_assets.lib.validation import validate_frame
 from affluent_assets_tests.defs.conftest import MODEL_NAME, LandingStores, register_tiny_model
 from affluent_assets_tests.servers import AffluentServe, stop
 

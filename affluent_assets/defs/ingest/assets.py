@@ -9,14 +9,9 @@ from affluent_assets.defs.common import (
     validate_with_check,
 )
 from affluent_assets.defs.resources import ExtractSource
+from affluent_assets.lib.data_quality import QualityFindings, quality_findings, quality_warnings
 from affluent_assets.lib.extract_checks import ExtractError
-from affluent_assets.lib.schemas import (
-    QualityFindings,
-    contract_frame,
-    quality_findings,
-    quality_warnings,
-    raw_extract_schema,
-)
+from affluent_assets.lib.schemas import contract_frame, raw_extract_schema
 from affluent_assets.names import QUALITY_CHECK
 
 # Values the data contract itself documents (C_AGE 122 is the source system's placeholder for

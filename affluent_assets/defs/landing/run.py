@@ -30,8 +30,8 @@ from affluent_assets.lib.champion import ChampionUnavailable, ScoringModel, load
 from affluent_assets.lib.extract_checks import ExtractError
 from affluent_assets.lib.extract_io import open_extract
 from affluent_assets.lib.registry import CHAMPION_ALIAS
-from affluent_assets.lib.schemas import MAX_ROWS_NAMED, ContractViolation
 from affluent_assets.lib.scorer import Stopwatch
+from affluent_assets.lib.validation import MAX_ROWS_NAMED, ContractViolation
 from affluent_assets.names import (
     CHAMPION_VERSION_TAG,
     DRIFT_CHECK,
