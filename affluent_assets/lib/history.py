@@ -1,6 +1,7 @@
 """Every candidate list the main graph produces, kept: an append-only table of snapshots (one
 per run), with views for the latest list and a macro for the list as of a date. The current
-tables stay as they are; history is never replaced, only added to."""
+tables stay as they are; history is never replaced, only added to. The table's, views' and
+macro's SQL is in lib/sql/, a file each."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import datetime
 import duckdb
 import pandas as pd
 
-from affluent_assets.lib.warehouse import table_exists, transaction_over
+from affluent_assets.lib.warehouse import sql, table_exists, transaction_over
 
 HISTORY = "candidate_history"
 SNAPSHOT_COLUMNS = [
@@ -17,22 +18,9 @@ SNAPSHOT_COLUMNS = [
     "customer_key", "affluent_probability", "expected_precision", "estimated_precision",
     "group", "reason_1", "reason_2", "reason_3",
 ]  # fmt: skip
+# The views and macro over the history, each `lib/sql/<name>.sql`, recreated with every snapshot.
 VIEWS = {
-    "latest_candidate_list": f"""
-        create or replace view latest_candidate_list as
-        select * from {HISTORY}
-        where snapshot_id = (select arg_max(snapshot_id, snapshot_at) from {HISTORY})""",
-    "candidate_lists": f"""
-        create or replace view candidate_lists as
-        select snapshot_id, snapshot_at, any_value(model_version) as model_version,
-               any_value(policy) as policy, any_value(score_cut) as score_cut,
-               count(*) as candidates
-        from {HISTORY} group by snapshot_id, snapshot_at""",
-    "candidates_as_of": f"""
-        create or replace macro candidates_as_of(as_of) as table
-        select * from {HISTORY}
-        where snapshot_id = (select arg_max(snapshot_id, snapshot_at) from {HISTORY}
-                             where snapshot_at <= as_of)""",
+    name: sql(name) for name in ("latest_candidate_list", "candidate_lists", "candidates_as_of")
 }
 
 
@@ -58,7 +46,7 @@ def append_snapshot(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> int:
     rows); earlier snapshots are never touched. Returns how many snapshots are kept."""
     with transaction_over(con, frame):
         if not table_exists(con, HISTORY):
-            con.execute(f"create table {HISTORY} as select * from incoming_frame limit 0")
+            con.execute(sql(HISTORY))
         _add_new_columns(con)
         ids = frame["snapshot_id"].unique().tolist()
         con.execute(f"delete from {HISTORY} where snapshot_id in (select unnest(?))", [ids])

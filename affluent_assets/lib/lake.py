@@ -3,7 +3,8 @@
 A batch is written under the lake's staging folder and renamed into place when complete
 (`publish`), so a reader sees a batch whole or not at all, and writers never take a lock:
 several runs write at once, and an analyst's read-only query of the warehouse never waits for
-or fails because of a landing run. The warehouse holds only the views (`create_views`).
+or fails because of a landing run. The warehouse holds only the views (`create_views`), whose
+SQL is in lib/sql/ (one file per view or macro, named for it).
 
     <lake>/batch_scores/<batch key>.parquet       every row of a batch, scored
     <lake>/batch_candidates/<batch key>.parquet   its candidates, with reasons
@@ -25,6 +26,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from affluent_assets.lib.warehouse import sql
 
 SCORES = "batch_scores"
 CANDIDATES = "batch_candidates"
@@ -154,38 +157,17 @@ def _glob(lake: str | Path, table: str) -> str:
 
 
 def view_statements(lake: str | Path) -> dict[str, str]:
-    """The views analysts query, by name. `latest_candidates` shows a batch's candidates only
-    with the scores of the same run, so a batch whose list is being rebuilt is never mixed."""
-    scores = f"read_parquet('{_glob(lake, SCORES)}', union_by_name = true)"
-    candidates = f"read_parquet('{_glob(lake, CANDIDATES)}', union_by_name = true)"
-    history = f"read_parquet('{_glob(lake, CANDIDATE_HISTORY)}', union_by_name = true)"
-    estimates = f"read_parquet('{_glob(lake, ESTIMATES)}', union_by_name = true)"
-    return {
-        ESTIMATES: f"create or replace view {ESTIMATES} as select * from {estimates}",
-        CANDIDATE_HISTORY: f"create or replace view {CANDIDATE_HISTORY} as select * from {history}",
-        SCORES: f"create or replace view {SCORES} as select * from {scores}",
-        CANDIDATES: f"create or replace view {CANDIDATES} as select * from {candidates}",
-        LATEST_CANDIDATES: f"""
-            create or replace view {LATEST_CANDIDATES} as
-            select
-                row_number() over (
-                    order by c.affluent_probability desc, c.batch_key, c.customer_key
-                ) as candidate_rank,
-                c.*
-            from {CANDIDATES} c
-            semi join (select distinct batch_key, run_id from {SCORES}) s
-                on c.batch_key = s.batch_key and c.run_id = s.run_id
-        """,
-    }
+    """The views analysts query, by name, in the order they are created (`latest_candidates`
+    reads two of the others). Each is `lib/sql/<name>.sql`; a view over the lake gets the glob
+    of its table's files."""
+    over_lake = (ESTIMATES, CANDIDATE_HISTORY, SCORES, CANDIDATES)
+    statements = {name: sql(name).format(glob=_glob(lake, name)) for name in over_lake}
+    return {**statements, LATEST_CANDIDATES: sql(LATEST_CANDIDATES)}
 
 
 # Each landed batch's list as it stood at a time: the latest of its lists published by then.
 CANDIDATES_AS_OF = "batch_candidates_as_of"
-_AS_OF_MACRO = f"""
-    create or replace macro {CANDIDATES_AS_OF}(as_of) as table
-    select * from {CANDIDATE_HISTORY}
-    where scored_at <= as_of
-    qualify run_id = arg_max(run_id, scored_at) over (partition by batch_key)"""
+_AS_OF_MACRO = sql(CANDIDATES_AS_OF)
 
 
 def views_current(con: duckdb.DuckDBPyConnection, lake: str | Path) -> bool:

@@ -2,7 +2,8 @@
 any later labelled extract), or a campaign's outcome file says who upgraded, what was predicted
 for those customers is compared with what happened: realized precision and recall at the
 threshold and in the top 5/10/20% of scores, per source and model version, next to what the
-holdout promised."""
+holdout promised. The queries are lib/sql/realized_outcomes.sql over the rows of
+labelled_outcome_rows.sql and campaign_outcome_rows.sql."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from affluent_assets.lib.estimates import EXACT_MAX, count_interval, moments_interval
-from affluent_assets.lib.warehouse import registered, relations
+from affluent_assets.lib.warehouse import registered, relations, sql
 
 TOP_SHARES = (5, 10, 20)
 
@@ -30,41 +31,6 @@ def _top(share: int) -> str:
 LABELLED_FILES = "labelled files"  # landed files that carried C_seg
 OUTCOME_FILES = "outcome files"  # campaign outcome files (lib/outcome_files)
 
-# One row per customer with an outcome: which version scored them, whether it flagged them,
-# its score, and whether they are (or became) AFFLUENT.
-_LABELLED_ROWS = f"""
-select '{LABELLED_FILES}' as source, model_version, affluent_probability,
-       (predicted_segment = 'AFFLUENT')::int as flag, (c_seg = 'AFFLUENT')::int as up
-from batch_scores where c_seg is not null"""
-# Control customers were held back, not called: they measure the campaign's effect (uplift),
-# not the list's precision.
-_OUTCOME_ROWS = f"""
-select '{OUTCOME_FILES}' as source, model_version, affluent_probability, flagged as flag,
-       upgraded as up
-from outcome_records where control = 0"""
-
-OUTCOMES_SQL = f"""
-with labelled as (
-    select *, row_number() over (partition by source, model_version
-                                 order by affluent_probability desc) as rank,
-           count(*) over (partition by source, model_version) as n
-    from ({{rows}})
-)
-select source, model_version, count(*) as customers, sum(up) as affluent, sum(flag) as flagged,
-       sum(flag * up) / nullif(sum(flag), 0) as realized_precision,
-       -- recall needs customers the version did not flag; a file of called customers has none
-       case when sum(flag) < count(*) then sum(flag * up) / nullif(sum(up), 0) end
-           as realized_recall,
-       min(case when flag = 1 then affluent_probability end) as lowest_flagged_score,
-       -- what the flagged customers' own scores promised (lib/estimates)
-       sum(flag * affluent_probability) / nullif(sum(flag), 0) as estimated_precision,
-       sum(flag * affluent_probability * (1 - affluent_probability)) as flagged_variance,
-       case when sum(flag) <= {EXACT_MAX} then
-           list(affluent_probability) filter (where flag = 1) end as flagged_scores,
-       {", ".join(_top(share) for share in TOP_SHARES)}
-from labelled group by source, model_version order by source, model_version
-"""
-
 
 COLUMNS = [
     "source", "model_version", "customers", "affluent", "flagged", "realized_precision",
@@ -80,16 +46,24 @@ def realized_outcomes(
     """One row per source and model version with outcomes: landed rows that carried `C_seg`,
     and the matched rows of campaign outcome files (`lib.outcome_files.match_predictions`).
     Empty when there are none, or before the warehouse has its view over landed batches."""
-    parts = [_LABELLED_ROWS] if "batch_scores" in relations(con) else []
+    # A source's name is a parameter given only with its rows: DuckDB refuses one it is given
+    # and the query does not use.
+    parts, params = [], {"exact_max": EXACT_MAX}
+    if "batch_scores" in relations(con):
+        parts.append(sql("labelled_outcome_rows"))
+        params["labelled_source"] = LABELLED_FILES
     has_records = outcome_records is not None and len(outcome_records) > 0
     if has_records:
-        parts.append(_OUTCOME_ROWS)
+        parts.append(sql("campaign_outcome_rows"))
+        params["campaign_source"] = OUTCOME_FILES
     if not parts:
         return pd.DataFrame(columns=COLUMNS)
-    sql = OUTCOMES_SQL.format(rows=" union all ".join(parts))
+    query = sql("realized_outcomes").format(
+        rows=" union all ".join(parts), top_shares=", ".join(_top(share) for share in TOP_SHARES)
+    )
     frame = registered(con, "outcome_records", outcome_records) if has_records else nullcontext()
     with frame:
-        return _with_intervals(con.execute(sql).df())
+        return _with_intervals(con.execute(query, params).df())
 
 
 def _with_intervals(table: pd.DataFrame) -> pd.DataFrame:

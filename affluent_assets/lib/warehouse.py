@@ -1,12 +1,26 @@
 """DuckDB tables: whole-table replacement in one transaction, so a failed or killed write
-leaves the previous contents as they were."""
+leaves the previous contents as they were; and the one loader of the warehouse's SQL files, so
+its views and macros can be read, diffed and highlighted as SQL rather than Python strings."""
 
 from __future__ import annotations
 
 from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
 
 import duckdb
 import pandas as pd
+
+
+@cache
+def sql(name: str, beside: str = __file__) -> str:
+    """The text of `sql/<name>.sql` in the folder of the module file `beside` (by default this
+    one's, lib/): each file holds one statement, named for what it creates. Read once per
+    process; the files ship inside the package (pyproject's package-data). A name is a plain
+    file name, never a path, so nothing outside those folders is read as SQL."""
+    if not name.replace("_", "").isalnum():
+        raise ValueError(f"not an SQL file name: {name!r}")
+    return (Path(beside).parent / "sql" / f"{name}.sql").read_text(encoding="utf-8")
 
 
 def quote_identifier(name: str) -> str:

@@ -1,7 +1,7 @@
 """What the upload page and the API say about a batch, read from where the platform keeps it:
 the Dagster instance (the batch's runs), the quarantine folder (its reason) and the lake (its
 scores and ranked candidates). Nothing here scores or writes: the landing sensor's run is the one
-way a file is scored."""
+way a file is scored. The longer queries are in web/sql/."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import dagster as dg
 import duckdb
 import pyarrow.parquet as pq
 
-from affluent_assets.lib import lake, landing
+from affluent_assets.lib import lake, landing, warehouse
 from affluent_assets.lib.estimates import ESTIMATE_COLUMNS
 from affluent_assets.names import LANDING_FILE_TAG, QUALITY_CHECK
 
@@ -26,12 +26,6 @@ _WAITING_RUNS = {
     dg.DagsterRunStatus.NOT_STARTED,
     dg.DagsterRunStatus.STARTING,
 }
-CANDIDATE_COLUMNS = """
-    row_number() over (order by affluent_probability desc, customer_key) as rank,
-    customer_key, c_id, source_row, affluent_probability as score, "group", expected_precision,
-    expected_recall, estimated_precision, estimated_precision_low, estimated_precision_high,
-    reason_1, reason_2, reason_3, model_version, batch_key
-"""
 
 
 @dataclass(frozen=True)
@@ -220,7 +214,8 @@ _LATER_COLUMNS = {
 
 
 def _candidates_source(path) -> str:
-    """The batch's candidate file as a relation with every column of CANDIDATE_COLUMNS."""
+    """The batch's candidate file as a relation with every column web/sql/ranked_candidates.sql
+    shows."""
     present = set(pq.read_schema(path).names)
     missing = [f'{value} as "{name}"' for name, value in _LATER_COLUMNS.items()
                if name not in present]  # fmt: skip
@@ -228,10 +223,21 @@ def _candidates_source(path) -> str:
     return f"(select *{extra} from read_parquet(?))"
 
 
+def _sql(name: str) -> str:
+    """A query of web/sql/, beside this module: the reads of the lake that only the page and
+    the API make."""
+    return warehouse.sql(name, beside=__file__)
+
+
+def _ranked(path) -> str:
+    """The batch's ranked list (web/sql/ranked_candidates.sql over its file), in no order."""
+    return _sql("ranked_candidates").format(source=_candidates_source(path))
+
+
 def candidates_query(lake_dir: str, key: str, limit: int | None = None) -> tuple[str, list]:
     """SQL and parameters for a batch's ranked list (best first)."""
     path = lake.batch_file(lake_dir, lake.CANDIDATES, key)
-    sql = f"select {CANDIDATE_COLUMNS} from {_candidates_source(path)} order by rank"
+    sql = _ranked(path) + " order by rank"
     params: list = [str(path)]
     if limit is not None:
         sql += " limit ?"
@@ -249,13 +255,7 @@ def precision_curve(lake_dir: str, key: str, points: int = 100) -> list[dict]:
     """Expected precision (the holdout's) and the list's own estimate with its interval against
     how many customers are called, at up to `points` ranks."""
     path = lake.batch_file(lake_dir, lake.CANDIDATES, key)
-    sql = f"""
-        with ranked as (select {CANDIDATE_COLUMNS} from {_candidates_source(path)}),
-        total as (select count(*) as n from ranked)
-        select rank as called, expected_precision, estimated_precision,
-               estimated_precision_low, estimated_precision_high from ranked, total
-        where rank = n or rank % greatest(1, n // ?) = 0 order by rank
-    """
+    sql = _sql("precision_curve").format(ranked=_ranked(path))
     with duckdb.connect() as con:
         return records(con.execute(sql, [str(path), points]).df())
 
