@@ -9,7 +9,8 @@ import time
 
 import dagster as dg
 
-from affluent_assets.lib.demo_data import generate_customers, write_demo_csv, write_extract
+from affluent_assets.lib.demo_data import generate_customers, write_demo_csv
+from affluent_assets.lib.demo_files import write_extract
 from affluent_assets.lib.landing import batch_key_for
 from affluent_assets_tests.defs.conftest import register_tiny_model
 from affluent_assets_tests.servers import DagsterStores, count_rows, stop, wait_for

@@ -10,7 +10,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from affluent_assets.lib.demo_data import generate_customers, write_extract
+from affluent_assets.lib.demo_data import generate_customers
+from affluent_assets.lib.demo_files import write_extract
 from affluent_assets_tests.defs.conftest import register_tiny_model
 from affluent_assets_tests.servers import DAGSTER, DagsterStores, count_rows, stop, wait_for
 

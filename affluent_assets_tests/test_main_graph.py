@@ -11,7 +11,8 @@ from mlflow.tracking import MlflowClient
 from affluent_assets.definitions import MAIN_ASSETS
 from affluent_assets.defs.alerts.sensors import AlertWebhook, failure_alerts
 from affluent_assets.defs.resources import DuckDBTableIOManager, ExtractSource, MlflowModels
-from affluent_assets.lib.demo_data import generate_customers, write_extract
+from affluent_assets.lib.demo_data import generate_customers
+from affluent_assets.lib.demo_files import write_extract
 from affluent_assets_tests.defs.test_alerts import Receiver, evaluate
 
 ROWS = 2500

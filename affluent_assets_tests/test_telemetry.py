@@ -14,7 +14,8 @@ import time
 import pandas as pd
 import pytest
 
-from affluent_assets.lib.demo_data import generate_customers, write_extract
+from affluent_assets.lib.demo_data import generate_customers
+from affluent_assets.lib.demo_files import write_extract
 from affluent_assets_tests.defs.conftest import register_tiny_model
 from affluent_assets_tests.otlp import Receiver, Span, otel_env, otlp_receiver
 from affluent_assets_tests.servers import (

@@ -74,7 +74,8 @@ def prepare(work: Path) -> dict[str, str]:
 
 
 def write_staged(staging: Path, files: int, rows: int) -> list[Path]:
-    from affluent_assets.lib.demo_data import generate_customers, write_extract
+    from affluent_assets.lib.demo_data import generate_customers
+    from affluent_assets.lib.demo_files import write_extract
 
     return [
         write_extract(

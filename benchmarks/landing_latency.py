@@ -114,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
-    from affluent_assets.lib.demo_data import generate_customers, write_extract
+    from affluent_assets.lib.demo_data import generate_customers
+    from affluent_assets.lib.demo_files import write_extract
 
     root = Path(tempfile.mkdtemp(prefix="landing-bench-"))
     env = stores_env(root)

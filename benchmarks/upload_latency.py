@@ -40,7 +40,8 @@ ALLOWANCE_SECONDS = 2.0
 
 
 def demo_csv(path: Path, seed: int) -> Path:
-    from affluent_assets.lib.demo_data import generate_customers, write_extract
+    from affluent_assets.lib.demo_data import generate_customers
+    from affluent_assets.lib.demo_files import write_extract
 
     return write_extract(generate_customers(ROWS, seed=seed).drop(columns="C_seg"), path)
 

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from affluent_assets.lib.demo_data import generate_customers, write_extract
+from affluent_assets.lib.demo_data import generate_customers
+from affluent_assets.lib.demo_files import write_extract
 from container_tests.test_image import REPO, measure, podman
 
 COMPOSE_DIR = REPO / "deploy" / "compose"

@@ -31,7 +31,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from affluent_assets.lib.demo_data import generate_customers, write_extract
+from affluent_assets.lib.demo_data import generate_customers
+from affluent_assets.lib.demo_files import write_extract
 
 REPO = Path(__file__).resolve().parent.parent
 IMAGE = os.environ.get("AFFLUENT_IMAGE", "localhost/affluent-assets:ci")

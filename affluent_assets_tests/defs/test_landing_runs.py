@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from openpyxl import Workbook
 
-from affluent_assets.lib.demo_data import generate_customers, write_extract
+from affluent_assets.lib.demo_data import generate_customers
+from affluent_assets.lib.demo_files import write_extract
 from affluent_assets.lib.landing import batch_key_for
 from affluent_assets.lib.warehouse import replace_table
 from affluent_assets_tests.defs.conftest import training_data

@@ -12,7 +12,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from affluent_assets.lib import registry
-from affluent_assets.lib.demo_data import generate_customers, write_extract
+from affluent_assets.lib.demo_data import generate_customers
+from affluent_assets.lib.demo_files import write_extract
 from affluent_assets_tests.defs.conftest import MODEL_NAME, register_tiny_model
 from affluent_assets_tests.servers import mlflow_server
 

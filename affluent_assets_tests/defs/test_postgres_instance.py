@@ -12,7 +12,8 @@ import dagster as dg
 import psycopg2
 import yaml
 
-from affluent_assets.lib.demo_data import generate_customers, write_extract
+from affluent_assets.lib.demo_data import generate_customers
+from affluent_assets.lib.demo_files import write_extract
 from affluent_assets.lib.landing import batch_key_for_path
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,7 +9,8 @@ import sys
 import dagster as dg
 import duckdb
 
-from affluent_assets.lib.demo_data import generate_customers, write_extract
+from affluent_assets.lib.demo_data import generate_customers
+from affluent_assets.lib.demo_files import write_extract
 
 
 def affluent(stores, tmp_path, *args: str) -> subprocess.CompletedProcess:

@@ -23,7 +23,8 @@ from affluent_assets.lib.contract import (
     REQUIRED_COLUMNS,
     TEXT_COLUMNS,
 )
-from affluent_assets.lib.demo_data import generate_customers, main, write_extract
+from affluent_assets.lib.demo_data import generate_customers, main
+from affluent_assets.lib.demo_files import write_extract
 
 N_ROWS = 20_000
 PANDAS_DTYPES = {"int": "int64", "float": "float64", "text": "object"}

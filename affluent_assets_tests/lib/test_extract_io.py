@@ -12,7 +12,7 @@ import pytest
 from openpyxl import Workbook
 
 from affluent_assets.lib.contract import DATA_SHEET, RAW_COLUMNS
-from affluent_assets.lib.demo_data import write_extract
+from affluent_assets.lib.demo_files import write_extract
 from affluent_assets.lib.extract_checks import ExtractError
 from affluent_assets.lib.extract_io import (
     find_extract,

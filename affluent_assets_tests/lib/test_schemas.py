@@ -12,7 +12,7 @@ import pytest
 
 from affluent_assets.lib.contract import DOCUMENTED_RANGES, GAP_BLOCKS, LABEL, RAW_COLUMNS
 from affluent_assets.lib.data_quality import quality_findings, quality_warnings
-from affluent_assets.lib.demo_data import write_extract
+from affluent_assets.lib.demo_files import write_extract
 from affluent_assets.lib.extract_io import read_extract
 from affluent_assets.lib.features import FEATURE_TABLE_COLUMNS, build_features, clean_customers
 from affluent_assets.lib.schemas import (

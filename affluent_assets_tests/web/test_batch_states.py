@@ -9,7 +9,8 @@ import os
 import dagster as dg
 import pytest
 
-from affluent_assets.lib.demo_data import generate_customers, write_extract
+from affluent_assets.lib.demo_data import generate_customers
+from affluent_assets.lib.demo_files import write_extract
 from affluent_assets.lib.landing import batch_key_for
 from affluent_assets.names import LANDING_FILE_TAG
 from affluent_assets_tests.defs.conftest import landing_stores, model_store  # noqa: F401

@@ -11,7 +11,8 @@ import os
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from affluent_assets.lib.demo_data import generate_customers, write_extract
+from affluent_assets.lib.demo_data import generate_customers
+from affluent_assets.lib.demo_files import write_extract
 from affluent_assets.lib.landing import batch_key_for
 from affluent_assets_tests.defs.conftest import register_tiny_model
 from affluent_assets_tests.servers import REPO, AffluentServe, DagsterStores, stop
