@@ -494,3 +494,18 @@ def test_rows_repeated_exactly_are_scored_and_named_by_the_quality_check(landing
     rows = check.metadata["examples"].value["duplicate_rows"]
     assert rows == ["data row 451", "data row 452", "data row 453"]
     assert query(landing_stores, "select count(*) n from batch_scores").loc[0, "n"] == 600
+
+
+def test_a_re_executed_run_scores_with_the_champion_now_not_the_tag_it_copied():
+    from affluent_assets.defs.landing.run import requested_version
+    from affluent_assets.names import CHAMPION_VERSION_TAG
+
+    tags = {CHAMPION_VERSION_TAG: "1"}
+    first = dg.DagsterRun(job_name="landing_job", run_id="first", tags=tags)
+    again = dg.DagsterRun(
+        job_name="landing_job", run_id="again", tags=tags, parent_run_id="first",
+        root_run_id="first",
+    )  # fmt: skip
+    assert requested_version(first) == "1"
+    assert requested_version(again) is None
+    assert requested_version(dg.DagsterRun(job_name="landing_job", run_id="ui")) is None

@@ -90,7 +90,7 @@ def start_run(
     if path is None:
         raise dg.Failure(description=f"batch {key!r}: no landing file for it in {folder}")
     with clock.stage("model"):
-        scorer = _champion(mlflow_models, key, context.run.tags.get(CHAMPION_VERSION_TAG))
+        scorer = _champion(mlflow_models, key, requested_version(context.run))
 
     def progress(phase: str, rows: int) -> None:
         scoring_progress(phase, rows)
@@ -112,6 +112,14 @@ def start_run(
         started=started,
         staging=lake.staging_dir(lake_dir, key),
     )
+
+
+def requested_version(run: dg.DagsterRun) -> str | None:
+    """The champion version the run's sensor asked for; None (the champion now) for a run
+    re-executed from the UI or retried: Dagster copies the tags of the run it re-executes,
+    and a file scored again after a promotion must not be scored with the version before it
+    (the rescoring sensor would then see the batch current, or find its run key used)."""
+    return None if run.parent_run_id else run.tags.get(CHAMPION_VERSION_TAG)
 
 
 def _champion(mlflow_models: MlflowModels, key: str, version: str | None) -> ScoringModel:
