@@ -122,12 +122,36 @@ def log_and_register(
             # MLflow's own serving (`mlflow models serve`, pyfunc) then answers with the
             # calibrated probabilities, not labels cut at 0.5 (the champion's threshold is not).
             pyfunc_predict_fn="predict_proba",
+            pip_requirements=model_requirements(),
         )
         version = str(info.registered_model_version)
     client = _client(tracking_uri)
     client.set_model_version_tag(model_name, version, "threshold", repr(threshold))
     client.set_model_version_tag(model_name, version, "decile_edges", json.dumps(decile_edges))
     return RegisteredModel(model_name, version, run.info.run_id, threshold, decile_edges)
+
+
+# What unpickling and scoring a logged model imports: the pipeline and its calibrator are
+# classes of this package, scikit-learn and XGBoost, over NumPy, SciPy and pandas.
+MODEL_DISTRIBUTIONS = ("affluent-assets", "cloudpickle", "numpy", "pandas", "pyarrow",
+                       "scikit-learn", "scipy")  # fmt: skip
+
+
+def model_requirements() -> list[str]:
+    """The model's pip requirements, pinned to the versions installed. Named, not inferred:
+    MLflow infers them by importing the model in a subprocess (about 4 s per logged model),
+    and its inference left out the booster's own distribution (`xgboost-cpu`), so an
+    environment built from them could not load the model."""
+    from importlib import metadata
+
+    names = [*MODEL_DISTRIBUTIONS, *metadata.packages_distributions().get("xgboost", [])]
+    found = []
+    for name in dict.fromkeys(names):
+        try:
+            found.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:  # e.g. the package run from a source tree
+            continue
+    return found
 
 
 def _log_candidate(experiment_id: str, row: dict) -> None:

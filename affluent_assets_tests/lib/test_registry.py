@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import mlflow
 import numpy as np
 import pandas as pd
@@ -53,3 +55,22 @@ def test_holdout_curve_round_trips_through_the_run(tracking, tmp_path):
 def test_a_run_without_a_holdout_curve_loads_none(tracking):
     tracking_uri, run_id = tracking
     assert registry.load_holdout_curve(tracking_uri, _model(run_id)) is None
+
+
+def test_a_logged_model_names_what_loading_it_needs_at_the_installed_versions(tmp_path):
+    from importlib import metadata
+
+    from affluent_assets_tests.defs.conftest import MODEL_NAME, register_tiny_model
+
+    store = register_tiny_model(tmp_path)
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(store.tracking_uri)
+    try:
+        path = Path(mlflow.pyfunc.get_model_dependencies(f"models:/{MODEL_NAME}/1"))
+    finally:
+        mlflow.set_tracking_uri(previous)
+    pinned = dict(line.split("==") for line in path.read_text().split() if "==" in line)
+    booster = metadata.packages_distributions()["xgboost"][0]  # xgboost-cpu here
+    for name in ("affluent-assets", "scikit-learn", booster, "numpy", "pandas", "cloudpickle"):
+        assert pinned.get(name) == metadata.version(name), name
+    assert "mlflow" in pinned
