@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 # OpenMP threads (XGBoost, scikit-learn) spin while waiting by default; on a busy 2-core runner
 # that makes a 30-tree fit take seconds instead of tenths. Must be set before they load.
@@ -75,3 +76,29 @@ def postgres():
     """One real PostgreSQL server for the session's tests (each takes its own database)."""
     with postgres_server() as server:
         yield server
+
+
+# The modules that take a minute or more (most start `dagster dev` or other servers and wait on
+# sensor ticks), longest first. `make test` runs modules on both cores (pytest-xdist, whole
+# modules per worker); started first, they overlap the short ones instead of running alone at
+# the end. Only the order changes: a module missing here still runs, just later.
+ROOT = Path(__file__).parent
+LONG_MODULES = [
+    "test_dev_server_e2e.py",
+    "test_crash_recovery.py",
+    "test_telemetry.py",
+    "defs/test_score_command.py",
+    "defs/test_mlflow_server.py",
+    "test_training_isolation.py",
+    "web/test_inference.py",
+    "web/test_upload_page.py",
+    "test_main_graph.py",
+]
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item) -> int:
+        path = item.path.relative_to(ROOT).as_posix()
+        return LONG_MODULES.index(path) if path in LONG_MODULES else len(LONG_MODULES)
+
+    items.sort(key=rank)  # stable: tests keep their order within each module
