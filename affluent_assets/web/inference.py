@@ -2,11 +2,12 @@
 (`/invocations`, `/ping`, `/health`, `/version`) and the Open Inference Protocol v2 (KServe's
 `/v2/...`), served beside the upload page by `affluent serve`.
 
-A request's rows pass the same contract check as a landed file (lib/schemas.py) and are scored
-by the one scorer (lib/scorer.py) with the champion that `ChampionFollower` keeps current, so an
-answer here equals the row in a batch. Scoring is CPU work: it runs in a bounded thread pool,
-so health checks and the page answer meanwhile, and past the pool's queue a request gets 503 at
-once instead of waiting in an unbounded queue. See docs/serving.md.
+A request's rows pass the same contract check as a landed file (lib/schemas.py, run by
+lib/validation.py) and are scored by the one scorer (lib/scorer.py) with the champion that
+`ChampionFollower` keeps current, so an answer here equals the row in a batch. Scoring is CPU
+work: it runs in a bounded thread pool, so health checks and the page answer meanwhile, and past
+the pool's queue a request gets 503 at once instead of waiting in an unbounded queue. See
+docs/serving.md.
 """
 
 from __future__ import annotations
