@@ -64,3 +64,10 @@ def champion_cache_dir() -> str:
     """Scoring models already fetched from the registry, one file per version: a landing run
     whose sensor named the version loads it from here without opening MLflow."""
     return os.environ.get("AFFLUENT_CHAMPION_CACHE") or str(data_dir() / "champion_cache")
+
+
+def monitoring_tick_seconds() -> int:
+    """How often the sensors that read outcomes and retell finished runs as traces look
+    (outcome files, labelled batches, run traces): 30 s unless a deployment wants figures
+    sooner and sets AFFLUENT_MONITORING_TICK_SECONDS (the end-to-end tests set 5)."""
+    return int(os.environ.get("AFFLUENT_MONITORING_TICK_SECONDS") or 30)

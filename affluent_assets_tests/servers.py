@@ -191,6 +191,8 @@ class DagsterStores:
             "AFFLUENT_LAKE": str(self.lake),
             "MLFLOW_TRACKING_URI": self.tracking_uri,
             "AFFLUENT_MLFLOW_ARTIFACTS": self.artifact_root,
+            # The outcome and trace sensors look every 5 s, not 30: the tests wait on them.
+            "AFFLUENT_MONITORING_TICK_SECONDS": "5",
         }
 
     def start(self, log: Path) -> subprocess.Popen:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import dagster as dg
 from opentelemetry import trace
 
+from affluent_assets import settings
 from affluent_assets.lib import telemetry
 from affluent_assets.lib.validation import ContractViolation
 from affluent_assets.names import SCHEMA_CHECK
@@ -125,7 +126,7 @@ def _count(job: str, outcome: str, seconds: float) -> None:
 
 
 # The main graph: each finished run retold as one trace, from the run's own event log. --------
-RUN_TRACES_SECONDS = 30
+RUN_TRACES_SECONDS = settings.monitoring_tick_seconds()
 _STEP_EVENTS = {
     dg.DagsterEventType.STEP_START,
     dg.DagsterEventType.STEP_SUCCESS,

@@ -31,7 +31,7 @@ from affluent_assets.names import (
 
 OUTCOME_FILES_TAG = "affluent/outcome_files"
 LABELLED_BATCH_TAG = "affluent/labelled_batch"
-OUTCOMES_TICK_SECONDS = 30
+OUTCOMES_TICK_SECONDS = settings.monitoring_tick_seconds()
 
 
 class OutcomeConfig(dg.Config):
@@ -294,6 +294,7 @@ def build_labelled_batch_sensor(
 
     @dg.run_status_sensor(
         name=name,
+        minimum_interval_seconds=OUTCOMES_TICK_SECONDS,
         run_status=dg.DagsterRunStatus.SUCCESS,
         monitored_jobs=[landing_job],
         request_job=outcomes_job,
