@@ -6,6 +6,11 @@ WORKSPACE="${WORKSPACE:-/opt/dagster/app/workspace.yaml}"
 mkdir -p "$AFFLUENT_DATA_DIR/raw" "$AFFLUENT_DATA_DIR/landing" "$DAGSTER_HOME"
 # Without the instance settings the DuckDB writer pool is unlimited: never start without them.
 [ -f "$DAGSTER_HOME/dagster.yaml" ] || cp /opt/dagster/dagster.yaml "$DAGSTER_HOME/dagster.yaml"
+# The instance's storage is made (or brought to this Dagster's schema) once, here: on a new
+# DAGSTER_HOME the three processes below would each create the SQLite schedule storage, and two
+# at once can stamp its schema version twice (alembic: "more than one head"), after which no
+# process can open the instance.
+dagster instance migrate >/dev/null
 dagster-daemon run -w "$WORKSPACE" &
 daemon=$!
 dagster-webserver -h 0.0.0.0 -p "${DAGSTER_PORT:-3000}" -w "$WORKSPACE" &
