@@ -207,9 +207,13 @@ def _report_failure(result) -> int:
                 else data.error.message
             )
             print(message, file=sys.stderr)
-            quarantined = (
-                data.user_failure_data is not None
-                and "quarantined_as" in data.user_failure_data.metadata
+            failed = (
+                data.user_failure_data.metadata.get("failed_batches")
+                if data.user_failure_data is not None
+                else None
+            )
+            quarantined = failed is not None and any(
+                f["quarantined_as"] for f in failed.value.values()
             )
             return EXIT_REJECTED if quarantined else EXIT_ERROR
     print(f"the run failed (run {result.run_id})", file=sys.stderr)

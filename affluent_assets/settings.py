@@ -71,3 +71,15 @@ def monitoring_tick_seconds() -> int:
     (outcome files, labelled batches, run traces): 30 s unless a deployment wants figures
     sooner and sets AFFLUENT_MONITORING_TICK_SECONDS (the end-to-end tests set 5)."""
     return int(os.environ.get("AFFLUENT_MONITORING_TICK_SECONDS") or 30)
+
+
+def landing_group_files() -> int:
+    """How many small files that land together one landing run scores (1: a run per file).
+    Each run is a process that spends seconds starting; two groups use two cores."""
+    return max(1, int(os.environ.get("AFFLUENT_LANDING_GROUP_FILES") or 10))
+
+
+def landing_group_max_bytes() -> int:
+    """Files up to this size (AFFLUENT_LANDING_GROUP_MAX_MB, 16 MB: about 100,000 rows of CSV)
+    may share a run; a larger file has its own, so it never delays the small ones."""
+    return int(float(os.environ.get("AFFLUENT_LANDING_GROUP_MAX_MB") or 16) * 1024 * 1024)

@@ -1,7 +1,9 @@
 """A crash, with the real processes and nobody touching anything: `dagster dev` is killed with
-SIGKILL (its whole process group, run worker included) while a large landing file is being
-scored, then started again. Run monitoring fails the dead run, run retries score the file again,
-and a file dropped after the restart is scored too: exact row counts, no duplicates."""
+SIGKILL (its whole process group, run worker included) in the middle of a group of files that
+landed together (a small one already published, a large one being scored, a small one not yet
+started), then started again. Run monitoring fails the dead run, run retries score the group
+again, and a file dropped after the restart is scored too: every file once, exact row counts,
+no duplicates."""
 
 import os
 import signal
@@ -11,12 +13,13 @@ import dagster as dg
 
 from affluent_assets.lib.demo_data import generate_customers, write_demo_csv
 from affluent_assets.lib.demo_files import write_extract
-from affluent_assets.lib.landing import batch_key_for
+from affluent_assets.lib.landing import batch_key_for, run_batches
 from affluent_assets_tests.defs.conftest import register_tiny_model
 from affluent_assets_tests.servers import DagsterStores, count_rows, stop, wait_for
 
 BIG_ROWS = 600_000
 SMALL_ROWS = 1_500
+GROUP_ROWS = {"a first.csv": 1_200, "big branch.csv": BIG_ROWS, "z last.csv": 900}
 ROWS_OF_FILE = "select count(*) from batch_scores where source_file = ?"
 
 
@@ -38,22 +41,35 @@ def runs_finished(stores: DagsterStores) -> bool:
         instance.dispose()
 
 
-def test_a_killed_dev_server_recovers_and_scores_everything(tmp_path):
+def all_exact(stores: DagsterStores, rows: dict[str, int]) -> bool:
+    return all(exact(stores, name, n) for name, n in rows.items())
+
+
+def test_a_killed_dev_server_recovers_and_scores_everything(tmp_path, monkeypatch):
+    # The large file joins the small ones' run, so the crash comes in the middle of a group.
+    monkeypatch.setenv("AFFLUENT_LANDING_GROUP_MAX_MB", "1000")
     models = register_tiny_model(tmp_path / "mlflow")
     stores = DagsterStores(tmp_path, models.tracking_uri, models.artifact_root)
-    big = write_demo_csv(tmp_path / "big branch.csv", BIG_ROWS, seed=5)
+    staged = [
+        write_demo_csv(tmp_path / name, rows, seed=5 + i)
+        for i, (name, rows) in enumerate(GROUP_ROWS.items())
+    ]
+    big = tmp_path / "big branch.csv"
     log = tmp_path / "dagster-dev.log"
     timeline: dict[str, float] = {}
     server = stores.start(log)
     try:
         started = time.monotonic()
-        os.replace(big, stores.landing / big.name)
+        for path in staged:  # together: one tick sees them all
+            os.replace(path, stores.landing / path.name)
         wait_for(lambda: staging_started(stores, big.name), "the big file's run", server, log)
         timeline["scoring"] = time.monotonic() - started
         os.killpg(server.pid, signal.SIGKILL)
         server.wait(timeout=30)
         timeline["killed"] = time.monotonic() - started
+        assert exact(stores, "a first.csv", GROUP_ROWS["a first.csv"])  # published before
         assert not exact(stores, big.name, BIG_ROWS)  # killed before it was published
+        assert not exact(stores, "z last.csv", GROUP_ROWS["z last.csv"])  # not started
 
         server = stores.start(log)
         timeline["restarted"] = time.monotonic() - started
@@ -62,13 +78,13 @@ def test_a_killed_dev_server_recovers_and_scores_everything(tmp_path):
         )
         os.replace(small, stores.landing / small.name)
         wait_for(
-            lambda: exact(stores, big.name, BIG_ROWS) and exact(stores, small.name, SMALL_ROWS),
-            "both files scored after the restart",
+            lambda: all_exact(stores, {**GROUP_ROWS, small.name: SMALL_ROWS}),
+            "every file scored after the restart",
             server,
             log,
             seconds=420,
         )
-        timeline["both_scored"] = time.monotonic() - started
+        timeline["all_scored"] = time.monotonic() - started
         # Let the runs finish explaining their candidates before dagster dev is stopped.
         wait_for(lambda: runs_finished(stores), "the runs to finish", server, log)
     finally:
@@ -78,14 +94,19 @@ def test_a_killed_dev_server_recovers_and_scores_everything(tmp_path):
     distinct = count_rows(
         stores.warehouse, "select count(distinct customer_key) from batch_scores", []
     )
-    assert distinct == BIG_ROWS + SMALL_ROWS  # nothing counted twice
+    assert distinct == sum(GROUP_ROWS.values()) + SMALL_ROWS  # nothing counted twice
     instance = dg.DagsterInstance.from_config(str(stores.home))
     runs = {run.run_id: run for run in instance.get_runs()}
-    big_runs = [r for r in runs.values() if r.tags.get("affluent/landing_file") == big.name]
-    failed = [r for r in big_runs if r.status == dg.DagsterRunStatus.FAILURE]
-    retried = [r for r in big_runs if r.status == dg.DagsterRunStatus.SUCCESS]
-    assert len(failed) == 1 and len(retried) == 1, [(r.run_id, r.status) for r in big_runs]
+    group_runs = [
+        r for r in runs.values() if batch_key_for(big.name) in run_batches(r.tags, r.run_config)
+    ]
+    failed = [r for r in group_runs if r.status == dg.DagsterRunStatus.FAILURE]
+    retried = [r for r in group_runs if r.status == dg.DagsterRunStatus.SUCCESS]
+    assert len(failed) == 1 and len(retried) == 1, [(r.run_id, r.status) for r in group_runs]
     assert retried[0].tags.get("dagster/parent_run_id") == failed[0].run_id
+    assert sorted(run_batches(retried[0].tags, retried[0].run_config).values()) == sorted(
+        GROUP_ROWS
+    )
     failure = instance.get_records_for_run(
         failed[0].run_id, of_type=dg.DagsterEventType.RUN_FAILURE
     ).records

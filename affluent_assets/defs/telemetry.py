@@ -10,9 +10,8 @@ every stage of the scoring (Stopwatch.stage) a child of the run's.
 
 from __future__ import annotations
 
-import functools
 import time
-from collections.abc import Callable
+from collections.abc import Generator
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -27,12 +26,13 @@ RUN_SPAN = "landing run"
 TRACE_ID_TAG = "affluent/trace_id"
 
 
-def request_tags(folder, name: str, batch_key: str, run_key: str) -> dict[str, str]:
-    """The sensor's span for one file it requests a run for, and the tag that carries it: the
-    span is a child of the upload's trace when the file came over HTTP, else a new trace. Its
-    sibling `landing wait` covers the file's time in the folder before this tick saw it."""
+def request_traceparent(folder, name: str, batch_key: str, run_key: str) -> str | None:
+    """The sensor's span for one file it requests a run for, and the traceparent that carries
+    it to the run: the span is a child of the upload's trace when the file came over HTTP, else
+    a new trace. Its sibling `landing wait` covers the file's time in the folder before this
+    tick saw it. None with tracing off."""
     if not telemetry.enabled():
-        return {}
+        return None
     saved, saved_at = telemetry.load_traceparent(folder, name)
     # Read once: a later file of the same name must not join this upload's trace.
     telemetry.sidecar(folder, name).unlink(missing_ok=True)
@@ -46,53 +46,59 @@ def request_tags(folder, name: str, batch_key: str, run_key: str) -> dict[str, s
         )  # fmt: skip
         waited.end()
     with telemetry.span("landing_sensor request", attributes, parent):
-        return {telemetry.TRACEPARENT: telemetry.current_traceparent()}
+        return telemetry.current_traceparent()
 
 
-def traced_landing_run(compute: Callable) -> Callable:
-    """Wrap the landing asset's generator in the run's span (a child of the `traceparent` tag's
-    span, if any), with the batch's counts and model version from what it yields; flushed before
-    the run's process can end."""
+def traced_batch(
+    context: dg.AssetExecutionContext, key: str, traceparent: str | None, steps: Generator
+) -> Generator:
+    """One file's steps in its span (named RUN_SPAN, a child of the span its sensor request
+    made, so each file of a group keeps its own trace), with the batch's counts and model
+    version from what it yields; returns what the steps return (the file's failure or None)."""
+    attributes = {"dagster.run_id": context.run_id, "dagster.job": context.job_name,
+                  "affluent.batch_key": key}  # fmt: skip
+    started, outcome = time.perf_counter(), None
+    try:
+        with telemetry.span(RUN_SPAN, attributes, telemetry.context_from(traceparent)) as span:
+            _join_logs(context, span, key)
+            while True:
+                try:
+                    event = next(steps)
+                except StopIteration as done:
+                    failure = done.value
+                    break
+                outcome = _describe(span, event) or outcome
+                yield event
+            if failure is not None and outcome != "quarantined":
+                outcome = "failed"
+            outcome = outcome or "scored"
+            span.set_attribute("affluent.outcome", outcome)
+        return failure
+    finally:
+        _count(context.job_name, outcome or "failed", time.perf_counter() - started)
+        telemetry.flush()
 
-    @functools.wraps(compute)
-    def wrapper(context: dg.AssetExecutionContext, *args, **kwargs):
-        parent = telemetry.context_from(context.run.tags.get(telemetry.TRACEPARENT))
-        attributes = {"dagster.run_id": context.run_id, "dagster.job": context.job_name,
-                      "affluent.batch_key": context.partition_key}  # fmt: skip
-        started, outcome = time.perf_counter(), "failed"
-        try:
-            with telemetry.span(RUN_SPAN, attributes, parent) as span:
-                _join_logs(context, span)
-                for event in compute(context, *args, **kwargs):
-                    outcome = _describe(span, event) or outcome
-                    yield event
-                outcome = "scored" if outcome == "failed" else outcome
-                span.set_attribute("affluent.outcome", outcome)
-        finally:
-            _count(context.job_name, outcome, time.perf_counter() - started)
-            telemetry.flush()
 
-    return wrapper
-
-
-def _join_logs(context: dg.AssetExecutionContext, span: trace.Span) -> None:
-    """The run's trace id as a run tag (searchable in the UI) and in its log, whose lines then
-    lead to the trace, and the trace to the run (`dagster.run_id`)."""
+def _join_logs(context: dg.AssetExecutionContext, span: trace.Span, key: str) -> None:
+    """The trace id in the run's log, whose lines then lead to the trace, and the trace to the
+    run (`dagster.run_id`); the run's first file's as a run tag (searchable in the UI)."""
     ids = span.get_span_context()
     if not ids.is_valid:
         return
     trace_id, span_id = format(ids.trace_id, "032x"), format(ids.span_id, "016x")
-    context.instance.add_run_tags(context.run_id, {TRACE_ID_TAG: trace_id})
-    context.log.info(f"trace_id={trace_id} span_id={span_id}")
+    run = context.instance.get_run_by_id(context.run_id)
+    if run is not None and TRACE_ID_TAG not in run.tags:
+        context.instance.add_run_tags(context.run_id, {TRACE_ID_TAG: trace_id})
+    context.log.info(f"{key}: trace_id={trace_id} span_id={span_id}")
 
 
 def _describe(span: trace.Span, event) -> str | None:
     """Put a yielded event's counts on the run's span; the file's outcome, if it tells one."""
     if isinstance(event, dg.AssetObservation) and "duplicate_of" in event.metadata:
         return "duplicate"
-    if isinstance(event, dg.AssetCheckResult) and event.check_name == SCHEMA_CHECK:
+    if isinstance(event, dg.AssetCheckEvaluation) and event.check_name == SCHEMA_CHECK:
         return "scored" if event.passed else "quarantined"
-    if not isinstance(event, dg.MaterializeResult) or event.metadata is None:
+    if not isinstance(event, dg.AssetMaterialization) or event.metadata is None:
         return None
     prefix = f"affluent.{event.asset_key.path[-1]}"
     for name in ("dagster/row_count", "candidates", "model_version", "seconds_to_queryable"):
@@ -116,6 +122,11 @@ def quarantined(error: Exception) -> None:
     span.add_event("quarantined", attributes=attributes)
     span.set_attribute("affluent.outcome", "quarantined")
     span.set_status(trace.StatusCode.ERROR, "quarantined")
+
+
+def failed(error: Exception) -> None:
+    """A file whose scoring failed for a reason other than its content."""
+    telemetry.mark_failed(trace.get_current_span(), error)
 
 
 def _count(job: str, outcome: str, seconds: float) -> None:

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from affluent_assets.names import LANDING_FILE_TAG
+
 LANDING_SUFFIXES = (".csv", ".xlsx", ".parquet")
 CURSOR_VERSION = 1
 MAX_KEY_LENGTH = 120
@@ -245,16 +247,48 @@ def plan_tick(
     return TickPlan(ready, settling, unchanged, removed, cursor)
 
 
-def hold_back(plan: TickPlan) -> LandingCursor:
-    """The cursor to keep when ready files cannot be requested yet (no model): they stay
-    pending, so the first tick that can score them requests them without waiting again."""
+def hold_back(plan: TickPlan, held: list[FileSignature] | None = None) -> LandingCursor:
+    """The cursor to keep when ready files (`held`, default all) cannot be requested yet (no
+    model, or a run of the same file still under way): they stay pending, so the first tick
+    that can score them requests them without waiting again."""
     cursor = LandingCursor(
         dict(plan.cursor.scored), dict(plan.cursor.pending), list(plan.cursor.ignored)
     )
-    for signature in plan.ready:
+    for signature in plan.ready if held is None else held:
         cursor.scored.pop(signature.name, None)
         cursor.pending[signature.name] = signature.stamp()
     return cursor
+
+
+def group_ready(
+    ready: list[FileSignature], known_keys: set[str], max_files: int, max_bytes: int
+) -> list[list[FileSignature]]:
+    """The runs to request for a tick's ready files, in the order their new batch keys are to
+    be added. Small files new to the batch set share runs of up to `max_files`: a run starts a
+    process that takes seconds before it scores a row, and a file of a few thousand rows takes
+    a fraction of one. Their keys are added together, in this order, so each group is one
+    contiguous range of partitions. A large file, or one landing again under a known key, has a
+    run of its own: it must not delay a group, and its key is not where a range could be."""
+    grouped, alone, seen = [], [], set(known_keys)
+    for signature in sorted(ready, key=lambda s: s.batch_key):
+        small = signature.size <= max_bytes and max_files > 1
+        if small and signature.batch_key not in seen:
+            grouped.append(signature)
+        else:
+            alone.append([signature])
+        seen.add(signature.batch_key)
+    groups = [grouped[i : i + max_files] for i in range(0, len(grouped), max_files)]
+    return groups + alone
+
+
+def run_batches(tags: dict[str, str], run_config: dict) -> dict[str, str | None]:
+    """The batches a landing run scores and their files' names (None where the run does not
+    say, as for a partition materialized from the UI), from the run's config and tags."""
+    config = run_config.get("ops", {}).get("batch_scores", {}).get("config", {})
+    if config.get("files"):
+        return dict(config["files"])
+    key = tags.get("dagster/partition")
+    return {key: tags.get(LANDING_FILE_TAG)} if key else {}
 
 
 def find_batch_file(folder: str | Path, batch_key: str) -> Path | None:

@@ -182,10 +182,15 @@ def span(
         try:
             yield current
         except Exception as error:
-            kind = type(error).__qualname__
-            current.set_status(trace.StatusCode.ERROR, kind)
-            current.add_event("exception", {"exception.type": kind})
+            mark_failed(current, error)
             raise
+
+
+def mark_failed(current: trace.Span, error: Exception) -> None:
+    """The span failed with `error`: its type only, never its message (see `span`)."""
+    kind = type(error).__qualname__
+    current.set_status(trace.StatusCode.ERROR, kind)
+    current.add_event("exception", {"exception.type": kind})
 
 
 # pandera's schema-wide checks whose failure case is a column's name (from the header), not a

@@ -14,9 +14,11 @@ import pyarrow.parquet as pq
 
 from affluent_assets.lib import lake, landing, warehouse
 from affluent_assets.lib.estimates import ESTIMATE_COLUMNS
-from affluent_assets.names import LANDING_FILE_TAG, QUALITY_CHECK
+from affluent_assets.names import QUALITY_CHECK
 
 PARTITION_TAG = "dagster/partition"
+_SCORES = dg.AssetKey("batch_scores")
+_CANDIDATES = dg.AssetKey("batch_candidates")
 
 WAITING, SCORING, SCORED, QUARANTINED, FAILED = (
     "waiting", "scoring", "scored", "quarantined", "failed",
@@ -57,12 +59,13 @@ class BatchState:
 
 def batch_state(instance: dg.DagsterInstance, folders: Folders, key: str) -> BatchState | None:
     """The state of batch `key` (the landing file's batch key); None if nothing knows it. The
-    newest run decides: a file rejected once and then fixed under the same name is scored."""
-    runs = instance.get_runs(dg.RunsFilter(tags={PARTITION_TAG: key}), limit=1)
-    run = runs[0] if runs else None
-    # A run launched without the sensor's tag (a partition materialized from the UI): the file
-    # is the one in the landing folder.
-    file = (run.tags.get(LANDING_FILE_TAG) if run else None) or _landing_file(folders, key)
+    newest run that scored it (alone or in a group) decides: a file rejected once and then
+    fixed under the same name is scored."""
+    run = latest_run(instance, key)
+    # A run launched without the sensor's config (a partition materialized from the UI): the
+    # file is the one in the landing folder.
+    named = landing.run_batches(run.tags, run.run_config).get(key) if run else None
+    file = named or _landing_file(folders, key)
     if file is None:
         return None
     state = BatchState(key, file, WAITING, run_id=run.run_id if run else None)
@@ -71,15 +74,20 @@ def batch_state(instance: dg.DagsterInstance, folders: Folders, key: str) -> Bat
             reason = quarantine_reason(folders.quarantine, file)
             state.status, state.reason = (QUARANTINED, reason) if reason else (WAITING, None)
         return state
+    listed = [
+        m
+        for m in _events_of(instance, run.run_id, key, dg.DagsterEventType.ASSET_MATERIALIZATION)
+        if m.asset_key == _CANDIDATES
+    ]
     if run.status in _WAITING_RUNS:
         state.status = WAITING
-    elif run.status == dg.DagsterRunStatus.STARTED:
-        state.status = SCORING
-    elif run.is_success:
+    elif run.is_success or listed:  # in a group, a file's list is out before its run ends
         state.status = SCORED
         _add_scored(state, instance, folders.lake, run.run_id)
+    elif run.status == dg.DagsterRunStatus.STARTED:
+        state.status = SCORING
     else:
-        message, quarantined_as = _failure(instance, run.run_id)
+        message, quarantined_as = _failure(instance, run.run_id, key)
         if quarantined_as is not None:
             reason = quarantine_reason(folders.quarantine, Path(quarantined_as).name)
             state.status, state.reason = QUARANTINED, reason or message
@@ -90,16 +98,26 @@ def batch_state(instance: dg.DagsterInstance, folders: Folders, key: str) -> Bat
     return state
 
 
+def latest_run(instance: dg.DagsterInstance, key: str) -> dg.DagsterRun | None:
+    """The newest run that was to score batch `key`, alone or in a group of files."""
+    planned = instance.get_latest_planned_materialization_info(_SCORES, key)
+    if planned is not None:
+        return instance.get_run_by_id(planned.run_id)
+    runs = instance.get_runs(dg.RunsFilter(tags={PARTITION_TAG: key}), limit=1)
+    return runs[0] if runs else None
+
+
 def _add_scored(state: BatchState, instance, lake_dir: str, run_id: str) -> None:
     """A scored batch's figures and warnings; for content scored before under another batch,
     that batch's (the file's rows and list are there)."""
-    seen = _run_metadata(instance, run_id, dg.DagsterEventType.ASSET_OBSERVATION)
+    key = state.batch
+    seen = _metadata(instance, run_id, key, dg.DagsterEventType.ASSET_OBSERVATION)
     holder = seen.get("duplicate_of")
     if holder is None:
-        _add_results(state, lake_dir, state.batch)
-        state.warnings = _warnings(instance, run_id)
-        state.reason = _run_metadata(
-            instance, run_id, dg.DagsterEventType.ASSET_MATERIALIZATION
+        _add_results(state, lake_dir, key)
+        state.warnings = _warnings(instance, run_id, key)
+        state.reason = _metadata(
+            instance, run_id, key, dg.DagsterEventType.ASSET_MATERIALIZATION
         ).get("replaced")  # a new version of the batch, with other content than it held
         return
     held = lake.batch_summary(lake_dir, str(holder)) or {}
@@ -112,26 +130,34 @@ def _add_scored(state: BatchState, instance, lake_dir: str, run_id: str) -> None
     state.same_content_as = str(holder)
     state.reason = f"same content as batch {holder!r}, already scored: its list is shown"
     _add_results(state, lake_dir, state.same_content_as)
-    runs = instance.get_runs(dg.RunsFilter(tags={PARTITION_TAG: state.same_content_as}), limit=1)
-    state.warnings = _warnings(instance, runs[0].run_id) if runs else []
+    holder_run = latest_run(instance, state.same_content_as)
+    state.warnings = (
+        _warnings(instance, holder_run.run_id, state.same_content_as) if holder_run else []
+    )
 
 
-def _run_metadata(instance, run_id: str, kind: dg.DagsterEventType) -> dict:
-    """The metadata values of the first event of `kind` in a run."""
+def _events_of(instance, run_id: str, key: str, kind: dg.DagsterEventType) -> list:
+    """What the run's events of `kind` about batch `key` hold (a materialization, observation
+    or check evaluation), first first: a run may score several batches."""
+    held = []
     for record in instance.get_records_for_run(run_id, of_type=kind).records:
-        event = record.event_log_entry.dagster_event
-        data = getattr(event, "event_specific_data", None)
-        held = getattr(data, "asset_observation", None) or getattr(data, "materialization", data)
-        if held is not None and getattr(held, "metadata", None) is not None:
-            return {name: value.value for name, value in held.metadata.items()}
+        data = getattr(record.event_log_entry.dagster_event, "event_specific_data", None)
+        data = getattr(data, "asset_observation", None) or getattr(data, "materialization", data)
+        if data is not None and getattr(data, "partition", None) == key:
+            held.append(data)
+    return held
+
+
+def _metadata(instance, run_id: str, key: str, kind: dg.DagsterEventType) -> dict:
+    """The metadata values of the run's first event of `kind` about batch `key`."""
+    for data in _events_of(instance, run_id, key, kind):
+        if getattr(data, "metadata", None) is not None:
+            return {name: value.value for name, value in data.metadata.items()}
     return {}
 
 
-def _warnings(instance, run_id: str) -> list[str]:
-    for record in instance.get_records_for_run(
-        run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
-    ).records:
-        evaluation = record.event_log_entry.dagster_event.event_specific_data
+def _warnings(instance, run_id: str, key: str) -> list[str]:
+    for evaluation in _events_of(instance, run_id, key, dg.DagsterEventType.ASSET_CHECK_EVALUATION):
         if evaluation.check_name == QUALITY_CHECK and "warnings" in evaluation.metadata:
             return list(evaluation.metadata["warnings"].value)
     return []
@@ -157,9 +183,9 @@ def list_batches(instance: dg.DagsterInstance, folders: Folders, limit: int = 50
     """Files waiting in the landing folder, then batches by their newest run, with states."""
     keys: list[str] = []
     for run in instance.get_runs(dg.RunsFilter(job_name="landing_job"), limit=limit * 3):
-        key = run.tags.get(PARTITION_TAG)
-        if key and key not in keys:
-            keys.append(key)
+        for key in landing.run_batches(run.tags, run.run_config):
+            if key not in keys:
+                keys.append(key)
     waiting = sorted({landing.batch_key_for(n) for n in landing.scan_landing(folders.landing)})
     ordered = [key for key in waiting if key not in keys] + keys
     states = [batch_state(instance, folders, key) for key in ordered[:limit]]
@@ -189,18 +215,22 @@ def _add_results(state: BatchState, lake_dir: str, key: str) -> None:
         state.candidates = pq.ParquetFile(candidates).metadata.num_rows
 
 
-def _failure(instance: dg.DagsterInstance, run_id: str) -> tuple[str, str | None]:
-    """The run's failure message, and where it moved the file if the file was the reason."""
+def _failure(instance: dg.DagsterInstance, run_id: str, key: str) -> tuple[str, str | None]:
+    """Why the run did not score batch `key`, and where it moved the file if the file was the
+    reason; the run's own failure message when the run failed before it (no model, a crash)."""
     for record in instance.get_records_for_run(
         run_id, of_type={dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE}
     ).records:
         event = record.event_log_entry.dagster_event
         if event is None or not event.message:
             continue
-        data = event.event_specific_data
-        failure = getattr(data, "user_failure_data", None)
-        moved = failure.metadata.get("quarantined_as") if failure is not None else None
-        return event.message, (str(moved.value) if moved is not None else None)
+        failure = getattr(event.event_specific_data, "user_failure_data", None)
+        failed = failure.metadata.get("failed_batches") if failure is not None else None
+        mine = (failed.value if failed is not None else {}).get(key)
+        if mine is not None:
+            moved = mine.get("quarantined_as")
+            return (f"{mine['problem']} (moved to {moved})" if moved else mine["problem"]), moved
+        return event.message, None
     return "the run failed; see it in the Dagster UI", None
 
 

@@ -12,6 +12,10 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pytest
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 from dagster_duckdb import DuckDBResource
 
 from affluent_assets.defs.landing.assets import batch_scores, landed_batches
@@ -25,6 +29,7 @@ from affluent_assets.lib.features import (
     clean_customers,
     label_vector,
 )
+from affluent_assets.lib.landing import batch_key_for
 from affluent_assets.lib.training import (
     ModelSpec,
     predict_probability,
@@ -136,21 +141,32 @@ class LandingStores:
             partition_key=batch_key,
             instance=self.instance,
             resources=self.resources(),
-            run_config={
-                "ops": {
-                    "batch_scores": {
-                        "config": {
-                            "landing_dir": str(self.landing),
-                            "quarantine_dir": str(self.quarantine),
-                            "lake_dir": str(self.lake),
-                            **chunking,
-                        }
-                    }
-                }
-            },
+            run_config=self._config(chunking),
             raise_on_error=False,
             tags=tags,
         )
+
+    def run_group(self, names: list[str]) -> dg.ExecuteInProcessResult:
+        """Materialize the batches of `names` in one run, as the landing sensor asks for files
+        that land together: a range of keys added in one go, the files named in the config."""
+        keys = [batch_key_for(name) for name in names]
+        self.instance.add_dynamic_partitions(landed_batches.name, keys)
+        return dg.materialize(
+            [batch_scores],
+            instance=self.instance,
+            resources=self.resources(),
+            run_config=self._config({"files": dict(zip(keys, names, strict=True))}),
+            raise_on_error=False,
+            tags={
+                ASSET_PARTITION_RANGE_START_TAG: keys[0],
+                ASSET_PARTITION_RANGE_END_TAG: keys[-1],
+            },
+        )
+
+    def _config(self, extra: dict) -> dict:
+        folders = {"landing_dir": str(self.landing), "quarantine_dir": str(self.quarantine),
+                   "lake_dir": str(self.lake)}  # fmt: skip
+        return {"ops": {"batch_scores": {"config": {**folders, **extra}}}}
 
 
 @pytest.fixture

@@ -1,5 +1,7 @@
 """The landing sensor on a temporary folder, one test per cursor scenario: new, unchanged,
-changed, still growing, removed; plus no model yet, bad names, and ticks that never read."""
+changed, still growing, removed; plus no model yet, bad names, and ticks that never read; and
+how the files of a tick are grouped into runs: small new files together, a large file or one
+landing again alone, a file whose earlier version has a run under way held back."""
 
 import builtins
 import io
@@ -9,6 +11,12 @@ from dataclasses import replace
 
 import dagster as dg
 import pytest
+from dagster._core.storage.dagster_run import DagsterRun
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+from dagster._core.utils import make_new_run_id
 
 from affluent_assets.defs.landing.assets import landed_batches
 from affluent_assets.defs.landing.sensors import build_landing_sensor
@@ -37,6 +45,8 @@ class Ticker:
         result = self.sensor(context)
         assert isinstance(result, dg.SensorResult)
         self.cursor = result.cursor
+        for add in result.dynamic_partitions_requests or []:  # as the daemon does
+            self.instance.add_dynamic_partitions(add.partitions_def_name, list(add.partition_keys))
         return result
 
     def settle(self) -> dg.SensorResult:
@@ -134,14 +144,88 @@ def test_removed_file_leaves_the_cursor(ticker):
     assert run_keys(ticker.settle()) == ["etb.csv:7:1700000000000000000"]
 
 
-def test_several_files_in_one_tick(ticker):
-    for name in ("a.csv", "b.xlsx", "c.parquet", "notes.txt", ".partial.csv"):
+def files_of(request: dg.RunRequest) -> dict[str, str]:
+    return request.run_config["ops"]["batch_scores"]["config"]["files"]
+
+
+def test_small_files_of_one_tick_share_a_run_over_their_range_of_keys(ticker):
+    for name in ("c.parquet", "a.csv", "b.xlsx", "notes.txt", ".partial.csv"):
         write(ticker.folder, name)
     result = ticker.settle()
-    assert sorted(r.partition_key for r in result.run_requests) == ["a.csv", "b.xlsx", "c.parquet"]
-    assert sorted(result.dynamic_partitions_requests[0].partition_keys) == [
-        "a.csv", "b.xlsx", "c.parquet"
+    (request,) = result.run_requests
+    assert files_of(request) == {"a.csv": "a.csv", "b.xlsx": "b.xlsx", "c.parquet": "c.parquet"}
+    assert request.partition_key is None and LANDING_FILE_TAG not in request.tags
+    assert request.tags[ASSET_PARTITION_RANGE_START_TAG] == "a.csv"
+    assert request.tags[ASSET_PARTITION_RANGE_END_TAG] == "c.parquet"
+    assert request.run_key.startswith("group:3:")
+    # The keys are added in the range's order, so the range holds exactly these files.
+    (add,) = result.dynamic_partitions_requests
+    assert list(add.partition_keys) == ["a.csv", "b.xlsx", "c.parquet"]
+    assert ticker.instance.get_dynamic_partitions(landed_batches.name) == list(add.partition_keys)
+    assert not ticker.tick().run_requests  # requested once
+
+
+def test_groups_hold_at_most_the_configured_number_of_files(ticker, monkeypatch):
+    monkeypatch.setenv("AFFLUENT_LANDING_GROUP_FILES", "2")
+    for name in ("a.csv", "b.csv", "c.csv"):
+        write(ticker.folder, name)
+    requests = ticker.settle().run_requests
+    assert [sorted(files_of(r)) for r in requests] == [["a.csv", "b.csv"], ["c.csv"]]
+    assert requests[1].partition_key == "c.csv"  # a group of one is an ordinary run
+    monkeypatch.setenv("AFFLUENT_LANDING_GROUP_FILES", "1")
+    for name in ("d.csv", "e.csv"):
+        write(ticker.folder, name)
+    assert [r.partition_key for r in ticker.settle().run_requests] == ["d.csv", "e.csv"]
+
+
+def test_a_large_file_has_a_run_of_its_own(ticker, monkeypatch):
+    monkeypatch.setenv("AFFLUENT_LANDING_GROUP_MAX_MB", str(100 / 1024 / 1024))  # 100 bytes
+    write(ticker.folder, "a.csv")
+    write(ticker.folder, "big.csv", data=b"C_ID\n" + b"1\n" * 100)
+    write(ticker.folder, "c.csv")
+    result = ticker.settle()
+    grouped, alone = result.run_requests
+    assert sorted(files_of(grouped)) == ["a.csv", "c.csv"] and alone.partition_key == "big.csv"
+    # The group's keys first, so the large file's key is not inside the group's range.
+    assert list(result.dynamic_partitions_requests[0].partition_keys) == [
+        "a.csv",
+        "c.csv",
+        "big.csv",
+    ]
+
+
+def test_a_file_landing_again_under_a_known_key_has_a_run_of_its_own(ticker):
+    write(ticker.folder, "etb.csv")
+    ticker.settle()
+    write(ticker.folder, "etb.csv", data=b"C_ID\n1\n2\n", mtime=1_700_000_100)
+    write(ticker.folder, "new.csv", mtime=1_700_000_100)
+    write(ticker.folder, "other.csv", mtime=1_700_000_100)
+    result = ticker.settle()
+    assert [sorted(files_of(r)) for r in result.run_requests] == [
+        ["new.csv", "other.csv"], ["etb.csv"],
     ]  # fmt: skip
+    assert list(result.dynamic_partitions_requests[0].partition_keys) == ["new.csv", "other.csv"]
+
+
+def test_a_file_whose_earlier_version_has_a_run_under_way_waits_for_it(ticker):
+    """Two runs of one file at once could publish the older content last."""
+    write(ticker.folder, "etb.csv")
+    write(ticker.folder, "free.csv")
+    in_flight = DagsterRun(
+        job_name="landing_job", run_id=make_new_run_id(), status=dg.DagsterRunStatus.STARTED,
+        run_config={"ops": {"batch_scores": {"config": {"files": {"etb.csv": "etb.csv"}}}}},
+    )  # fmt: skip
+    ticker.instance.add_run(in_flight)
+    result = ticker.settle()
+    assert [files_of(r) for r in result.run_requests] == [{"free.csv": "free.csv"}]
+    assert "etb.csv" in LandingCursor.deserialize(result.cursor).pending
+    waiting = ticker.tick()
+    assert not waiting.run_requests
+    assert (
+        "1 file(s) wait for the runs of their earlier versions" in waiting.skip_reason.skip_message
+    )
+    ticker.instance.report_run_canceled(in_flight)
+    assert run_keys(ticker.tick()) == ["etb.csv:7:1700000000000000000"]
 
 
 def test_hostile_names_get_safe_partition_keys(ticker, tmp_path):

@@ -10,7 +10,7 @@ import os
 
 import dagster as dg
 
-from affluent_assets.lib import alerts
+from affluent_assets.lib import alerts, landing
 from affluent_assets.names import (
     CALIBRATION_CHECK,
     DRIFT_CHECK,
@@ -59,12 +59,12 @@ def failure_alert(instance: dg.DagsterInstance, run: dg.DagsterRun, ui_url: str)
         )  # fmt: skip
     failures = _step_failures(instance, run.run_id)
     user = next((f.user_failure_data for f in failures if f.user_failure_data), None)
-    if user is not None and "quarantined_as" in user.metadata:
-        base["file"] = base["file"] or user.metadata["file"].value
-        return alerts.Alert(
-            alerts.FILE_QUARANTINED, f"File quarantined: {base['file']}", user.description or "",
-            **base,
-        )  # fmt: skip
+    failed = user.metadata.get("failed_batches") if user is not None else None
+    moved = [f["file"] for f in (failed.value if failed else {}).values() if f["quarantined_as"]]
+    if moved:  # one alert for the run: a group's quarantined files are named together
+        base["file"] = ", ".join(moved)
+        title = f"File{'s' if len(moved) > 1 else ''} quarantined: {base['file']}"
+        return alerts.Alert(alerts.FILE_QUARANTINED, title, user.description or "", **base)
     message = user.description if user else (failures[0].error.message if failures else "")
     return alerts.Alert(
         alerts.RUN_FAILED, f"Run of {run.job_name} failed", message or "see the run", **base
@@ -94,8 +94,9 @@ def check_alerts_for(instance: dg.DagsterInstance, run: dg.DagsterRun, ui_url: s
     quarantined."""
     found = []
     link = f"{ui_url.rstrip('/')}/runs/{run.run_id}"
+    files = landing.run_batches(run.tags, run.run_config)  # a landing run's checks: per file
     for check in _checks(instance, run.run_id):
-        what = None if check.passed else _warning_alert(check, run.tags.get(LANDING_FILE_TAG))
+        what = None if check.passed else _warning_alert(check, files.get(check.partition))
         if what is None:
             continue
         kind, title, file = what

@@ -1,6 +1,7 @@
-"""Batch rescoring of files dropped in the landing folder: one dynamic partition per file.
+"""Batch rescoring of files dropped in the landing folder: one dynamic partition per file, one
+run per file or per group of small files that landed together (group.py).
 
-One step streams the file in chunks (read, contract check, cleaning and features with the
+For each file, one step streams it in chunks (read, contract check, cleaning and features with the
 training code, champion scores) into `batch_scores`, then explains the batch's candidates into
 `batch_candidates`. Both are Parquet files in the lake (lib/lake.py), published by rename
 when complete, so a reader sees a batch whole or not at all and no lock is taken while a file
@@ -8,12 +9,14 @@ is read or scored. A bad file is moved to the quarantine folder with a reason an
 fails; nothing stored changes.
 """
 
+import warnings
+
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from affluent_assets import settings
-from affluent_assets.defs import telemetry
 from affluent_assets.defs.common import DUCKDB_POOL, schema_check_spec
+from affluent_assets.defs.landing import group
 from affluent_assets.defs.landing import run as landing_run
 from affluent_assets.defs.landing.estimate_check import ESTIMATE_CHECK_SPEC
 from affluent_assets.defs.landing.views import ensure_views
@@ -52,6 +55,18 @@ class LandingConfig(dg.Config):
     chunk_rows: int = DEFAULT_CHUNK_ROWS
     # The file in landing_dir when the batch key is not its name's (`affluent score PATH`).
     file_name: str = ""
+    # The run's files as its sensor saw them (batch key -> file name), and each one's trace.
+    files: dict[str, str] = {}
+    traceparents: dict[str, str] = {}
+
+
+def _partitioned(specs: list[dg.AssetCheckSpec]) -> list[dg.AssetCheckSpec]:
+    """Each file's checks are its partition's: a run may score several files. None blocks:
+    a file that fails its contract check publishes nothing (its batch keeps what it had), and
+    a blocking check's result would be the step's, not one file's."""
+    with warnings.catch_warnings():  # partitioned checks are a Dagster preview in 1.13
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return [spec._replace(partitions_def=landed_batches, blocking=False) for spec in specs]
 
 
 @dg.multi_asset(
@@ -74,21 +89,22 @@ class LandingConfig(dg.Config):
             skippable=True,
         ),
     ],
-    check_specs=[
-        schema_check_spec("batch_scores", "The data contract (label optional), every row."),
-        dg.AssetCheckSpec(
-            QUALITY_CHECK, asset="batch_scores", description="Unknown levels, ages (warn)."
-        ),
-        dg.AssetCheckSpec(
-            DRIFT_CHECK,
-            asset="batch_scores",
-            description="Population stability index of key features against the training "
-            f"rows (warns at PSI >= {SIGNIFICANT_PSI}, higher for batches too small to tell).",
-        ),
-        ESTIMATE_CHECK_SPEC,
-    ],
+    check_specs=_partitioned(
+        [
+            schema_check_spec("batch_scores", "The data contract (label optional), every row."),
+            dg.AssetCheckSpec(
+                QUALITY_CHECK, asset="batch_scores", description="Unknown levels, ages (warn)."
+            ),
+            dg.AssetCheckSpec(
+                DRIFT_CHECK,
+                asset="batch_scores",
+                description="Population stability index of key features against the training "
+                f"rows (warns at PSI >= {SIGNIFICANT_PSI}, higher for batches too small to tell).",
+            ),
+            ESTIMATE_CHECK_SPEC,
+        ]
+    ),
 )
-@telemetry.traced_landing_run
 def batch_scores(
     context: dg.AssetExecutionContext,
     config: LandingConfig,
@@ -96,21 +112,13 @@ def batch_scores(
     mlflow_models: MlflowModels,
     scoring_progress: dg.ResourceParam[landing_run.ProgressCallback],
 ):
-    """One landing file, streamed in chunks of `chunk_rows`: checked against the data contract
-    (`C_seg` optional), cleaned and featurized with the training code and scored with the
-    `champion`; then its candidates get reasons and expected precision. A file that cannot be
-    read or breaks the contract (on any row) is quarantined with `<name>.reason.txt` and the run
-    fails naming file, columns and rows; content already scored under another batch adds no
-    rows."""
-    run = landing_run.start_run(context, config, mlflow_models, scoring_progress)
-    try:
-        scored, replaced = yield from landing_run.score_file(run, duckdb)
-        if scored is None:  # the same content is already scored as another batch
-            return
-        yield from landing_run.publish_scores(run, scored, replaced, duckdb)
-        yield from landing_run.publish_candidates(run, scored)
-    finally:
-        lake.discard_staging(run.staging)
+    """Each landing file of the run, streamed in chunks of `chunk_rows`: checked against the data
+    contract (`C_seg` optional), cleaned and featurized with the training code and scored with
+    the `champion`; then its candidates get reasons and expected precision. A file that cannot
+    be read or breaks the contract (on any row) is quarantined with `<name>.reason.txt` and the
+    run fails naming file, columns and rows, after its other files are scored; content already
+    scored under another batch adds no rows."""
+    yield from group.score_batches(context, config, duckdb, mlflow_models, scoring_progress)
 
 
 class ViewsConfig(dg.Config):
@@ -132,7 +140,8 @@ landing_job = dg.define_asset_job(
     "landing_job",
     selection=dg.AssetSelection.assets(batch_scores),
     partitions_def=landed_batches,
-    description="Check, score and explain one landing file (one dynamic partition per file).",
+    description="Check, score and explain landing files: one run for a file, or for a group of "
+    "small files that landed together (one dynamic partition per file).",
     # One process: a landing file is scored seconds after it lands.
     executor_def=dg.in_process_executor,
 )

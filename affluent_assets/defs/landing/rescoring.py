@@ -9,6 +9,7 @@ import dagster as dg
 
 from affluent_assets import settings
 from affluent_assets.defs.landing.assets import landing_job
+from affluent_assets.defs.landing.run import files_in_flight
 from affluent_assets.defs.resources import MlflowModels
 from affluent_assets.lib import lake, landing
 from affluent_assets.lib.registry import CHAMPION_ALIAS
@@ -39,7 +40,7 @@ def build_rescoring_sensor(
             if version != str(champion.version)
         }
         requests, orphaned, waiting = [], [], []
-        busy = _files_in_flight(context.instance) if stale else set()
+        busy = files_in_flight(context.instance) if stale else set()
         for key in sorted(stale):
             path = landing.find_batch_file(folder, key)
             if path is None:
@@ -52,7 +53,16 @@ def build_rescoring_sensor(
                 dg.RunRequest(
                     run_key=f"{key}:rescore:v{champion.version}",
                     partition_key=key,
-                    run_config={"ops": {"batch_scores": {"config": {"landing_dir": str(folder)}}}},
+                    run_config={
+                        "ops": {
+                            "batch_scores": {
+                                "config": {
+                                    "landing_dir": str(folder),
+                                    "files": {key: path.name},
+                                }
+                            }
+                        }
+                    },  # fmt: skip
                     tags={
                         LANDING_FILE_TAG: path.name,
                         RESCORE_TAG: str(champion.version),
@@ -77,22 +87,6 @@ def build_rescoring_sensor(
         return dg.SensorResult(run_requests=requests)
 
     return _sensor
-
-
-IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
-
-
-def _files_in_flight(instance: dg.DagsterInstance) -> set[str]:
-    """Landing files with a run queued or under way. Such a run scores with the version its
-    sensor named, possibly the one before a promotion; a rescore asked for meanwhile could finish
-    first and be overwritten, and its run key would never be asked for again."""
-    runs = instance.get_runs(filters=dg.RunsFilter(job_name=landing_job.name, statuses=IN_FLIGHT))
-    return {run.tags[LANDING_FILE_TAG] for run in runs if LANDING_FILE_TAG in run.tags}
 
 
 champion_rescoring_sensor = build_rescoring_sensor()

@@ -1,10 +1,11 @@
-"""The steps of one landing run, between the asset Dagster calls (`batch_scores` in assets.py) and
-lib/batch_scoring: which file and champion, what each step writes to the lake and yields to
-Dagster. A `LandingRun` carries what every step needs, in place of a chain of parameters; the
-warehouse side (views, drift reference and check) is in views.py.
+"""The steps of scoring one landing file, between the asset Dagster calls (`batch_scores` in
+assets.py, which runs them for each file of its run: group.py) and lib/batch_scoring: which file
+and champion, what each step writes to the lake and yields to Dagster. A `LandingBatch` carries
+what every step needs, in place of a chain of parameters; the warehouse side (views, drift
+reference and check) is in views.py.
 
-Each step is a generator of Dagster events, so the asset reads as its three steps: score the
-file (or find it a duplicate, or quarantine it), publish its scores, publish its candidates.
+Each step is a generator of Dagster events, so a file reads as its three steps: score the file
+(or find it a duplicate, or quarantine it), publish its scores, publish its candidates.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from affluent_assets.names import (
     CHAMPION_VERSION_TAG,
     DRIFT_CHECK,
     ESTIMATE_CHECK,
+    LANDING_FILE_TAG,
     QUALITY_CHECK,
     SCHEMA_CHECK,
 )
@@ -43,9 +45,28 @@ from affluent_assets.names import (
 ProgressCallback = Callable[[str, int], None]
 
 
+@dataclass(frozen=True)
+class BatchFailure:
+    """Why one file of a run was not scored, and where it was moved if the file was the
+    reason (None: it stays in the landing folder)."""
+
+    key: str
+    file: str | None
+    problem: str
+    quarantined_as: str | None = None
+
+
+class BatchRejected(Exception):
+    """One file of the run cannot be scored; the run goes on with its other files."""
+
+    def __init__(self, failure: BatchFailure):
+        super().__init__(failure.problem)
+        self.failure = failure
+
+
 @dataclass
-class LandingRun:
-    """One run over one landing file: where it is, where its results go, what scores it."""
+class LandingBatch:
+    """One landing file within a run: where it is, where its results go, what scores it."""
 
     context: dg.AssetExecutionContext
     path: Path
@@ -56,8 +77,8 @@ class LandingRun:
     identity: batch_tables.BatchIdentity
     progress: ProgressCallback
     clock: Stopwatch
-    started: float
-    staging: Path  # this run's own folder in the lake's staging area (lake.staging_dir)
+    started: float  # when the run started: a file's time to queryable counts from there
+    staging: Path  # this batch's own folder in the lake's staging area (lake.staging_dir)
 
     @property
     def key(self) -> str:
@@ -71,16 +92,17 @@ class LandingRun:
         lake.publish(staged, self.lake_dir, table, self.key)
 
 
-def start_run(
+def start_batch(
     context: dg.AssetExecutionContext,
     config,
-    mlflow_models: MlflowModels,
+    key: str,
+    champion: Callable[[], ScoringModel],
     scoring_progress: ProgressCallback,
-) -> LandingRun:
-    """The run's file (Failure if it is gone) and champion, as its config and tags name them."""
-    started = time.perf_counter()
+    started: float,
+) -> LandingBatch:
+    """Batch `key`'s file (BatchRejected if it is gone) and the run's champion (`champion`
+    loads it on the run's first file, whose `model` stage it is, and hands it on after)."""
     clock = Stopwatch(traced=True)  # every stage until queryable, for the breakdown and trace
-    key = context.partition_key
     folder = config.landing_dir or settings.landing_dir()
     if config.file_name:
         path = landing.resolve_inside(folder, config.file_name)
@@ -88,16 +110,17 @@ def start_run(
     else:
         path = landing.find_batch_file(folder, key)
     if path is None:
-        raise dg.Failure(description=f"batch {key!r}: no landing file for it in {folder}")
+        problem = f"batch {key!r}: no landing file for it in {folder}"
+        raise BatchRejected(BatchFailure(key, config.files.get(key), problem))
     with clock.stage("model"):
-        scorer = _champion(mlflow_models, key, requested_version(context.run))
+        scorer = champion()
 
     def progress(phase: str, rows: int) -> None:
         scoring_progress(phase, rows)
-        context.log.debug(f"{phase}: {rows:,} rows")
+        context.log.debug(f"{key}: {phase}: {rows:,} rows")
 
     lake_dir = config.lake_dir or settings.lake_dir()
-    return LandingRun(
+    return LandingBatch(
         context=context,
         path=path,
         lake_dir=lake_dir,
@@ -114,6 +137,26 @@ def start_run(
     )
 
 
+def run_champion(
+    context: dg.AssetExecutionContext, mlflow_models: MlflowModels
+) -> Callable[[], ScoringModel]:
+    """The run's scorer, loaded once for all its files when the first one asks; a champion
+    that cannot be loaded fails every file with the same reason."""
+    loaded: list = []
+
+    def champion() -> ScoringModel:
+        if not loaded:
+            try:
+                loaded.append(_champion(mlflow_models, requested_version(context.run)))
+            except dg.Failure as failure:
+                loaded.append(failure)
+        if isinstance(loaded[0], dg.Failure):
+            raise loaded[0]
+        return loaded[0]
+
+    return champion
+
+
 def requested_version(run: dg.DagsterRun) -> str | None:
     """The champion version the run's sensor asked for; None (the champion now) for a run
     re-executed from the UI or retried: Dagster copies the tags of the run it re-executes,
@@ -122,7 +165,7 @@ def requested_version(run: dg.DagsterRun) -> str | None:
     return None if run.parent_run_id else run.tags.get(CHAMPION_VERSION_TAG)
 
 
-def _champion(mlflow_models: MlflowModels, key: str, version: str | None) -> ScoringModel:
+def _champion(mlflow_models: MlflowModels, version: str | None) -> ScoringModel:
     """The version the run was asked for (its sensor's champion), else the champion now."""
     try:
         return load_champion(
@@ -132,11 +175,11 @@ def _champion(mlflow_models: MlflowModels, key: str, version: str | None) -> Sco
             cache_dir=settings.champion_cache_dir(),
         )
     except ChampionUnavailable as error:
-        raise dg.Failure(description=f"cannot score batch {key!r}: {error}") from None
+        raise dg.Failure(description=f"cannot score the run's files: {error}") from None
 
 
 def score_file(
-    run: LandingRun, duckdb: DuckDBResource
+    run: LandingBatch, duckdb: DuckDBResource
 ) -> Iterator[dg.AssetCheckResult | dg.AssetObservation]:
     """Score the file into the staging folder; return what was scored, or None for content
     already scored as another batch. A file that cannot be read or breaks the contract fails
@@ -160,12 +203,12 @@ def score_file(
     except ExtractError as error:
         telemetry.quarantined(error)
         yield _contract_check(error)
-        raise _reject(run.path, run.quarantine_dir, str(error), run.context.log) from None
+        raise BatchRejected(_reject(run, str(error))) from None
     return scored, replaced
 
 
 def publish_scores(
-    run: LandingRun, scored: ScoredBatch, replaced: str | None, duckdb: DuckDBResource
+    run: LandingBatch, scored: ScoredBatch, replaced: str | None, duckdb: DuckDBResource
 ) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:
     """The batch's checks, then its scores in the lake and the warehouse's views over them."""
     yield dg.AssetCheckResult(
@@ -201,7 +244,7 @@ def publish_scores(
 
 
 def publish_candidates(
-    run: LandingRun, scored: ScoredBatch
+    run: LandingBatch, scored: ScoredBatch
 ) -> Iterator[dg.AssetCheckResult | dg.MaterializeResult]:
     """The candidates with their reasons, the list kept in history, and the batch's estimates."""
     staged = run.staging / "candidates.parquet"
@@ -229,13 +272,10 @@ def publish_candidates(
     )
 
 
-def _reject(path: Path, quarantine_dir: str, problem: str, log) -> dg.Failure:
-    moved = landing.quarantine(path, quarantine_dir, problem)
-    log.error(f"{problem}\nquarantined as {moved}")
-    return dg.Failure(
-        description=f"{problem} (moved to {moved})",
-        metadata={"file": path.name, "quarantined_as": str(moved)},
-    )
+def _reject(run: LandingBatch, problem: str) -> BatchFailure:
+    moved = landing.quarantine(run.path, run.quarantine_dir, problem)
+    run.context.log.error(f"{problem}\nquarantined as {moved}")
+    return BatchFailure(run.key, run.path.name, problem, str(moved))
 
 
 def _contract_check(error: ExtractError) -> dg.AssetCheckResult:
@@ -266,7 +306,7 @@ def _replaces(previous: dict | None, digest: str, key: str) -> str | None:
     )
 
 
-def _duplicate(run: LandingRun, digest: str, duplicate_of: str):
+def _duplicate(run: LandingBatch, digest: str, duplicate_of: str):
     run.context.log.warning(
         f"{run.path.name}: same content (sha256 {digest[:12]}) already scored as batch "
         f"{duplicate_of!r}; no rows added"
@@ -299,3 +339,26 @@ def _scores_metadata(scored: ScoredBatch, scorer: ScoringModel, seconds: float) 
             {name: round(value, 3) for name, value in scored.stopwatch.seconds.items()}
         ),
     }
+
+
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+def files_in_flight(instance: dg.DagsterInstance) -> set[str]:
+    """Landing files with a run queued or under way, alone or in a group. Such a run scores
+    with the version its sensor named, possibly the one before a promotion, and writes its
+    batch when it is done: a second run of the same file asked for meanwhile could finish
+    first and be overwritten by the older content or version."""
+    runs = instance.get_runs(filters=dg.RunsFilter(job_name="landing_job", statuses=IN_FLIGHT))
+    return {
+        name
+        for run in runs
+        for name in [*landing.run_batches(run.tags, run.run_config).values(),
+                     run.tags.get(LANDING_FILE_TAG)]
+        if name
+    }  # fmt: skip

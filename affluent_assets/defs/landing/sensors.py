@@ -1,19 +1,27 @@
-"""The landing sensor: one run per new or changed file, once it has stopped changing (seen twice
-at the same size and mtime, or first seen with an mtime older than a tick).
+"""The landing sensor: a run for each new or changed file once it has stopped changing (seen
+twice at the same size and mtime, or first seen with an mtime older than a tick); small new
+files that are ready in the same tick share a run (lib/landing.group_ready), each still its own
+batch with its own checks, quarantine and exactly-once run key in the cursor.
 
 A tick only lists and stats the folder (reading and hashing happen in the run), keeps the files
 it has requested and the ones still settling in its cursor, and adds each file's partition in
 the same result that requests its run.
 """
 
+import hashlib
 import time
 from collections.abc import Callable
 
 import dagster as dg
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 
 from affluent_assets import settings
 from affluent_assets.defs import telemetry
 from affluent_assets.defs.landing.assets import landed_batches, landing_job
+from affluent_assets.defs.landing.run import files_in_flight
 from affluent_assets.defs.resources import MlflowModels
 from affluent_assets.lib import landing
 from affluent_assets.lib.registry import CHAMPION_ALIAS
@@ -93,33 +101,74 @@ def build_landing_sensor(
                 ),
                 cursor=landing.hold_back(plan).serialize(),
             )
-        context.log.info(
-            f"requesting {len(plan.ready)} run(s) with {model.name} v{model.version}: "
-            + ", ".join(s.name for s in plan.ready)
-        )
-        return dg.SensorResult(
-            run_requests=[_run_request(s, folder, str(model.version)) for s in plan.ready],
-            dynamic_partitions_requests=[
-                landed_batches.build_add_request(sorted({s.batch_key for s in plan.ready}))
-            ],
-            cursor=plan.cursor.serialize(),
-        )
+        return _request(context, plan, folder, str(model.version))
 
     return _sensor
 
 
-def _run_request(signature: landing.FileSignature, folder: str, version: str) -> dg.RunRequest:
-    """One landing file's run, scoring with the champion version the tick saw."""
+def _request(
+    context: dg.SensorEvaluationContext, plan: landing.TickPlan, folder: str, version: str
+) -> dg.SensorResult:
+    """The tick's runs: small new files in groups, each other file alone. A file whose earlier
+    version still has a run queued or under way waits for it (stays pending), so two runs
+    never write one batch at once and the newer content is the one kept."""
+    busy = files_in_flight(context.instance)
+    held = [s for s in plan.ready if s.name in busy]
+    known = set(context.instance.get_dynamic_partitions(landed_batches.name))
+    groups = landing.group_ready(
+        [s for s in plan.ready if s.name not in busy], known,
+        settings.landing_group_files(), settings.landing_group_max_bytes(),
+    )  # fmt: skip
+    new_keys = [s.batch_key for g in groups for s in g if s.batch_key not in known]
+    new_keys = list(dict.fromkeys(new_keys))
+    if groups:
+        context.log.info(
+            f"requesting {len(groups)} run(s) for {sum(map(len, groups))} file(s) with "
+            f"v{version}: " + "; ".join(", ".join(s.name for s in g) for g in groups)
+        )
+    if held:
+        context.log.info("waiting for the runs under way of: " + ", ".join(s.name for s in held))
+    return dg.SensorResult(
+        run_requests=[_run_request(g, folder, version) for g in groups],
+        dynamic_partitions_requests=(
+            [landed_batches.build_add_request(new_keys)] if new_keys else []
+        ),
+        cursor=landing.hold_back(plan, held).serialize(),
+        skip_reason=None
+        if groups
+        else f"{len(held)} file(s) wait for the runs of their earlier versions under way",
+    )
+
+
+def _run_request(group: list[landing.FileSignature], folder: str, version: str) -> dg.RunRequest:
+    """One run for a group of files (one file, or a contiguous range of new batch keys),
+    scoring with the champion version the tick saw. Each file's trace continues in the run."""
+    config = {
+        "landing_dir": str(folder),
+        "files": {s.batch_key: s.name for s in group},
+        "traceparents": {
+            s.batch_key: parent
+            for s in group
+            if (parent := telemetry.request_traceparent(folder, s.name, s.batch_key, s.run_key))
+        },
+    }
+    tags = {CHAMPION_VERSION_TAG: version}
+    if len(group) == 1:
+        (signature,) = group
+        return dg.RunRequest(
+            run_key=signature.run_key,
+            partition_key=signature.batch_key,
+            run_config={"ops": {"batch_scores": {"config": config}}},
+            tags={LANDING_FILE_TAG: signature.name, **tags},
+        )
+    joined = "\n".join(s.run_key for s in group).encode()
     return dg.RunRequest(
-        run_key=signature.run_key,
-        partition_key=signature.batch_key,
-        run_config={"ops": {"batch_scores": {"config": {"landing_dir": str(folder)}}}},
+        run_key=f"group:{len(group)}:{hashlib.sha256(joined).hexdigest()[:24]}",
+        run_config={"ops": {"batch_scores": {"config": config}}},
         tags={
-            LANDING_FILE_TAG: signature.name,
-            CHAMPION_VERSION_TAG: version,
-            **telemetry.request_tags(
-                folder, signature.name, signature.batch_key, signature.run_key
-            ),
+            ASSET_PARTITION_RANGE_START_TAG: group[0].batch_key,
+            ASSET_PARTITION_RANGE_END_TAG: group[-1].batch_key,
+            **tags,
         },
     )
 
