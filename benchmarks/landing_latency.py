@@ -166,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import dagster
 
+    from affluent_assets.defs.landing.sensors import TICK_SECONDS
+
     result = {
         "measured": "landing file moved into the folder -> all its rows readable in batch_scores",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -176,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         "p50_seconds": round(statistics.median(latencies), 2),
         "max_seconds": max(latencies),
         "warmup_seconds": round(warmup, 2),
-        "sensor_interval_seconds": 5,
+        "sensor_interval_seconds": TICK_SECONDS,
         "dagster": dagster.__version__,
         "machine": machine(),
     }

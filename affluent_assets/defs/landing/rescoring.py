@@ -49,27 +49,7 @@ def build_rescoring_sensor(
             if path.name in busy:  # asked again once that run has written what it scored
                 waiting.append(key)
                 continue
-            requests.append(
-                dg.RunRequest(
-                    run_key=f"{key}:rescore:v{champion.version}",
-                    partition_key=key,
-                    run_config={
-                        "ops": {
-                            "batch_scores": {
-                                "config": {
-                                    "landing_dir": str(folder),
-                                    "files": {key: path.name},
-                                }
-                            }
-                        }
-                    },  # fmt: skip
-                    tags={
-                        LANDING_FILE_TAG: path.name,
-                        RESCORE_TAG: str(champion.version),
-                        CHAMPION_VERSION_TAG: str(champion.version),
-                    },
-                )
-            )
+            requests.append(_rescore(key, path.name, folder, str(champion.version)))
         note = (
             f"; {len(orphaned)} batch(es) scored with an older model have no file left to "
             f"rescore ({', '.join(orphaned[:5])})"
@@ -87,6 +67,16 @@ def build_rescoring_sensor(
         return dg.SensorResult(run_requests=requests)
 
     return _sensor
+
+
+def _rescore(key: str, name: str, folder: str, version: str) -> dg.RunRequest:
+    config = {"landing_dir": str(folder), "files": {key: name}}
+    return dg.RunRequest(
+        run_key=f"{key}:rescore:v{version}",
+        partition_key=key,
+        run_config={"ops": {"batch_scores": {"config": config}}},
+        tags={LANDING_FILE_TAG: name, RESCORE_TAG: version, CHAMPION_VERSION_TAG: version},
+    )
 
 
 champion_rescoring_sensor = build_rescoring_sensor()
