@@ -317,14 +317,19 @@ def explain_candidates(
     # A row repeated exactly is one customer: called once, at its first row.
     repeats = batch.quality.repeated_rows() + 1
     with clock.stage("control_group"):
-        control_keys, own = _whole_list(batch.kept_file, identity.batch_key, control, scorer)
+        held_back, own = _whole_list(batch.kept_file, identity.batch_key, control, scorer)
+    offset = 0
     with pq.ParquetWriter(out, CANDIDATES_SCHEMA) as writer:
         # Smaller batches than scoring: contributions hold a float per feature and row.
         batch_rows = min(chunk_rows, EXPLAIN_ROWS)
         for record_batch in pq.ParquetFile(batch.kept_file).iter_batches(batch_size=batch_rows):
             kept = record_batch.to_pandas()
+            # The draw is in the kept file's row order, which this loop reads in.
+            held = held_back[offset : offset + len(kept)]
+            offset += len(kept)
             if len(repeats):
-                kept = kept[~kept["source_row"].isin(repeats)].reset_index(drop=True)
+                fresh = ~kept["source_row"].isin(repeats).to_numpy()
+                kept, held = kept[fresh].reset_index(drop=True), held[fresh]
                 if kept.empty:
                     continue
             # The one scorer's explanation (lib/scorer.py), as an API answer gets it.
@@ -335,7 +340,7 @@ def explain_candidates(
                     [explained[["expected_precision", "expected_recall"]],
                      own.at(kept["affluent_probability"])], axis=1,
                 )  # fmt: skip
-                groups = np.where(kept["customer_key"].isin(control_keys), CONTROL, CAMPAIGN)
+                groups = np.where(held, CONTROL, CAMPAIGN)
             with clock.stage("write"):
                 writer.write_table(
                     batch_tables.candidates_table(
@@ -351,16 +356,17 @@ def explain_candidates(
 
 def _whole_list(
     kept_file: Path, batch_key: str, control: ControlPolicy | None, scorer: ScoringModel
-) -> tuple[set, ListCurve]:
-    """What needs the whole list before any candidate is written: who is held back (the draw is
-    stratified over the list's deciles) and the list's own precision curve. Two columns of the
-    candidates only, so memory stays small for any file."""
+) -> tuple[np.ndarray, ListCurve]:
+    """What needs the whole list before any candidate is written: who is held back (True, in
+    the kept file's row order; the draw is stratified over the list's deciles) and the list's
+    own precision curve. Two columns of the candidates only, so memory stays small for any
+    file."""
     listed = pq.read_table(kept_file, columns=["customer_key", "affluent_probability"])
     keys = listed.column("customer_key").to_numpy(zero_copy_only=False)
     probability = listed.column("affluent_probability").to_numpy()
     drawn = assign_groups(keys, probability, control or ControlPolicy.from_settings(), batch_key)
     own = ListCurve.from_scores(probability, scorer.curve, min_called=LIST_MIN_CALLED)
-    return set(keys[drawn == CONTROL]), own
+    return drawn == CONTROL, own
 
 
 def estimate_batch(

@@ -20,6 +20,7 @@ mean calibration broke for them.
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -227,15 +228,23 @@ class ListCurve:
             low, high = widened(means, low, high, calibration_spread(curve, p, min_called, level))
         return cls(p, low, high, means)
 
+    @functools.cached_property
+    def _ascending_keys(self) -> np.ndarray:
+        return -self.scores
+
     def at(self, scores) -> pd.DataFrame:
-        """Estimated precision (and interval) of calling everyone scored >= each s."""
+        """Estimated precision (and interval) of calling everyone scored >= each s. Called once
+        per chunk of a long list, so it touches only the rows asked about, never the whole
+        curve (copying it for each chunk made the work grow with the square of the list)."""
         queries = np.asarray(scores, dtype="float64")
-        called = np.searchsorted(-self.scores, -queries, side="right")
+        called = np.searchsorted(self._ascending_keys, -queries, side="right")
         index = np.maximum(called - 1, 0)
 
         def pick(values: np.ndarray) -> np.ndarray:
-            # NaN padding stands for calling no one (s above every score of the list)
-            return np.append(values, np.nan)[np.where(called > 0, index, len(values))]
+            # NaN stands for calling no one (s above every score of the list)
+            if not len(values):
+                return np.full(len(queries), np.nan)
+            return np.where(called > 0, values[index], np.nan)
 
         return pd.DataFrame(
             {

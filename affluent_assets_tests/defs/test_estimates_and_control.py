@@ -19,6 +19,23 @@ from affluent_assets_tests.defs.test_outcomes import check_named, materialize_ou
 ROWS = 1500
 
 
+def test_the_control_group_and_estimates_do_not_depend_on_how_the_list_is_chunked(landing_stores):
+    """The draw is made over the whole list and read back chunk by chunk, rows repeated exactly
+    left out: small chunks give every customer the same group and estimate as one chunk."""
+    stores = landing_stores
+    frame = demo(rows=ROWS, seed=72)
+    frame = pd.concat([frame, frame.iloc[[3, 40, 41]]], ignore_index=True)  # three repeats
+    land(stores, "chunked.csv", frame)
+    columns = ["customer_key", "group", "estimated_precision", "estimated_precision_low"]
+    listed = "select * from batch_candidates order by customer_key"
+    assert stores.run("chunked.csv", chunk_rows=37).success
+    small = query(stores, listed)[columns]
+    assert stores.run("chunked.csv").success
+    whole = query(stores, listed)[columns]
+    assert len(whole) > 100 and set(whole["group"]) == {"campaign", "control"}
+    pd.testing.assert_frame_equal(small, whole)
+
+
 def test_a_landed_list_holds_back_a_control_group_and_estimates_itself(landing_stores):
     stores = landing_stores
     land(stores, "may.csv", rows=ROWS, seed=71)
