@@ -31,6 +31,7 @@ MAX_KEY_LENGTH = 120
 REASON_SUFFIX = ".reason.txt"
 # Where uploads are written before they are renamed into the folder (lib/uploads.py).
 UPLOAD_STAGING = ".uploads"
+PARTITION_TAG = "dagster/partition"  # Dagster's tag on a run of one partition
 NAME_MAX_BYTES = 255  # a file name's limit on Linux, macOS and Windows file systems
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -287,7 +288,7 @@ def run_batches(tags: dict[str, str], run_config: dict) -> dict[str, str | None]
     config = run_config.get("ops", {}).get("batch_scores", {}).get("config", {})
     if config.get("files"):
         return dict(config["files"])
-    key = tags.get("dagster/partition")
+    key = tags.get(PARTITION_TAG)
     return {key: tags.get(LANDING_FILE_TAG)} if key else {}
 
 

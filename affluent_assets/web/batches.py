@@ -16,7 +16,6 @@ from affluent_assets.lib import lake, landing, warehouse
 from affluent_assets.lib.estimates import ESTIMATE_COLUMNS
 from affluent_assets.names import QUALITY_CHECK
 
-PARTITION_TAG = "dagster/partition"
 _SCORES = dg.AssetKey("batch_scores")
 _CANDIDATES = dg.AssetKey("batch_candidates")
 
@@ -103,7 +102,7 @@ def latest_run(instance: dg.DagsterInstance, key: str) -> dg.DagsterRun | None:
     planned = instance.get_latest_planned_materialization_info(_SCORES, key)
     if planned is not None:
         return instance.get_run_by_id(planned.run_id)
-    runs = instance.get_runs(dg.RunsFilter(tags={PARTITION_TAG: key}), limit=1)
+    runs = instance.get_runs(dg.RunsFilter(tags={landing.PARTITION_TAG: key}), limit=1)
     return runs[0] if runs else None
 
 

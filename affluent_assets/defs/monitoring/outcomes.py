@@ -303,7 +303,7 @@ def build_labelled_batch_sensor(
     )
     def _sensor(context: dg.RunStatusSensorContext):
         run = context.dagster_run
-        key = run.tags.get("dagster/partition")
+        key = run.tags.get(landing.PARTITION_TAG)
         if key is None or not batch_is_labelled(lake_dir or settings.lake_dir(), key):
             return dg.SkipReason(f"batch {key!r} carries no C_seg: no outcome to measure")
         return dg.RunRequest(run_key=f"labelled:{run.run_id}", tags={LABELLED_BATCH_TAG: key})
