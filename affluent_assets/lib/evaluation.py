@@ -129,14 +129,18 @@ class HoldoutCurve:
         reports the next kept cut below s: the fewest calls that still include everyone scored
         >= s. A few more rows are called than strictly asked for, so precision leans low (the
         list is not oversold) and recall leans high. Elsewhere, and always unthinned, exact."""
-        called, caught = self.support(scores, min_called)
         return pd.DataFrame(
-            {
-                "expected_precision": np.where(called > 0, caught / np.maximum(called, 1), np.nan),
-                "expected_recall": caught / max(1, self.positives),
-            },
+            self.figures(scores, min_called),
             index=scores.index if isinstance(scores, pd.Series) else None,
         )
+
+    def figures(self, scores, min_called: int = 1) -> dict[str, np.ndarray]:
+        """`at` as arrays: `expected_precision` and `expected_recall` per score."""
+        called, caught = self.support(scores, min_called)
+        return {
+            "expected_precision": np.where(called > 0, caught / np.maximum(called, 1), np.nan),
+            "expected_recall": caught / max(1, self.positives),
+        }
 
     def support(self, scores, min_called: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """For each score s, the holdout rows `at` reports on: how many are called and how

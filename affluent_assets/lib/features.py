@@ -5,6 +5,8 @@ can call the same functions on any file and get the same columns.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -73,48 +75,63 @@ MODEL_FEATURES = NUMERIC_FEATURES + CATEGORICAL_FEATURES
 FEATURE_TABLE_COLUMNS = ["customer_key", *MODEL_FEATURES]
 
 
+Columns = Mapping[str, Any]  # column name -> values: a DataFrame, or a dict of NumPy arrays
+
+
 def clean_customers(raw: pd.DataFrame, source_file: str, first_row: int = 1) -> pd.DataFrame:
     """Validated raw extract -> snake_case columns, tidy text, a row identifier that is unique
     although C_ID repeats (`<C_ID>-<data row>`), and the source file and row it came from.
     `first_row` is the data row of `raw`'s first row in its file (chunks of a large file)."""
-    rows = len(raw)
+    # Fresh arrays or views of `raw`: no need to copy them again.
+    return pd.DataFrame(clean_columns(raw, source_file, first_row), copy=False)
+
+
+def clean_columns(raw: Columns, source_file: str, first_row: int = 1) -> dict[str, np.ndarray]:
+    """`clean_customers` as NumPy columns, from a frame or a dict of columns: the one cleaning
+    code, whether it then becomes a table (training, a landed file) or an answer (a request)."""
     columns = {}
-    for raw_name in (c for c in RAW_COLUMNS if c in raw.columns):
+    for raw_name in (c for c in RAW_COLUMNS if c in raw):
         name, values = CLEAN_COLUMN_NAMES[raw_name], raw[raw_name]
         if name in INTEGER_COLUMNS:
-            columns[name] = values.to_numpy().astype("int64", copy=False)
+            columns[name] = np.asarray(values).astype("int64", copy=False)
         elif raw_name in TEXT_COLUMNS or raw_name == LABEL:
             columns[name] = _tidy_text(values, upper=raw_name == LABEL)
         else:
-            columns[name] = values.to_numpy()
+            columns[name] = np.asarray(values)
+    rows = len(columns["c_id"])
     columns.setdefault("c_seg", np.full(rows, None, dtype=object))
     source_row = np.arange(first_row, first_row + rows, dtype="int64")
+    return {
+        "customer_key": _row_keys(columns["c_id"], source_row),
+        "source_file": np.full(rows, source_file, dtype=object),
+        "source_row": source_row,
+        **columns,
+    }
+
+
+def _row_keys(c_id: np.ndarray, source_row: np.ndarray) -> np.ndarray:
+    """`<C_ID>-<data row>` per row."""
+    if len(c_id) <= SMALL_ROWS:  # a request: Arrow's kernels cost more to call than to run
+        keys = [f"{a}-{b}" for a, b in zip(c_id.tolist(), source_row.tolist(), strict=True)]
+        return np.asarray(keys, dtype=object)
     key = pc.binary_join_element_wise(
-        pc.cast(pa.array(columns["c_id"]), pa.string()),
-        pc.cast(pa.array(source_row), pa.string()),
-        "-",
+        pc.cast(pa.array(c_id), pa.string()), pc.cast(pa.array(source_row), pa.string()), "-"
     )
-    return pd.DataFrame(
-        {
-            "customer_key": key.to_numpy(zero_copy_only=False),
-            "source_file": np.full(rows, source_file, dtype=object),
-            "source_row": source_row,
-            **columns,
-        },
-        copy=False,  # fresh arrays or views of `raw`: no need to copy them again
-    )
+    return key.to_numpy(zero_copy_only=False)
 
 
-def _tidy_text(values: pd.Series, upper: bool = False) -> np.ndarray:
+SMALL_ROWS = 4096  # below this, a request's few rows: plain Python beats calling a kernel
+
+
+def _tidy_text(values, upper: bool = False) -> np.ndarray:
     """Text without surrounding spaces, blanks as None (numbers in a text column become text).
     Arrow's string kernels: pandas' object-string methods cost a second per million rows."""
     try:
         text = pa.array(values, type=pa.string(), from_pandas=True)
     except (pa.ArrowTypeError, pa.ArrowInvalid):  # numbers or other non-text values
+        values = pd.Series(values, dtype=object)
         text = pa.array(
-            values.astype(object).where(values.isna(), values.astype(str)),
-            pa.string(),
-            from_pandas=True,
+            values.where(values.isna(), values.astype(str)), pa.string(), from_pandas=True
         )
     text = pc.utf8_trim_whitespace(text)
     if upper:
@@ -124,19 +141,25 @@ def _tidy_text(values: pd.Series, upper: bool = False) -> np.ndarray:
 
 def build_features(clean: pd.DataFrame) -> pd.DataFrame:
     """The model's inputs, one row per customer, computed from that row alone."""
-    age = clean["c_age"].to_numpy(dtype="float64")
+    return pd.DataFrame(feature_columns(clean), index=clean.index, copy=False)
+
+
+def feature_columns(clean: Columns) -> dict[str, np.ndarray]:
+    """`build_features` as NumPy columns (FEATURE_TABLE_COLUMNS, in order), from a frame or a
+    dict of clean columns."""
+    age = _floats(clean["c_age"])
     implausible = (age == AGE_PLACEHOLDER) | ~(
         (age >= PLAUSIBLE_AGE[0]) & (age <= PLAUSIBLE_AGE[1])
     )
 
     def number(column: str) -> np.ndarray:
-        return clean[column].to_numpy(dtype="float64", na_value=np.nan)
+        return _floats(clean[column])
 
     def present(column: str) -> np.ndarray:
         return (~np.isnan(number(column))).astype("float64")
 
-    columns = {"customer_key": clean["customer_key"].to_numpy()}
-    columns |= {c: number(c) for c in NUMERIC_FEATURES if c in clean.columns}
+    columns = {"customer_key": np.asarray(clean["customer_key"])}
+    columns |= {c: number(c) for c in NUMERIC_FEATURES if c in clean}
     columns |= {
         "age": np.where(implausible, np.nan, age),
         "age_unknown": implausible.astype("float64"),
@@ -154,9 +177,24 @@ def build_features(clean: pd.DataFrame) -> pd.DataFrame:
         "has_drvcr": present("drvcr"),
     }
     for column in CATEGORICAL_FEATURES:
-        values = clean[column]
-        columns[column] = values.astype(object).where(values.notna(), None).to_numpy()
-    return pd.DataFrame({c: columns[c] for c in FEATURE_TABLE_COLUMNS}, index=clean.index)
+        columns[column] = _levels(clean[column])
+    return {c: columns[c] for c in FEATURE_TABLE_COLUMNS}
+
+
+def _floats(values) -> np.ndarray:
+    """A numeric column as float64, blanks (None, pandas' NA) as NaN."""
+    if isinstance(values, pd.Series):
+        return values.to_numpy(dtype="float64", na_value=np.nan)
+    return np.asarray(values, dtype="float64")
+
+
+def _levels(values) -> np.ndarray:
+    """A text column as an object array, blanks (NaN, pandas' NA) as None; a copy."""
+    array = np.array(values, dtype=object)
+    blank = pd.isna(array)
+    if blank.any():
+        array[blank] = None
+    return array
 
 
 def label_vector(clean: pd.DataFrame) -> pd.Series:

@@ -12,6 +12,8 @@ are then gathered for every customer. Tests hold the result equal to `predict_pr
 from __future__ import annotations
 
 import weakref
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,26 +21,31 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from xgboost import XGBClassifier
 
+Columns = Mapping[str, Any]  # a feature frame, or a dict of its columns (lib/features)
 
-def prepared_matrix(pipeline: Pipeline, features: pd.DataFrame, dtype="float32") -> np.ndarray:
+
+def prepared_matrix(pipeline: Pipeline, features: Columns, dtype="float32") -> np.ndarray:
     """The matrix the estimator sees, built from the fitted `preprocess` step of `pipeline`;
-    equal to `preprocess.transform(features)`. float32 is the precision a booster splits on.
+    equal to `preprocess.transform(features)`. `features`: a feature frame or a dict of its
+    columns (lib/features.feature_columns). float32 is the precision a booster splits on.
     Each block is written straight into its columns of one matrix (no stacking copies)."""
     preprocess = pipeline.named_steps["preprocess"]
+    rows = row_count(features)
     # Column-major: every block is written column by column into contiguous memory, and the
     # booster predicts as fast from it as from row-major.
-    out = np.empty((len(features), _width(preprocess)), dtype, order="F")
+    out = np.empty((rows, _width(preprocess)), dtype, order="F")
     for name, transformer, columns in preprocess.transformers_:
         if transformer == "drop" or name == "remainder":
             continue
         columns = list(columns)
         target = out[:, preprocess.output_indices_[name]]  # a view: filled in place
-        if all(features[c].dtype == object for c in columns):
-            _transform_distinct(transformer, features[columns], target)
+        if all(np.asarray(features[c]).dtype == object for c in columns):
+            _transform_distinct(transformer, columns, [features[c] for c in columns], target)
         elif (imputer := _lone_imputer(transformer)) is not None:
             _impute(imputer, features, columns, target)
         else:
-            target[:] = transformer.transform(features[columns])
+            part = pd.DataFrame({c: _floats(features[c]) for c in columns})
+            target[:] = transformer.transform(part)
     return out
 
 
@@ -53,7 +60,19 @@ def _width(preprocess) -> int:
     return _WIDTHS[preprocess]
 
 
-SMALL_ROWS = 4096  # below this, the numeric block is read in one conversion, not column by column
+SMALL_ROWS = 4096  # below this, distinct levels are found with a dictionary
+
+
+def row_count(features: Columns) -> int:
+    if isinstance(features, pd.DataFrame):
+        return len(features)
+    return len(next(iter(features.values()))) if features else 0
+
+
+def _floats(values) -> np.ndarray:
+    if isinstance(values, pd.Series):
+        return values.to_numpy(dtype="float64", na_value=np.nan)
+    return np.asarray(values, dtype="float64")
 
 
 def _lone_imputer(transformer) -> SimpleImputer | None:
@@ -63,35 +82,30 @@ def _lone_imputer(transformer) -> SimpleImputer | None:
     return only if isinstance(only, SimpleImputer) and only.strategy != "constant" else None
 
 
-def _impute(imputer: SimpleImputer, features: pd.DataFrame, columns: list, target) -> None:
+def _impute(imputer: SimpleImputer, features: Columns, columns: list, target) -> None:
     """`imputer.transform(features[columns])` for numbers: each blank takes its column's fitted
     statistic (an all-blank training column keeps 0, as `keep_empty_features` makes sklearn do)."""
     fill = np.nan_to_num(imputer.statistics_, nan=0.0).astype(target.dtype)
-    if len(features) <= SMALL_ROWS:  # a request's few rows: one conversion, not 25
-        values = features[columns].to_numpy(dtype=target.dtype, na_value=np.nan)
-        target[:] = np.where(np.isnan(values), fill, values)
-        return
-    for j, column in enumerate(columns):  # a chunk of a file: one column's copy at a time
-        values = features[column].to_numpy(dtype=target.dtype, na_value=np.nan)
+    for j, column in enumerate(columns):  # one column's copy at a time
+        values = _floats(features[column]).astype(target.dtype, copy=False)
         target[:, j] = np.where(np.isnan(values), fill[j], values)
 
 
-def _transform_distinct(transformer, part: pd.DataFrame, target) -> None:
-    """`transformer.transform(part)` computed once per distinct row of `part`, then gathered.
-    Encodings are remembered per fitted transformer (`_ENCODED`), so a request of one
+def _transform_distinct(transformer, columns: list, arrays: list, target) -> None:
+    """`transformer.transform(part)` computed once per distinct row of the `columns`, then
+    gathered. Encodings are remembered per fitted transformer (`_ENCODED`), so a request of one
     customer whose levels were seen before costs a lookup, not a call into scikit-learn."""
-    combined = np.zeros(len(part), dtype="int64")
-    for column in part.columns:
-        codes, levels = pd.factorize(part[column], use_na_sentinel=False)
-        combined = combined * (len(levels) + 1) + codes
-    _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
-    distinct = part.iloc[first]
-    encoded = np.empty((len(distinct), target.shape[1]), dtype=target.dtype)
+    keys, inverse = _distinct_rows([np.asarray(a, dtype=object) for a in arrays])
+    encoded = np.empty((len(keys), target.shape[1]), dtype=target.dtype)
     memory = _ENCODED.setdefault(transformer, {})
-    keys = [tuple(_key(v) for v in row) for row in distinct.itertuples(index=False, name=None)]
     unseen = [i for i, key in enumerate(keys) if key not in memory]
     if unseen:
-        fresh = np.asarray(transformer.transform(distinct.iloc[unseen]), dtype="float64")
+        part = pd.DataFrame(
+            [[np.nan if v is _BLANK else v for v in keys[i]] for i in unseen],
+            columns=columns,
+            dtype=object,
+        )
+        fresh = np.asarray(transformer.transform(part), dtype="float64")
         for i, row in zip(unseen, fresh, strict=True):
             if len(memory) < MAX_REMEMBERED:
                 memory[keys[i]] = row
@@ -99,9 +113,26 @@ def _transform_distinct(transformer, part: pd.DataFrame, target) -> None:
     for i, key in enumerate(keys):
         if key in memory:
             encoded[i] = memory[key]
-    inverse = inverse.reshape(-1)
     for j in range(encoded.shape[1]):
         target[:, j] = encoded[inverse, j]
+
+
+def _distinct_rows(arrays: list[np.ndarray]) -> tuple[list[tuple], np.ndarray]:
+    """The distinct rows of the columns (as tuples of levels, NaN as `_BLANK`) and, per row,
+    the index of its distinct row."""
+    rows = len(arrays[0]) if arrays else 0
+    if rows <= SMALL_ROWS:  # a request's few rows: a dictionary beats factorizing
+        index: dict[tuple, int] = {}
+        rows_as_keys = (tuple(map(_key, row)) for row in zip(*arrays, strict=True))
+        inverse = [index.setdefault(key, len(index)) for key in rows_as_keys]
+        return list(index), np.asarray(inverse, dtype="int64")
+    combined = np.zeros(rows, dtype="int64")
+    for values in arrays:
+        codes, levels = pd.factorize(values, use_na_sentinel=False)
+        combined = combined * (len(levels) + 1) + codes
+    _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
+    keys = [tuple(_key(values[i]) for values in arrays) for i in first.tolist()]
+    return keys, inverse.reshape(-1)
 
 
 # Fitted transformer -> {levels of one row: its encoded row}. Weak: a model no longer loaded
@@ -123,13 +154,13 @@ def is_booster(pipeline: Pipeline) -> bool:
 
 
 def pipeline_probability(
-    pipeline: Pipeline, features: pd.DataFrame, matrix: np.ndarray | None = None
+    pipeline: Pipeline, features: Columns, matrix: np.ndarray | None = None
 ) -> np.ndarray:
     """`pipeline.predict_proba(features)[:, 1]`, computed on the prepared matrix: for XGBoost
     the booster's own `inplace_predict`, for the other families their `predict_proba`.
     `matrix`: the float64 prepared matrix when the caller has it (reasons need it too); its
     float32 copy is the same matrix the booster would get built directly in float32."""
-    if features.empty:
+    if row_count(features) == 0:
         return np.zeros(0, dtype="float64")
     estimator = pipeline.named_steps["model"]
     if is_booster(pipeline):

@@ -12,6 +12,9 @@ row pandera would reject, and a test holds the two to the same verdict on every 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -36,37 +39,47 @@ _FLAGS = np.array([c in ("HL_tag", "AL_tag") for c in NUMERIC])  # 1 or blank
 def passes(frame: pd.DataFrame) -> pd.DataFrame | None:
     """`frame` (contract columns, label optional, extra columns kept) with numbers as float64
     and text as object, when every row meets the contract; None otherwise."""
-    if any(c not in frame.columns for c in NUMERIC + TEXT):
+    columns = checked_columns(frame)
+    return None if columns is None else frame.assign(**columns)
+
+
+def checked_columns(rows: Mapping[str, Any]) -> dict[str, np.ndarray] | None:
+    """The contract columns of `rows` (a frame, or a dict of equally long lists or arrays) as
+    pandera would coerce them, numbers float64 and text object, when every row meets the
+    contract; None otherwise. Columns outside the contract are left out."""
+    if any(c not in rows for c in NUMERIC + TEXT):
         return None
     try:
-        numbers = np.array(frame[NUMERIC].to_numpy(), dtype="float64")
+        # One row per column: each column's values are contiguous.
+        numbers = np.array([np.asarray(rows[c], dtype=object) for c in NUMERIC], dtype="float64")
     except (TypeError, ValueError):  # a value that is no number
         return None
-    if not _numbers_pass(numbers):
+    if numbers.ndim != 2 or not _numbers_pass(numbers):
         return None
-    texts = [frame[c].to_numpy(dtype=object) for c in TEXT]
-    label = frame[LABEL].to_numpy(dtype=object) if LABEL in frame.columns else None
+    texts = [np.asarray(rows[c], dtype=object) for c in TEXT]
+    label = np.asarray(rows[LABEL], dtype=object) if LABEL in rows else None
     if not all(_text_passes(values) for values in texts):
         return None
     if label is not None and not _label_passes(label):
         return None
-    columns = {c: numbers[:, j] for j, c in enumerate(NUMERIC)}
+    columns = {c: numbers[j] for j, c in enumerate(NUMERIC)}
     columns |= {c: values for c, values in zip(TEXT, texts, strict=True)}
     if label is not None:
         columns[LABEL] = label
-    return frame.assign(**columns)
+    return columns
 
 
 def _numbers_pass(numbers: np.ndarray) -> bool:
+    """`numbers`: one row per NUMERIC column, one column per customer."""
     blank = np.isnan(numbers)
-    if blank[:, _REQUIRED].any() or np.isinf(numbers).any():
+    if blank[_REQUIRED].any() or np.isinf(numbers).any():
         return False
     filled = np.where(blank, 0.0, numbers)
-    if (filled[:, _NON_NEGATIVE] < 0).any():
+    if (filled[_NON_NEGATIVE] < 0).any():
         return False
-    if (filled[:, _WHOLE] % 1 != 0).any():
+    if (filled[_WHOLE] % 1 != 0).any():
         return False
-    flags = numbers[:, _FLAGS]
+    flags = numbers[_FLAGS]
     return bool(((flags == 1.0) | np.isnan(flags)).all())
 
 

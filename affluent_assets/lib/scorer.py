@@ -23,9 +23,9 @@ from affluent_assets.lib import telemetry
 from affluent_assets.lib.champion import ScoringModel
 from affluent_assets.lib.contract import POSITIVE
 from affluent_assets.lib.evaluation import LIST_MIN_CALLED, HoldoutCurve
-from affluent_assets.lib.features import build_features, clean_customers
-from affluent_assets.lib.prepared import prepared_matrix
-from affluent_assets.lib.scoring import REASON_COUNT, reason_codes, score_features
+from affluent_assets.lib.features import clean_columns, feature_columns
+from affluent_assets.lib.prepared import Columns, prepared_matrix
+from affluent_assets.lib.scoring import REASON_COUNT, feature_scores, reason_columns
 
 REASON_COLUMNS = [f"reason_{i + 1}" for i in range(REASON_COUNT)]
 # What a scored row says, in this order, wherever it is served.
@@ -72,6 +72,15 @@ class ScoredRows:
     scores: pd.DataFrame
 
 
+@dataclass(frozen=True)
+class ScoredColumns:
+    """`ScoredRows` as NumPy columns: what a request's answer is written from."""
+
+    clean: dict[str, np.ndarray]
+    features: dict[str, np.ndarray]
+    scores: dict[str, np.ndarray]
+
+
 def score_rows(
     scorer: ScoringModel,
     valid: pd.DataFrame,
@@ -83,13 +92,31 @@ def score_rows(
     """Score contract rows that passed the contract check (lib/validation.validate_frame): clean
     and featurize them with the training code, then `score_prepared`. `first_row` numbers the
     rows in their file (`customer_key` is `<C_ID>-<row>`)."""
+    scored = score_columns(scorer, valid, source, first_row, explain, clock)
+    return ScoredRows(
+        pd.DataFrame(scored.clean, copy=False),
+        pd.DataFrame(scored.features, copy=False),
+        pd.DataFrame(scored.scores, copy=False),
+    )
+
+
+def score_columns(
+    scorer: ScoringModel,
+    valid: Columns,
+    source: str,
+    first_row: int = 1,
+    explain: bool = True,
+    clock: Stopwatch | None = None,
+) -> ScoredColumns:
+    """`score_rows` on columns: a checked frame or a dict of checked columns (a request's rows,
+    lib/quick_check.checked_columns). Both paths run this, so they cannot differ; a request
+    just never pays for building frames."""
     clock = clock if clock is not None else Stopwatch()
     with clock.stage("clean"):
-        clean = clean_customers(valid, source, first_row)
+        clean = clean_columns(valid, source, first_row)
     with clock.stage("features"):
-        features = build_features(clean)
-    scores = score_prepared(scorer, features, explain, clock)
-    return ScoredRows(clean, features, scores)
+        features = feature_columns(clean)
+    return ScoredColumns(clean, features, score_feature_columns(scorer, features, explain, clock))
 
 
 def score_prepared(
@@ -101,17 +128,31 @@ def score_prepared(
     """Scores of feature rows (lib/features.build_features): probability, flagged at the
     champion's threshold, predicted segment, decile and version; with `explain`, also the
     expected precision and recall and the reasons (`explain_rows`)."""
+    return pd.DataFrame(score_feature_columns(scorer, features, explain, clock), copy=False)
+
+
+def score_feature_columns(
+    scorer: ScoringModel,
+    features: Columns,
+    explain: bool = True,
+    clock: Stopwatch | None = None,
+) -> dict[str, np.ndarray]:
+    """`score_prepared` as NumPy columns, from a feature frame or a dict of its columns."""
     clock = clock if clock is not None else Stopwatch()
     model = scorer.registered
     with clock.stage("predict"):
         # Explained rows need the prepared matrix twice: build it once.
         matrix = prepared_matrix(scorer.model.pipeline, features, "float64") if explain else None
-        scores = score_features(scorer.model, features, model.threshold, model.decile_edges, matrix)
-        scores.insert(2, "flagged", scores["predicted_segment"].to_numpy() == POSITIVE)
+        scored = feature_scores(scorer.model, features, model.threshold, model.decile_edges,
+                                matrix)  # fmt: skip
+    flagged = scored["predicted_segment"] == POSITIVE
+    scores = {"customer_key": scored["customer_key"],
+              "affluent_probability": scored["affluent_probability"], "flagged": flagged,
+              "score_decile": scored["score_decile"],
+              "predicted_segment": scored["predicted_segment"]}  # fmt: skip
     if explain:
-        explained = explain_rows(scorer, features, scores["affluent_probability"], clock, matrix)
-        scores = pd.concat([scores, explained.set_axis(scores.index)], axis=1)
-    scores["model_version"] = model.version
+        scores |= explain_columns(scorer, features, scored["affluent_probability"], clock, matrix)
+    scores["model_version"] = np.full(len(flagged), model.version, dtype=object)
     return scores
 
 
@@ -125,19 +166,32 @@ def explain_rows(
     """For rows already scored: the expected precision and recall of calling everyone scored at
     or above each (the champion's holdout curve) and the three reasons behind each score
     (`matrix`: the rows' prepared matrix, float64, if built already)."""
+    explained = explain_columns(scorer, features, probability, clock, matrix)
+    index = probability.index if isinstance(probability, pd.Series) else None
+    return pd.DataFrame(explained, index=index)
+
+
+def explain_columns(
+    scorer: ScoringModel,
+    features: Columns,
+    probability,
+    clock: Stopwatch | None = None,
+    matrix: np.ndarray | None = None,
+) -> dict[str, np.ndarray | list]:
+    """`explain_rows` as columns."""
     clock = clock if clock is not None else Stopwatch()
     with clock.stage("expected_precision"):
         expected = expected_figures(scorer.curve, probability)
     with clock.stage("reasons"):
-        reasons = reason_codes(scorer.model, features, matrix=matrix).reset_index(drop=True)
-    return pd.concat([expected, reasons], axis=1)
+        reasons = reason_columns(scorer.model, features, matrix=matrix)
+    return expected | reasons
 
 
-def expected_figures(curve: HoldoutCurve | None, probability) -> pd.DataFrame:
+def expected_figures(curve: HoldoutCurve | None, probability) -> dict[str, np.ndarray]:
     """`expected_precision` and `expected_recall` per score (NaN without a holdout curve), each
     over at least LIST_MIN_CALLED holdout customers: near the top of a list, where few holdout
     customers scored as high, the figure is the one the evidence supports, not 100%."""
     if curve is None:
         nan = np.full(len(probability), np.nan)
-        return pd.DataFrame({"expected_precision": nan, "expected_recall": nan})
-    return curve.at(np.asarray(probability, dtype="float64"), min_called=LIST_MIN_CALLED)
+        return {"expected_precision": nan, "expected_recall": nan.copy()}
+    return curve.figures(np.asarray(probability, dtype="float64"), min_called=LIST_MIN_CALLED)

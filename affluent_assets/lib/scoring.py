@@ -12,8 +12,8 @@ from xgboost import XGBClassifier
 
 from affluent_assets.lib.contract import NEGATIVE, POSITIVE, RAW_COLUMNS
 from affluent_assets.lib.features import CATEGORICAL_FEATURES, MODEL_FEATURES, snake_case
-from affluent_assets.lib.prepared import prepared_matrix
-from affluent_assets.lib.training import CalibratedModel, assign_decile, predict_probability
+from affluent_assets.lib.prepared import Columns, prepared_matrix, row_count
+from affluent_assets.lib.training import CalibratedModel, assign_decile
 from affluent_assets.lib.tree_shap import TreeExplainer
 
 REASON_COUNT = 3
@@ -23,22 +23,31 @@ DISPLAY_NAMES = {snake_case(c): c for c in RAW_COLUMNS} | {"age": "C_AGE"}
 
 def score_features(
     model: CalibratedModel,
-    features: pd.DataFrame,
+    features: Columns,
     threshold: float,
     decile_edges: list[float],
     matrix: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """customer_key, probability, decile (1 = top) and predicted segment for each row.
     `matrix`: the rows' prepared matrix (float64) when the caller has it already."""
-    probability = predict_probability(model, features, matrix)
-    return pd.DataFrame(
-        {
-            "customer_key": features["customer_key"].to_numpy(),
-            "affluent_probability": probability.to_numpy(),
-            "score_decile": assign_decile(probability, decile_edges).to_numpy(),
-            "predicted_segment": np.where(probability.to_numpy() >= threshold, POSITIVE, NEGATIVE),
-        }
-    )
+    return pd.DataFrame(feature_scores(model, features, threshold, decile_edges, matrix))
+
+
+def feature_scores(
+    model: CalibratedModel,
+    features: Columns,
+    threshold: float,
+    decile_edges: list[float],
+    matrix: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """`score_features` as NumPy columns, from a feature frame or a dict of its columns."""
+    probability = model.predict_proba(features, matrix)[:, 1].astype("float64")
+    return {
+        "customer_key": np.asarray(features["customer_key"]),
+        "affluent_probability": probability,
+        "score_decile": assign_decile(probability, decile_edges).to_numpy(),
+        "predicted_segment": np.where(probability >= threshold, POSITIVE, NEGATIVE).astype(object),
+    }
 
 
 def prefer_out_of_fold(
@@ -74,6 +83,15 @@ def feature_contributions(
     XGBoost's tree SHAP comes from lib/tree_shap.py: the same values as the booster's
     `pred_contribs`, several times faster on many rows. `matrix`: the rows' prepared matrix
     (float64) when the caller has it already."""
+    kept, grouped, base = contribution_columns(model, features, matrix)
+    return pd.DataFrame(grouped, columns=kept, index=features.index), base
+
+
+def contribution_columns(
+    model: CalibratedModel, features: Columns, matrix: np.ndarray | None = None
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """`feature_contributions` as arrays: the model features, the contributions (rows x
+    features) and the base value per row."""
     preprocess = model.pipeline.named_steps["preprocess"]
     estimator = model.pipeline.named_steps["model"]
     transformed = prepared_matrix(model.pipeline, features, "float64") if matrix is None else matrix
@@ -85,8 +103,7 @@ def feature_contributions(
     else:
         per_column, base = _forest_contributions(estimator, transformed)
     kept, membership = _membership(preprocess)
-    grouped = np.asarray(per_column, dtype="float64") @ membership
-    return pd.DataFrame(grouped, columns=kept, index=features.index), base
+    return kept, np.asarray(per_column, dtype="float64") @ membership, base
 
 
 _MEMBERSHIP: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -168,17 +185,30 @@ def reason_codes(
     """The `count` features that push each customer's score up the most, as text a person can
     read, e.g. `NUM_PRD = 4 (+0.81)` (see `feature_contributions` for the units). Only
     contributions above zero count as reasons; fewer than `count` leaves the rest blank."""
-    reasons = {f"reason_{i + 1}": [] for i in range(count)}
-    if features.empty:
-        return pd.DataFrame(reasons, index=features.index, dtype=object)
-    contributions, _ = feature_contributions(model, features, matrix)
-    values = contributions.to_numpy()
+    reasons = reason_columns(model, features, count, matrix)
+    return pd.DataFrame(reasons, index=features.index, dtype=object)
+
+
+def reason_columns(
+    model: CalibratedModel,
+    features: Columns,
+    count: int = REASON_COUNT,
+    matrix: np.ndarray | None = None,
+) -> dict[str, list]:
+    """`reason_codes` as lists, from a feature frame or a dict of its columns."""
+    rows = row_count(features)
+    if rows == 0:
+        return {f"reason_{i + 1}": [] for i in range(count)}
+    columns, values, _ = contribution_columns(model, features, matrix)
     top = np.argsort(-values, axis=1, kind="stable")[:, :count]
     chosen = np.take_along_axis(values, top, axis=1)
-    columns = list(contributions.columns)
     labels = np.asarray([DISPLAY_NAMES.get(name, name) for name in columns], dtype=object)
     # Each row's value of each chosen feature, as Python objects: formatting them is the work.
-    shown = np.take_along_axis(features[columns].to_numpy(dtype=object), top, axis=1)
+    shown = np.empty((rows, len(columns)), dtype=object)
+    for j, name in enumerate(columns):
+        shown[:, j] = features[name]
+    shown = np.take_along_axis(shown, top, axis=1)
+    reasons = {}
     for rank in range(top.shape[1]):
         reasons[f"reason_{rank + 1}"] = [
             f"{label} = {_readable(value)} ({push:+.2f})" if push > 0 else None
@@ -187,8 +217,8 @@ def reason_codes(
             )
         ]
     for rank in range(top.shape[1], count):  # fewer features than reasons asked for
-        reasons[f"reason_{rank + 1}"] = [None] * len(features)
-    return pd.DataFrame(reasons, index=features.index)
+        reasons[f"reason_{rank + 1}"] = [None] * rows
+    return reasons
 
 
 def _readable(value) -> str:

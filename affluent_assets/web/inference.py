@@ -27,7 +27,7 @@ from affluent_assets.lib import quick_check
 from affluent_assets.lib.champion import ChampionFollower, ScoringModel
 from affluent_assets.lib.contract import RAW_COLUMNS
 from affluent_assets.lib.schemas import raw_extract_schema
-from affluent_assets.lib.scorer import Stopwatch, score_rows
+from affluent_assets.lib.scorer import Stopwatch, score_columns
 from affluent_assets.lib.validation import ContractViolation, validate_frame
 from affluent_assets.web import payloads
 from affluent_assets.web import telemetry as web_telemetry
@@ -93,17 +93,17 @@ class ScoringPool:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
 
-def score_request(scorer: ScoringModel, rows: pd.DataFrame) -> tuple[pd.DataFrame, Stopwatch]:
-    """Check rows against the contract (label optional) and score them with reasons; raises
-    ContractViolation naming rows, columns and checks."""
+def score_request(scorer: ScoringModel, rows: payloads.Rows) -> tuple[dict, Stopwatch]:
+    """Check rows against the contract (label optional) and score them with reasons: the
+    scores' columns and `c_id`. Raises ContractViolation naming rows, columns and checks."""
     clock = Stopwatch()
     with clock.stage("validate"):
         # Rows that pass take the quick path; pandera then only runs to say what failed.
-        valid = quick_check.passes(rows)
+        valid = quick_check.checked_columns(rows)
         if valid is None:
-            valid = validate_frame(_SCHEMA, rows, SOURCE)
-    scored = score_rows(scorer, valid, SOURCE, explain=True, clock=clock)
-    return scored.scores.assign(c_id=scored.clean["c_id"].to_numpy()), clock
+            valid = validate_frame(_SCHEMA, pd.DataFrame(rows, dtype=object), SOURCE)
+    scored = score_columns(scorer, valid, SOURCE, explain=True, clock=clock)
+    return scored.scores | {"c_id": scored.clean["c_id"]}, clock
 
 
 class InferenceService:
@@ -192,7 +192,7 @@ class InferenceService:
         try:
             body, media_type = await self._body(request), _media_type(request)
             scores, clock, scorer = await self._score(
-                lambda: payloads.mlflow_frame(body, media_type)
+                lambda: payloads.mlflow_rows(body, media_type)
             )
         except BadRequest as error:
             return _Answer.of(error).mlflow()
@@ -206,9 +206,9 @@ class InferenceService:
     async def v2_infer(self, request: Request) -> Response:
         asked: dict = {}
 
-        def rows() -> pd.DataFrame:
-            frame, asked["id"], asked["outputs"] = payloads.v2_frame(payloads.parse_json(body))
-            return frame
+        def rows() -> payloads.Rows:
+            columns, asked["id"], asked["outputs"] = payloads.v2_rows(payloads.parse_json(body))
+            return columns
 
         try:
             if _media_type(request) not in ("application/json", ""):
@@ -240,7 +240,7 @@ class InferenceService:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def _score(self, rows: Callable[[], pd.DataFrame]):
+    async def _score(self, rows: Callable[[], payloads.Rows]):
         """Read the rows and score them in the pool (both are CPU work), with the champion of
         the moment for the whole request."""
         scorer = self.follower.current
@@ -255,17 +255,18 @@ class InferenceService:
             web_telemetry.describe_violation(violation.failures)
             raise _Answer(422, "the rows break the data contract", violations(violation.failures),
                           scorer=scorer) from None  # fmt: skip
-        web_telemetry.describe_scoring(len(scores), scorer.version, clock)
+        web_telemetry.describe_scoring(len(scores["c_id"]), scorer.version, clock)
         return scores, clock, scorer
 
-    def _read_and_score(self, scorer: ScoringModel, rows: Callable[[], pd.DataFrame]):
-        frame = rows()
-        if len(frame) > self.settings.max_rows:
-            raise _Answer(413, f"{len(frame):,} rows in one request; at most "
+    def _read_and_score(self, scorer: ScoringModel, rows: Callable[[], payloads.Rows]):
+        columns = rows()
+        count = payloads.row_count(columns)
+        if count > self.settings.max_rows:
+            raise _Answer(413, f"{count:,} rows in one request; at most "
                           f"{self.settings.max_rows:,} (AFFLUENT_SERVE_MAX_ROWS)")  # fmt: skip
-        if len(frame) == 0:
+        if count == 0:
             raise _Answer(400, "no rows to score")
-        return score_request(scorer, frame)
+        return score_request(scorer, columns)
 
 
 class _Answer(Exception):

@@ -61,10 +61,13 @@ def parse_json(body: bytes) -> object:
         raise BadRequest(400, f"the body is not valid JSON{where}") from None
 
 
-def mlflow_frame(body: bytes, content_type: str) -> pd.DataFrame:
-    """The rows of an `/invocations` body, as MLflow's scoring server reads them."""
+Rows = dict[str, list | np.ndarray]  # column name -> one value per row, every column as long
+
+
+def mlflow_rows(body: bytes, content_type: str) -> Rows:
+    """The rows of an `/invocations` body, as MLflow's scoring server reads them, as columns."""
     if content_type == "text/csv":
-        return _csv_frame(body)
+        return _csv_rows(body)
     if content_type != "application/json":
         raise BadRequest(415, "send application/json (dataframe_split, dataframe_records, "
                          "instances or inputs) or text/csv")  # fmt: skip
@@ -78,24 +81,29 @@ def mlflow_frame(body: bytes, content_type: str) -> pd.DataFrame:
     key = given[0]
     data = payload[key]
     if key == "dataframe_split":
-        return _split_frame(data)
+        return _split_rows(data)
     if isinstance(data, dict):  # instances / inputs, columnar
-        return _columns_frame(data, key)
-    return _records_frame(data, key)
+        return _columns_rows(data, key)
+    return _records_rows(data, key)
 
 
-def _csv_frame(body: bytes) -> pd.DataFrame:
+def row_count(rows: Rows) -> int:
+    return len(next(iter(rows.values()))) if rows else 0
+
+
+def _csv_rows(body: bytes) -> Rows:
     text_columns = {name: object for name, kind in RAW_COLUMNS.items() if kind == "text"}
     try:
-        return pd.read_csv(io.BytesIO(body), dtype=text_columns, encoding="utf-8-sig")
+        frame = pd.read_csv(io.BytesIO(body), dtype=text_columns, encoding="utf-8-sig")
     except pd.errors.EmptyDataError:
         raise BadRequest(400, "the CSV body is empty: send a header line and rows") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError):
         raise BadRequest(400, "the CSV body cannot be read: send UTF-8 text, a header line "
                          "of contract column names and one line per row") from None  # fmt: skip
+    return {str(name): frame[name].to_numpy() for name in frame.columns}
 
 
-def _split_frame(data) -> pd.DataFrame:
+def _split_rows(data) -> Rows:
     if not isinstance(data, dict) or not isinstance(data.get("columns"), list):
         raise BadRequest(400, "dataframe_split needs 'columns' (a list of names) and 'data'")
     columns, rows = data["columns"], data.get("data")
@@ -106,24 +114,26 @@ def _split_frame(data) -> pd.DataFrame:
         if not isinstance(row, list) or len(row) != len(columns):
             raise BadRequest(400, f"dataframe_split.data row {number} must be a list of "
                              f"{len(columns)} values, one per column")  # fmt: skip
-    return _checked(pd.DataFrame(rows, columns=columns, dtype=object))
+    values = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
+    return _checked({name: list(cells) for name, cells in zip(columns, values, strict=True)})
 
 
-def _records_frame(data, key: str) -> pd.DataFrame:
+def _records_rows(data, key: str) -> Rows:
     if not isinstance(data, list):
         raise BadRequest(400, f"{key} must be a list of rows (objects of column: value)")
     for number, row in enumerate(data):
         if not isinstance(row, dict):
             raise BadRequest(400, f"{key} row {number} must be an object of column: value")
-    return _checked(pd.DataFrame.from_records(data))
+    names = dict.fromkeys(name for row in data for name in row)  # in order of first mention
+    return _checked({name: [row.get(name) for row in data] for name in names})
 
 
-def _columns_frame(data: dict, key: str) -> pd.DataFrame:
+def _columns_rows(data: dict, key: str) -> Rows:
     _check_names(list(data), key)
     lengths = {len(v) if isinstance(v, list) else -1 for v in data.values()}
     if -1 in lengths or len(lengths) > 1:
         raise BadRequest(400, f"{key} as columns: every column must be a list of equal length")
-    return _checked(pd.DataFrame(data))
+    return _checked(dict(data))
 
 
 def _check_names(names: list, where: str) -> None:
@@ -133,20 +143,19 @@ def _check_names(names: list, where: str) -> None:
         raise BadRequest(400, f"{where}: a column is named twice")
 
 
-def _checked(frame: pd.DataFrame) -> pd.DataFrame:
+def _checked(rows: Rows) -> Rows:
     """Rows whose cells are single values: a list or an object in a cell is no contract value."""
-    for column in frame.columns:
-        values = frame[column]
-        if values.dtype != object:
-            continue
-        nested = np.flatnonzero([not isinstance(v, SCALARS) for v in values.to_numpy()])
-        if len(nested):
-            raise BadRequest(400, f"column {column!r}, row {int(nested[0])}: a cell must hold one "
+    for column, values in rows.items():
+        if isinstance(values, np.ndarray) and values.dtype != object:
+            continue  # numbers read from CSV
+        nested = [i for i, v in enumerate(values) if not isinstance(v, SCALARS)]
+        if nested:
+            raise BadRequest(400, f"column {column!r}, row {nested[0]}: a cell must hold one "
                              "value (text, a number or null), not a list or an object")  # fmt: skip
-    return frame
+    return rows
 
 
-def v2_frame(payload: object) -> tuple[pd.DataFrame, object, list[str] | None]:
+def v2_rows(payload: object) -> tuple[Rows, object, list[str] | None]:
     """The rows of a v2 infer request, its `id` and the outputs it asks for (None: all)."""
     if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list):
         raise BadRequest(400, "send a JSON object with 'inputs': one tensor per column")
@@ -167,7 +176,7 @@ def v2_frame(payload: object) -> tuple[pd.DataFrame, object, list[str] | None]:
             raise BadRequest(400, f"outputs: a list of {{'name': ...}}, names among "
                              f"{', '.join(OUTPUT_DATATYPES)}")  # fmt: skip
         names = [o["name"] for o in requested]
-    return _checked(pd.DataFrame(columns)), payload.get("id"), names
+    return _checked(columns), payload.get("id"), names
 
 
 def _v2_tensor(tensor, number: int) -> tuple[str, list]:
@@ -187,24 +196,24 @@ def _v2_tensor(tensor, number: int) -> tuple[str, list]:
     return name, data
 
 
-def records(scores: pd.DataFrame) -> list[dict]:
+def records(scores: Rows) -> list[dict]:
     """One JSON object per scored row, NaN as null."""
     columns = {name: _jsonable(scores[name]) for name in ["c_id", *SCORE_COLUMNS]}
     return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 
 
-def v2_outputs(scores: pd.DataFrame, names: list[str] | None) -> list[dict]:
+def v2_outputs(scores: Rows, names: list[str] | None) -> list[dict]:
     return [
-        {"name": name, "datatype": OUTPUT_DATATYPES[name], "shape": [len(scores)],
+        {"name": name, "datatype": OUTPUT_DATATYPES[name], "shape": [len(scores[name])],
          "data": _jsonable(scores[name])}
         for name in (names or SCORE_COLUMNS)
     ]  # fmt: skip
 
 
-def _jsonable(values: pd.Series) -> list:
-    if values.dtype.kind == "f":
-        array = values.to_numpy()
+def _jsonable(values) -> list:
+    array = np.asarray(values)
+    if array.dtype.kind == "f":
         return [None if math.isnan(v) else v for v in array.tolist()]
-    if values.dtype.kind in "iub":
-        return values.to_numpy().tolist()
+    if array.dtype.kind in "iub":
+        return array.tolist()
     return [None if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in values]
