@@ -88,15 +88,15 @@ def feature_contributions(
 
 
 def contribution_columns(
-    model: CalibratedModel, features: Columns, matrix: np.ndarray | None = None
-) -> tuple[list[str], np.ndarray, np.ndarray]:
+    model: CalibratedModel, features: Columns, matrix: np.ndarray | None = None, base: bool = True
+) -> tuple[list[str], np.ndarray, np.ndarray | None]:
     """`feature_contributions` as arrays: the model features, the contributions (rows x
-    features) and the base value per row."""
+    features) and the base value per row (None when not asked for and costly: XGBoost)."""
     preprocess = model.pipeline.named_steps["preprocess"]
     estimator = model.pipeline.named_steps["model"]
     transformed = prepared_matrix(model.pipeline, features, "float64") if matrix is None else matrix
     if isinstance(estimator, XGBClassifier):
-        per_column, base = _explainer(estimator.get_booster()).contributions(transformed)
+        per_column, base = _explainer(estimator.get_booster()).contributions(transformed, base)
     elif isinstance(estimator, LogisticRegression):
         per_column = transformed * estimator.coef_[0]
         base = np.full(len(transformed), float(estimator.intercept_[0]))
@@ -199,7 +199,7 @@ def reason_columns(
     rows = row_count(features)
     if rows == 0:
         return {f"reason_{i + 1}": [] for i in range(count)}
-    columns, values, _ = contribution_columns(model, features, matrix)
+    columns, values, _ = contribution_columns(model, features, matrix, base=False)
     top = np.argsort(-values, axis=1, kind="stable")[:, :count]
     chosen = np.take_along_axis(values, top, axis=1)
     labels = np.asarray([DISPLAY_NAMES.get(name, name) for name in columns], dtype=object)

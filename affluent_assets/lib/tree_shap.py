@@ -76,9 +76,12 @@ class TreeExplainer:
         self.trees = [_parse_tree(tree) for tree in trees]
         self.flat = _Flattened.of(self.trees, self.features)
 
-    def contributions(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def contributions(
+        self, matrix: np.ndarray, base: bool = True
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """Per-row SHAP value of each column (log-odds) and the base value per row; each row's
-        values plus its base sum to the booster's margin."""
+        values plus its base sum to the booster's margin. Without `base`, None for it (the
+        base needs a second prediction, and reasons do not use it)."""
         matrix = np.ascontiguousarray(matrix, dtype="float32")  # a row's values side by side
         phi = np.zeros((len(matrix), self.features), dtype="float64")
         parts = _row_ranges(len(matrix))
@@ -87,6 +90,8 @@ class TreeExplainer:
         else:  # the kernel releases the GIL: one thread per core, disjoint rows
             with ThreadPoolExecutor(len(parts), thread_name_prefix="tree-shap") as pool:
                 list(pool.map(lambda r: self.flat.explain(matrix[r], phi[r]), parts))
+        if not base:
+            return phi, None
         margin = self.booster.inplace_predict(matrix, predict_type="margin")
         base = np.asarray(margin, dtype="float64") - phi.sum(axis=1)
         return phi, base

@@ -22,6 +22,7 @@ from affluent_assets.lib.scorer import SCORE_COLUMNS
 
 MLFLOW_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 SCALARS = (str, int, float, bool, type(None))
+_SCALAR_TYPES = frozenset(SCALARS)
 # The Open Inference Protocol's tensor types, and the one each contract column is declared as.
 V2_NUMERIC = {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
               "FP16", "FP32", "FP64"}  # fmt: skip
@@ -148,6 +149,8 @@ def _checked(rows: Rows) -> Rows:
     for column, values in rows.items():
         if isinstance(values, np.ndarray) and values.dtype != object:
             continue  # numbers read from CSV
+        if set(map(type, values)) <= _SCALAR_TYPES:  # the usual answer, at C speed
+            continue
         nested = [i for i, v in enumerate(values) if not isinstance(v, SCALARS)]
         if nested:
             raise BadRequest(400, f"column {column!r}, row {nested[0]}: a cell must hold one "

@@ -56,6 +56,16 @@ def test_calibrator_recovers_known_probabilities():
     assert np.abs(raw[check] - truth[check]).mean() > 0.08  # it really was miscalibrated
 
 
+def test_platt_scaling_gives_the_same_bits_as_the_fitted_regression():
+    rng = np.random.default_rng(3)
+    raw = np.concatenate([[0.0, 1.0, 1e-9, 1 - 1e-9, 0.5], rng.uniform(0, 1, 20_000)])
+    labels = pd.Series((rng.random(raw.size) < raw).astype("int64"))
+    calibrator = fit_calibrator(pd.Series(raw), labels, "sigmoid")
+    logit = np.log(np.clip(raw, 1e-6, 1 - 1e-6) / (1 - np.clip(raw, 1e-6, 1 - 1e-6)))
+    expected = calibrator.predict_proba(logit.reshape(-1, 1))[:, 1]
+    assert np.array_equal(apply_calibrator(calibrator, "sigmoid", raw), expected)
+
+
 def test_weighted_xgboost_is_calibrated_back_to_true_probabilities():
     features, labels, _ = synthetic_customers(6000, seed=1)
     fresh, _, truth = synthetic_customers(4000, seed=2)
