@@ -10,7 +10,7 @@ to the candidates it kept. Both are plain functions a notebook can call.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from affluent_assets.lib import batch_tables
+from affluent_assets.lib import batch_tables, quick_check
 from affluent_assets.lib.batch_tables import (
     CANDIDATES_SCHEMA,
     KEPT_SCHEMA,
@@ -39,12 +39,7 @@ from affluent_assets.lib.extract_csv import TypedReadFailed
 from affluent_assets.lib.extract_io import DEFAULT_CHUNK_ROWS, Extract
 from affluent_assets.lib.schemas import raw_extract_schema
 from affluent_assets.lib.scorer import REASON_COLUMNS, Stopwatch, explain_rows, score_rows
-from affluent_assets.lib.validation import (
-    MAX_ROWS_NAMED,
-    ContractViolation,
-    describe_failures,
-    validate_frame,
-)
+from affluent_assets.lib.validation import MAX_ROWS_NAMED, ContractViolation, describe_failures
 
 Progress = Callable[[str, int], None]  # (phase, rows done in that phase)
 EXPLAIN_ROWS = 50_000
@@ -160,7 +155,7 @@ def _check_only(extract: Extract, chunk_rows: int) -> None:
     failures = _Failures()
     for raw in extract.chunks(chunk_rows, typed=False):
         try:
-            validate_frame(schema, raw, extract.path.name)
+            quick_check.validated(raw, schema, extract.path.name)
         except ContractViolation as violation:
             failures.add(violation)
             if failures.only_structural():
@@ -179,7 +174,7 @@ def _scoring_pass(extract: Extract, typed: bool, job: _ScoringJob) -> ScoredBatc
     kept_file = job.staging / "candidates_features.parquet"
     rows = predicted = kept = 0
     with _StagedWriter(scores_file, kept_file) as staged:
-        chunks = extract.chunks(job.chunk_rows, typed=typed)
+        chunks = read_ahead(extract.chunks(job.chunk_rows, typed=typed))
         while True:
             with clock.stage("read"):
                 raw = next(chunks, None)
@@ -187,7 +182,7 @@ def _scoring_pass(extract: Extract, typed: bool, job: _ScoringJob) -> ScoredBatc
                 break
             with clock.stage("validate"):
                 try:
-                    valid = validate_frame(schema, raw, extract.path.name)
+                    valid = quick_check.validated(raw, schema, extract.path.name)
                 except ContractViolation as violation:
                     failures.add(violation)
                     if failures.only_structural():
@@ -252,6 +247,18 @@ def _score_chunk(
             clean, scores, job.digest, job.identity, job.scorer.registered
         )
         return table, candidates, affluent
+
+
+def read_ahead(chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """The chunks of `chunks`, the next one read on a thread while the caller scores this one
+    (Arrow's CSV parsing and Parquet decoding release the GIL): one chunk more in memory. A
+    reader's error is raised where the caller asks for that chunk, as without the thread."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as pool:
+        pending = pool.submit(next, chunks, None)
+        while (chunk := pending.result()) is not None:
+            pending = pool.submit(next, chunks, None)
+            yield chunk
+            del chunk  # not held while the caller waits for the next one
 
 
 class _StagedWriter:

@@ -125,7 +125,12 @@ SMALL_ROWS = 4096  # below this, a request's few rows: plain Python beats callin
 
 def _tidy_text(values, upper: bool = False) -> np.ndarray:
     """Text without surrounding spaces, blanks as None (numbers in a text column become text).
-    Arrow's string kernels: pandas' object-string methods cost a second per million rows."""
+    Arrow's string kernels: pandas' object-string methods cost a second per million rows. A
+    file's chunk holds a few levels in many rows: each distinct value is tidied once."""
+    if len(values) > SMALL_ROWS:
+        codes, levels = pd.factorize(np.asarray(values, dtype=object))  # blanks: code -1
+        tidy = np.append(_tidy_text(levels, upper), None)
+        return tidy[codes]
     try:
         text = pa.array(values, type=pa.string(), from_pandas=True)
     except (pa.ArrowTypeError, pa.ArrowInvalid):  # numbers or other non-text values

@@ -27,6 +27,7 @@ from affluent_assets.lib.contract import (
     REQUIRED_COLUMNS,
 )
 from affluent_assets.lib.extract_checks import CONTROL_CHARACTERS
+from affluent_assets.lib.validation import validate_frame
 
 NUMERIC = [c for c, kind in RAW_COLUMNS.items() if kind != "text"]
 TEXT = [c for c, kind in RAW_COLUMNS.items() if kind == "text" and c != LABEL]
@@ -38,9 +39,21 @@ _FLAGS = np.array([c in ("HL_tag", "AL_tag") for c in NUMERIC])  # 1 or blank
 
 def passes(frame: pd.DataFrame) -> pd.DataFrame | None:
     """`frame` (contract columns, label optional, extra columns kept) with numbers as float64
-    and text as object, when every row meets the contract; None otherwise."""
+    and text as object, when every row meets the contract; None otherwise. A frame already of
+    those types (a typed read) comes back as it is, not copied."""
     columns = checked_columns(frame)
-    return None if columns is None else frame.assign(**columns)
+    if columns is None:
+        return None
+    changed = {c: v for c, v in columns.items() if frame[c].dtype != v.dtype}
+    return frame.assign(**changed) if changed else frame
+
+
+def validated(frame: pd.DataFrame, schema, source: str) -> pd.DataFrame:
+    """`frame` checked against the contract (`schema`: lib/schemas.raw_extract_schema without a
+    required label): the quick path when every row passes, else pandera, whose
+    ContractViolation names the file, columns, rows and checks."""
+    valid = passes(frame)
+    return valid if valid is not None else validate_frame(schema, frame, source)
 
 
 def checked_columns(rows: Mapping[str, Any]) -> dict[str, np.ndarray] | None:
@@ -51,7 +64,7 @@ def checked_columns(rows: Mapping[str, Any]) -> dict[str, np.ndarray] | None:
         return None
     try:
         # One row per column: each column's values are contiguous.
-        numbers = np.array([np.asarray(rows[c], dtype=object) for c in NUMERIC], dtype="float64")
+        numbers = np.array([_numbers(rows[c]) for c in NUMERIC], dtype="float64")
     except (TypeError, ValueError):  # a value that is no number
         return None
     if numbers.ndim != 2 or not _numbers_pass(numbers):
@@ -69,6 +82,15 @@ def checked_columns(rows: Mapping[str, Any]) -> dict[str, np.ndarray] | None:
     return columns
 
 
+def _numbers(values) -> np.ndarray:
+    """A column ready to become float64 as pandera coerces it: numbers as they are (no Python
+    object per value: a file's chunk is read typed), anything else as Python objects, each
+    converted as `float()` would."""
+    if isinstance(values, (np.ndarray, pd.Series)) and values.dtype.kind in "fiub":
+        return np.asarray(values)
+    return np.asarray(values, dtype=object)
+
+
 def _numbers_pass(numbers: np.ndarray) -> bool:
     """`numbers`: one row per NUMERIC column, one column per customer."""
     blank = np.isnan(numbers)
@@ -83,12 +105,20 @@ def _numbers_pass(numbers: np.ndarray) -> bool:
     return bool(((flags == 1.0) | np.isnan(flags)).all())
 
 
+def _distinct(values: np.ndarray):
+    """The distinct values of a text column: a file's chunk holds a few levels in many rows."""
+    return set(values.tolist()) if len(values) <= SMALL_ROWS else pd.unique(values)
+
+
+SMALL_ROWS = 4096
+
+
 def _text_passes(values: np.ndarray) -> bool:
-    return not any(isinstance(v, str) and CONTROL_CHARACTERS.search(v) for v in values)
+    return not any(isinstance(v, str) and CONTROL_CHARACTERS.search(v) for v in _distinct(values))
 
 
 def _label_passes(values: np.ndarray) -> bool:
-    for value in values:
+    for value in _distinct(values):
         if value is None or (isinstance(value, float) and value != value):
             continue
         if value not in LABEL_LEVELS or CONTROL_CHARACTERS.search(value):
