@@ -92,14 +92,14 @@ def _numbers(values) -> np.ndarray:
 
 
 def _numbers_pass(numbers: np.ndarray) -> bool:
-    """`numbers`: one row per NUMERIC column, one column per customer."""
-    blank = np.isnan(numbers)
-    if blank[_REQUIRED].any() or np.isinf(numbers).any():
+    """`numbers`: one row per NUMERIC column, one column per customer. Comparisons with NaN
+    are false, so blanks pass every rule but the required one without being filled in."""
+    if np.isnan(numbers[_REQUIRED]).any() or np.isinf(numbers).any():
         return False
-    filled = np.where(blank, 0.0, numbers)
-    if (filled[_NON_NEGATIVE] < 0).any():
+    if (numbers[_NON_NEGATIVE] < 0).any():
         return False
-    if (filled[_WHOLE] % 1 != 0).any():
+    whole = numbers[_WHOLE]
+    if (np.abs(whole - np.trunc(whole)) > 0).any():
         return False
     flags = numbers[_FLAGS]
     return bool(((flags == 1.0) | np.isnan(flags)).all())

@@ -46,6 +46,7 @@ class _Leaf:
     # For each distinct feature, the path's conditions on it: (node, goes_left) pairs.
     conditions: tuple[tuple[tuple[int, bool], ...], ...]
     columns: tuple[np.ndarray, ...]  # per path feature: SHAP contribution by bit pattern
+    last: tuple[int, bool] | None  # the path's last step (None: a tree that is one leaf)
 
 
 @dataclass(frozen=True)
@@ -63,10 +64,11 @@ class TreeExplainer:
     Every leaf of every tree is flattened into arrays once (its path conditions, the features
     they test, its table), and one compiled kernel (numba, no Python per row or leaf) walks
     them for each row: a row costs a comparison per split node and a table lookup per leaf,
-    so one row takes well under a millisecond and millions take seconds. Rows are independent,
-    so large inputs are split over the cores; each row's sums are added in the same order
-    (tree by tree, leaf by leaf) whatever the split, so a row gets the same values alone or
-    in a batch of millions."""
+    so one row takes well under a millisecond and millions take seconds. Sibling leaves are
+    walked as one (`_Unit`), about half as many, and only split nodes are compared. Rows are
+    independent, so large inputs are split over the cores; each row's sums are added in the
+    same order (tree by tree, unit by unit) whatever the split, so a row gets the same values
+    alone or in a batch of millions."""
 
     def __init__(self, booster: xgb.Booster):
         model = json.loads(booster.save_raw("json"))
@@ -107,16 +109,64 @@ def _row_ranges(rows: int) -> list[slice]:
 
 
 @dataclass(frozen=True)
+class _Unit:
+    """What the kernel walks: one leaf, or two sibling leaves merged. Siblings test the same
+    features under the same conditions but the last, their parent's split, so their bits differ
+    only in that split's feature: one table indexed by the shared bits plus the parent's
+    direction holds both leaves' values added, and a row pays for one leaf instead of two."""
+
+    features: np.ndarray
+    conditions: tuple[tuple[tuple[int, bool], ...], ...]  # per bit, as in _Leaf
+    table: np.ndarray  # (bit patterns, features): with `split`, twice the patterns of `bits`
+    split: int  # the parent node whose direction is the extra bit; -1 for a lone leaf
+
+
+def _units(tree: _Tree) -> list[_Unit]:
+    """The tree's leaves, sibling leaves merged, in the leaves' order."""
+    children: dict[int, list[_Leaf]] = {}
+    for leaf in tree.leaves:
+        if leaf.last is not None:
+            children.setdefault(leaf.last[0], []).append(leaf)
+    units = []
+    for leaf in tree.leaves:
+        siblings = children.get(leaf.last[0], []) if leaf.last is not None else []
+        if len(siblings) != 2:
+            table = np.column_stack(leaf.columns) if leaf.columns else np.zeros((1, 0))
+            units.append(_Unit(leaf.features, leaf.conditions, table, -1))
+        elif leaf is siblings[0]:
+            left, right = sorted(siblings, key=lambda s: not s.last[1])
+            units.append(_siblings(left, right))
+    return units
+
+
+def _siblings(left: _Leaf, right: _Leaf) -> _Unit:
+    node = left.last[0]
+    # The parent's feature: its bit holds for the left leaf when the earlier conditions on
+    # it hold (A) and the row goes left, for the right leaf when A holds and it goes right.
+    k = next(i for i, c in enumerate(left.conditions) if c[-1] == (node, True))
+    conditions = (*left.conditions[:k], left.conditions[k][:-1], *left.conditions[k + 1 :])
+    ours, theirs = np.column_stack(left.columns), np.column_stack(right.columns)
+    patterns = np.arange(len(ours))  # bit k here is A
+    cleared = patterns & ~(1 << k)
+    goes_right = ours[cleared] + theirs[patterns]
+    goes_left = ours[patterns] + theirs[cleared]
+    return _Unit(left.features, conditions, np.concatenate([goes_right, goes_left]), node)
+
+
+@dataclass(frozen=True)
 class _Flattened:
-    """All trees' split nodes and leaves as flat arrays for the kernel. Leaf l tests
-    `bits[l]` distinct features; bit k holds when every condition `(cond_node, cond_left)
-    [l, k, :]` holds (node -1 ends the list); its SHAP values for bit pattern p are
-    `table[offsets[l] + p * depth + k]`, credited to feature `leaf_feature[l, k]`."""
+    """All trees' split nodes and leaves (lone or merged: `_Unit`) as flat arrays for the
+    kernel. Unit u tests `bits[u]` distinct features; bit k holds when every condition
+    `(cond_node, cond_left)[u, k, :]` holds (node -1 ends the list), and bit `bits[u]` when
+    the row goes left at node `split[u]` (if not -1); its SHAP values for bit pattern p are
+    `table[offsets[u] + p * depth + k]`, credited to feature `leaf_feature[u, k]`."""
 
     node_feature: np.ndarray
     node_threshold: np.ndarray
     node_default_left: np.ndarray
+    internal: np.ndarray  # the nodes that split (a leaf's direction is never asked)
     bits: np.ndarray
+    split: np.ndarray
     cond_node: np.ndarray
     cond_left: np.ndarray
     leaf_feature: np.ndarray
@@ -126,32 +176,39 @@ class _Flattened:
 
     @classmethod
     def of(cls, trees: list[_Tree], features: int) -> _Flattened:
-        leaves = [(leaf, first) for tree, first in zip(trees, _first_nodes(trees), strict=True)
-                  for leaf in tree.leaves]  # fmt: skip
-        depth = max([len(leaf.features) for leaf, _ in leaves] + [1])
-        width = max([len(c) for leaf, _ in leaves for c in leaf.conditions] + [1])
-        cond_node = np.full((len(leaves), depth, width), -1, dtype="int64")
-        cond_left = np.zeros((len(leaves), depth, width), dtype=bool)
-        leaf_feature = np.zeros((len(leaves), depth), dtype="int64")
-        bits = np.zeros(len(leaves), dtype="int64")
-        offsets = np.zeros(len(leaves), dtype="int64")
+        units = [(unit, first) for tree, first in zip(trees, _first_nodes(trees), strict=True)
+                 for unit in _units(tree)]  # fmt: skip
+        depth = max([len(unit.features) for unit, _ in units] + [1])
+        width = max([len(c) for unit, _ in units for c in unit.conditions] + [1])
+        cond_node = np.full((len(units), depth, width), -1, dtype="int64")
+        cond_left = np.zeros((len(units), depth, width), dtype=bool)
+        leaf_feature = np.zeros((len(units), depth), dtype="int64")
+        bits = np.zeros(len(units), dtype="int64")
+        split = np.full(len(units), -1, dtype="int64")
+        offsets = np.zeros(len(units), dtype="int64")
         tables, size = [], 0
-        for index, (leaf, first) in enumerate(leaves):
-            bits[index] = len(leaf.features)
-            leaf_feature[index, : len(leaf.features)] = leaf.features
-            for k, conditions in enumerate(leaf.conditions):
+        for index, (unit, first) in enumerate(units):
+            bits[index] = len(unit.features)
+            if unit.split >= 0:
+                split[index] = first + unit.split
+            leaf_feature[index, : len(unit.features)] = unit.features
+            for k, conditions in enumerate(unit.conditions):
                 for c, (node, goes_left) in enumerate(conditions):
                     cond_node[index, k, c] = first + node
                     cond_left[index, k, c] = goes_left
-            padded = np.zeros((1 << len(leaf.features), depth))
-            padded[:, : len(leaf.columns)] = np.column_stack(leaf.columns) if leaf.columns else 0
+            padded = np.zeros((len(unit.table), depth))
+            padded[:, : unit.table.shape[1]] = unit.table
             offsets[index], size = size, size + padded.size
             tables.append(padded.ravel())
         return cls(
             node_feature=np.concatenate([t.split_feature for t in trees]).astype("int64"),
             node_threshold=np.concatenate([t.threshold for t in trees]).astype("float32"),
             node_default_left=np.concatenate([t.default_left for t in trees]).astype(bool),
+            internal=np.concatenate(
+                [t.internal + first for t, first in zip(trees, _first_nodes(trees), strict=True)]
+            ).astype("int64"),
             bits=bits,
+            split=split,
             cond_node=cond_node,
             cond_left=cond_left,
             leaf_feature=leaf_feature,
@@ -163,9 +220,9 @@ class _Flattened:
     def explain(self, matrix: np.ndarray, phi: np.ndarray) -> None:
         """Add each row's SHAP values into `phi` (rows x features, float64)."""
         _explain_rows(
-            matrix, self.node_feature, self.node_threshold, self.node_default_left, self.bits,
-            self.cond_node, self.cond_left, self.leaf_feature, self.offsets, self.table,
-            self.depth, phi,
+            matrix, self.node_feature, self.node_threshold, self.node_default_left,
+            self.internal, self.bits, self.split, self.cond_node, self.cond_left,
+            self.leaf_feature, self.offsets, self.table, self.depth, phi,
         )  # fmt: skip
 
 
@@ -180,21 +237,25 @@ BLOCK_ROWS = 256  # rows walked together: each leaf's arrays are read once per b
 
 @numba.njit(cache=True, nogil=True)
 def _explain_rows(
-    matrix, node_feature, node_threshold, node_default_left, bits, cond_node, cond_left,
-    leaf_feature, offsets, table, depth, phi,
+    matrix, node_feature, node_threshold, node_default_left, internal, bits, split, cond_node,
+    cond_left, leaf_feature, offsets, table, depth, phi,
 ):  # fmt: skip
     nodes, rows, block = len(node_feature), matrix.shape[0], BLOCK_ROWS
     goes_left = np.empty((nodes, block), dtype=np.bool_)
     satisfied = np.empty(block, dtype=np.bool_)
     pattern = np.empty(block, dtype=np.int64)
     local = np.zeros((phi.shape[1], block), dtype=np.float64)  # feature-major: rows contiguous
+    values = np.empty((matrix.shape[1], block), dtype=matrix.dtype)  # the block, feature-major
     for first in range(0, rows, block):
         n = min(block, rows - first)
+        for r in range(n):
+            for feature in range(matrix.shape[1]):
+                values[feature, r] = matrix[first + r, feature]
         # Which way each row goes at every split node (missing: the node's default).
-        for node in range(nodes):
+        for node in internal:
             feature, threshold = node_feature[node], node_threshold[node]
             for r in range(n):
-                value = matrix[first + r, feature]
+                value = values[feature, r]
                 goes_left[node, r] = (
                     node_default_left[node] if np.isnan(value) else value < threshold
                 )
@@ -215,6 +276,11 @@ def _explain_rows(
                 for r in range(n):
                     if satisfied[r]:
                         pattern[r] |= 1 << k
+            node = split[leaf]
+            if node >= 0:  # merged siblings: which of the two the row takes
+                for r in range(n):
+                    if goes_left[node, r]:
+                        pattern[r] |= 1 << bits[leaf]
             start = offsets[leaf]
             for k in range(bits[leaf]):
                 feature = leaf_feature[leaf, k]
@@ -260,7 +326,8 @@ def _leaf(path, value: float, feature, cover, left, right) -> _Leaf:
     z = np.asarray([zero[j] for j in distinct], dtype="float64")
     table = _table(value, z)
     columns = tuple(np.ascontiguousarray(table[:, k]) for k in range(len(z)))
-    return _Leaf(features, tuple(tuple(c) for c in distinct.values()), columns)
+    last = path[-1] if path else None
+    return _Leaf(features, tuple(tuple(c) for c in distinct.values()), columns, last)
 
 
 def _table(value: float, z: np.ndarray) -> np.ndarray:

@@ -38,3 +38,17 @@ def test_equals_pred_contribs_with_blanks_and_repeated_features(depth):
     expected = own_contributions(booster, sample)
     np.testing.assert_allclose(phi, expected[:, :-1], atol=2e-5)
     np.testing.assert_allclose(base, expected[:, -1], atol=2e-5)
+
+
+def test_sibling_leaves_are_walked_as_one():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(500, 3)).astype("float32")
+    y = (X[:, 0] > 0).astype(int)
+    booster = xgb.train(
+        {"max_depth": 2, "objective": "binary:logistic"}, xgb.DMatrix(X, label=y), 5
+    )
+    explainer = TreeExplainer(booster)
+    leaves = sum(len(tree.leaves) for tree in explainer.trees)
+    # Each full depth-2 tree has two sibling pairs: half as many units as leaves.
+    assert len(explainer.flat.bits) < leaves
+    assert (explainer.flat.split >= 0).sum() > 0
