@@ -53,15 +53,19 @@ class QualityFindings:
     def total(self) -> int:
         return sum(self.counts.values())
 
-    def add(self, name: str, mask: pd.Series, values: pd.Series | None = None) -> None:
-        """Count the rows of `mask`; the examples are their values, or (without `values`)
-        their data row numbers."""
-        self._counts[name] = int(mask.sum())
+    def add(self, name: str, mask, values: pd.Series | None = None) -> None:
+        """Count the rows of `mask` (a boolean Series or array, in `values`' row order); the
+        examples are their values, or (without `values`) their data row numbers."""
+        hits = np.asarray(mask, dtype=bool)
+        self._counts[name] = int(np.count_nonzero(hits))
+        if not self._counts[name]:  # the common case: no example to find
+            self._examples[name] = []
+            return
         if values is None:
-            rows = mask.index[mask.to_numpy()][:5] + 1
+            rows = mask.index[hits][:5] + 1
             self._examples[name] = [f"data row {row}" for row in rows]
             return
-        self._examples[name] = sorted({str(v) for v in values[mask].head(50)})[:5]
+        self._examples[name] = sorted({str(v) for v in values[hits].head(50)})[:5]
 
     def add_rows(self, frame: pd.DataFrame) -> None:
         """Keep the rows' hashes (indexed by their positions in the file) to find repeats."""
@@ -117,19 +121,21 @@ def quality_findings(raw: pd.DataFrame) -> QualityFindings:
     findings = QualityFindings()
     for column, levels in LEVELS.items():
         values = raw[column]
-        findings.add(f"unknown_level_{column}", values.notna() & ~values.isin(list(levels)), values)
+        findings.add(f"unknown_level_{column}", _unknown_levels(values, levels), values)
     age = raw["C_AGE"]
-    findings.add("age_placeholder_122", age == AGE_PLACEHOLDER, age)
+    years = _numbers(age)
+    findings.add("age_placeholder_122", years == AGE_PLACEHOLDER, age)
     # Minors hold accounts: the contract documents rows at ages 2 and 12 (info, not a warning).
-    findings.add("age_under_18", (age >= 0) & (age < PLAUSIBLE_AGE[0]), age)
-    implausible = (age < 0) | ((age > PLAUSIBLE_AGE[1]) & (age != AGE_PLACEHOLDER))
+    findings.add("age_under_18", (years >= 0) & (years < PLAUSIBLE_AGE[0]), age)
+    implausible = (years < 0) | ((years > PLAUSIBLE_AGE[1]) & (years != AGE_PLACEHOLDER))
     findings.add("age_out_of_range", implausible, age)
     income = raw["INCM_TYP"]
-    findings.add("income_band_unknown", income.notna() & ~income.isin(INCOME_BANDS), income)
+    bands = _numbers(income)
+    findings.add("income_band_unknown", ~np.isnan(bands) & ~np.isin(bands, INCOME_BANDS), income)
     products = raw["NUM_PRD"]
-    findings.add("num_prd_out_of_range", ~products.between(*NUM_PRD_RANGE), products)
+    findings.add("num_prd_out_of_range", ~_within(_numbers(products), *NUM_PRD_RANGE), products)
     funds = raw["N_FUNDS"]
-    findings.add("n_funds_out_of_range", funds.notna() & ~funds.between(*N_FUNDS_RANGE), funds)
+    findings.add("n_funds_out_of_range", _outside(_numbers(funds), *N_FUNDS_RANGE), funds)
     _documented_rules(findings, raw)
     extra = [c for c in raw.columns if c not in RAW_COLUMNS]
     findings._counts["extra_columns"] = len(extra)
@@ -138,19 +144,41 @@ def quality_findings(raw: pd.DataFrame) -> QualityFindings:
     return findings
 
 
+def _numbers(values: pd.Series) -> np.ndarray:
+    return values.to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _within(numbers: np.ndarray, low, high) -> np.ndarray:
+    return (numbers >= low) & (numbers <= high)
+
+
+def _outside(numbers: np.ndarray, low, high) -> np.ndarray:
+    """Filled in and out of [low, high]: NaN compares false both ways, so blanks are not."""
+    return (numbers < low) | (numbers > high)
+
+
+def _unknown_levels(values: pd.Series, levels) -> np.ndarray:
+    """Filled in with a level the contract does not list. A chunk holds a few distinct
+    levels in many rows, so they are looked at first, and rows only when one is unknown."""
+    distinct = pd.unique(values.to_numpy())
+    if all(level in levels or pd.isna(level) for level in distinct):
+        return np.zeros(len(values), dtype=bool)
+    return (values.notna() & ~values.isin(list(levels))).to_numpy()
+
+
 def _documented_rules(findings: QualityFindings, raw: pd.DataFrame) -> None:
     """The contract's other documented facts, as warnings: each column's range, the gap blocks
     that share one mask, and AVG_TRN_AMT = ANN_TRN_AMT / 12."""
     for column, (low, high) in DOCUMENTED_RANGES.items():
         values = raw[column]
-        findings.add(f"out_of_range_{column}", values.notna() & ~values.between(low, high), values)
+        findings.add(f"out_of_range_{column}", _outside(_numbers(values), low, high), values)
     for block, columns in GAP_BLOCKS.items():
         blanks = [raw[column].isna().to_numpy() for column in columns]
         some, every = np.logical_or.reduce(blanks), np.logical_and.reduce(blanks)
         findings.add(f"gap_block_{block}", pd.Series(some & ~every, index=raw.index))
     average, annual = raw["AVG_TRN_AMT"], raw["ANN_TRN_AMT"]
-    # "exactly" up to the cents a file is saved with
-    off = average.notna() & annual.notna() & ((average - annual / 12).abs() > 0.006)
+    # "exactly" up to the cents a file is saved with; a blank on either side is no finding
+    off = np.abs(_numbers(average) - _numbers(annual) / 12) > 0.006
     findings.add("avg_trn_amt_not_annual_over_12", off, average)
 
 
