@@ -202,31 +202,44 @@ def reason_columns(
     columns, values, _ = contribution_columns(model, features, matrix, base=False)
     top = np.argsort(-values, axis=1, kind="stable")[:, :count]
     chosen = np.take_along_axis(values, top, axis=1)
-    labels = np.asarray([DISPLAY_NAMES.get(name, name) for name in columns], dtype=object)
-    # Each row's value of each chosen feature, as Python objects: formatting them is the work.
-    shown = np.empty((rows, len(columns)), dtype=object)
-    for j, name in enumerate(columns):
-        shown[:, j] = features[name]
-    shown = np.take_along_axis(shown, top, axis=1)
+    labels = [DISPLAY_NAMES.get(name, name) for name in columns]
     reasons = {}
     for rank in range(top.shape[1]):
+        chosen_here = top[:, rank]
+        # Each row's value of its chosen feature as text, feature by feature: formatting is
+        # the work, and a column's values are formatted alike.
+        texts = np.empty(rows, dtype=object)
+        for j in np.unique(chosen_here).tolist():
+            where = np.flatnonzero(chosen_here == j)
+            texts[where] = [f"{labels[j]} = {text}" for text in _texts(features[columns[j]], where)]
         reasons[f"reason_{rank + 1}"] = [
-            f"{label} = {_readable(value)} ({push:+.2f})" if push > 0 else None
-            for label, value, push in zip(
-                labels[top[:, rank]], shown[:, rank], chosen[:, rank].tolist(), strict=True
-            )
+            f"{text} ({push:+.2f})" if push > 0 else None
+            for text, push in zip(texts.tolist(), chosen[:, rank].tolist(), strict=True)
         ]
     for rank in range(top.shape[1], count):  # fewer features than reasons asked for
         reasons[f"reason_{rank + 1}"] = [None] * rows
     return reasons
 
 
+def _texts(column, rows: np.ndarray) -> list[str]:
+    """`_readable` of the column's values at `rows`; numbers without asking each one's type."""
+    values = np.asarray(column)[rows]
+    if values.dtype.kind == "f":
+        return [_number_text(value) for value in values.tolist()]
+    return [_readable(value) for value in values.tolist()]
+
+
+def _number_text(number: float) -> str:
+    if number != number:
+        return "blank"
+    return f"{number:,.0f}" if number.is_integer() else f"{number:,.2f}"
+
+
 def _readable(value) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return "blank"
     if isinstance(value, (int, float, np.number)):
-        number = float(value)
-        return f"{number:,.0f}" if number.is_integer() else f"{number:,.2f}"
+        return _number_text(float(value))
     return str(value)
 
 
