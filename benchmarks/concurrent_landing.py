@@ -6,8 +6,9 @@ querying the warehouse meanwhile.
 
 1. Starts `dagster dev` on a temporary DAGSTER_HOME (a copy of .dagster_home/dagster.yaml, so
    the real run limits), temporary landing, quarantine and lake folders and a copy of
-   data/warehouse.duckdb (the drift check reads its training rows; the views are created in
-   the copy), scoring with the champion in the repo's MLflow store (data/mlflow.db).
+   data/warehouse.duckdb (the drift check reads its training rows; its views are pointed at
+   the temporary lake first, as the main graph's `landed_batch_views` does), scoring with the
+   champion in the repo's MLflow store (data/mlflow.db).
 2. Once the webserver answers and the daemon has ticked the landing sensor, writes 20 demo
    files of 2,000 rows (different seeds, no `C_seg`) to a staging folder and moves them all
    into the landing folder at once (os.replace, so each lands whole).
@@ -70,6 +71,15 @@ def prepare(work: Path) -> dict[str, str]:
     )
     (work / "staging").mkdir()
     shutil.copy(REPO / "data" / "warehouse.duckdb", stores.warehouse)
+    # The copy's views point at the repo's lake. In a deployment the main graph's
+    # `landed_batch_views` points them at the deployment's lake before files land; do the same
+    # here, or the first landing run would open the warehouse for writing to move them, and the
+    # analyst's queries at that moment would meet its lock.
+    from dagster_duckdb import DuckDBResource
+
+    from affluent_assets.defs.landing.views import ensure_views
+
+    ensure_views(DuckDBResource(database=str(stores.warehouse)), str(stores.lake))
     prefixes = ("DAGSTER_HOME", "AFFLUENT_", "MLFLOW_")
     return {name: value for name, value in stores.env().items() if name.startswith(prefixes)}
 
@@ -176,12 +186,14 @@ def run_records(home: Path) -> list:
         return list(instance.get_run_records())
 
 
-def wait_for_runs(home: Path, files: int, deadline: float) -> None:
-    """Until every requested run has finished (candidates are published after the scores)."""
+def wait_for_runs(home: Path, deadline: float) -> None:
+    """Until every requested run has finished (candidates are published after the scores).
+    Called once every file is queryable, so every file's run exists by then: files that land
+    together share a run, so there are fewer runs than files."""
     while time.monotonic() < deadline:
         records = run_records(home)
         statuses = [record.dagster_run.status.value for record in records]
-        if len(records) >= files and all(status in FINISHED for status in statuses):
+        if records and all(status in FINISHED for status in statuses):
             return
         time.sleep(1)
 
@@ -337,7 +349,7 @@ def measure(work: Path, env: dict[str, str], args) -> dict:
             os.replace(path, Path(env["AFFLUENT_LANDING"]) / path.name)
         deadline = t_drop + args.deadline
         all_seen.wait(timeout=max(0.0, deadline - time.monotonic()))
-        wait_for_runs(Path(env["DAGSTER_HOME"]), args.files, deadline)
+        wait_for_runs(Path(env["DAGSTER_HOME"]), deadline)
         stop_event.set()
         seen = results.get(timeout=60)
         analyst.join(timeout=30)
