@@ -4,6 +4,7 @@ reasons per customer, and the segment profile marketing reads."""
 from __future__ import annotations
 
 import weakref
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,9 @@ from affluent_assets.lib.contract import NEGATIVE, POSITIVE, RAW_COLUMNS
 from affluent_assets.lib.features import CATEGORICAL_FEATURES, MODEL_FEATURES, snake_case
 from affluent_assets.lib.prepared import Columns, prepared_matrix, row_count
 from affluent_assets.lib.training import CalibratedModel, assign_decile
-from affluent_assets.lib.tree_shap import TreeExplainer
+
+if TYPE_CHECKING:
+    from affluent_assets.lib.tree_shap import TreeExplainer
 
 REASON_COUNT = 3
 # Feature names as the bank knows them (contract spelling) for reason texts.
@@ -124,7 +127,11 @@ _EXPLAINERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _explainer(booster) -> TreeExplainer:
-    """One explainer per loaded booster: its tables take about a second to build."""
+    """One explainer per loaded booster: its tables take about a second to build. Imported
+    here: numba costs a landing run's process 0.3 s to import, and its reasons come after its
+    scores are queryable."""
+    from affluent_assets.lib.tree_shap import TreeExplainer
+
     if booster not in _EXPLAINERS:
         _EXPLAINERS[booster] = TreeExplainer(booster)
     return _EXPLAINERS[booster]
