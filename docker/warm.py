@@ -15,6 +15,10 @@ MODULES = [
     "affluent_assets.run",
     "affluent_assets.instance",
     "affluent_assets.web.app",
+    # Imported when a model first explains (numba and llvmlite with it), not by the modules
+    # above: without their bytecode, numba's import alone costs about 3 s more in the service
+    # and in every landing run's reasons.
+    "affluent_assets.lib.tree_shap",
     "dagster._cli",
     "dagster._daemon.cli",
     "dagster._grpc.server",
