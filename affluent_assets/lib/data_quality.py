@@ -20,6 +20,7 @@ from affluent_assets.lib.contract import (
     PLAUSIBLE_AGE,
     RAW_COLUMNS,
 )
+from affluent_assets.lib.features import floats
 from affluent_assets.lib.validation import MAX_ROWS_NAMED, shown_value
 
 DUPLICATE_ROWS = "duplicate_rows"
@@ -123,29 +124,25 @@ def quality_findings(raw: pd.DataFrame) -> QualityFindings:
         values = raw[column]
         findings.add(f"unknown_level_{column}", _unknown_levels(values, levels), values)
     age = raw["C_AGE"]
-    years = _numbers(age)
+    years = floats(age)
     findings.add("age_placeholder_122", years == AGE_PLACEHOLDER, age)
     # Minors hold accounts: the contract documents rows at ages 2 and 12 (info, not a warning).
     findings.add("age_under_18", (years >= 0) & (years < PLAUSIBLE_AGE[0]), age)
     implausible = (years < 0) | ((years > PLAUSIBLE_AGE[1]) & (years != AGE_PLACEHOLDER))
     findings.add("age_out_of_range", implausible, age)
     income = raw["INCM_TYP"]
-    bands = _numbers(income)
+    bands = floats(income)
     findings.add("income_band_unknown", ~np.isnan(bands) & ~np.isin(bands, INCOME_BANDS), income)
     products = raw["NUM_PRD"]
-    findings.add("num_prd_out_of_range", ~_within(_numbers(products), *NUM_PRD_RANGE), products)
+    findings.add("num_prd_out_of_range", ~_within(floats(products), *NUM_PRD_RANGE), products)
     funds = raw["N_FUNDS"]
-    findings.add("n_funds_out_of_range", _outside(_numbers(funds), *N_FUNDS_RANGE), funds)
+    findings.add("n_funds_out_of_range", _outside(floats(funds), *N_FUNDS_RANGE), funds)
     _documented_rules(findings, raw)
     extra = [c for c in raw.columns if c not in RAW_COLUMNS]
     findings._counts["extra_columns"] = len(extra)
     findings._examples["extra_columns"] = extra[:5]
     findings.add_rows(raw.drop(columns=extra) if extra else raw)
     return findings
-
-
-def _numbers(values: pd.Series) -> np.ndarray:
-    return values.to_numpy(dtype="float64", na_value=np.nan)
 
 
 def _within(numbers: np.ndarray, low, high) -> np.ndarray:
@@ -171,14 +168,14 @@ def _documented_rules(findings: QualityFindings, raw: pd.DataFrame) -> None:
     that share one mask, and AVG_TRN_AMT = ANN_TRN_AMT / 12."""
     for column, (low, high) in DOCUMENTED_RANGES.items():
         values = raw[column]
-        findings.add(f"out_of_range_{column}", _outside(_numbers(values), low, high), values)
+        findings.add(f"out_of_range_{column}", _outside(floats(values), low, high), values)
     for block, columns in GAP_BLOCKS.items():
         blanks = [raw[column].isna().to_numpy() for column in columns]
         some, every = np.logical_or.reduce(blanks), np.logical_and.reduce(blanks)
         findings.add(f"gap_block_{block}", pd.Series(some & ~every, index=raw.index))
     average, annual = raw["AVG_TRN_AMT"], raw["ANN_TRN_AMT"]
     # "exactly" up to the cents a file is saved with; a blank on either side is no finding
-    off = np.abs(_numbers(average) - _numbers(annual) / 12) > 0.006
+    off = np.abs(floats(average) - floats(annual) / 12) > 0.006
     findings.add("avg_trn_amt_not_annual_over_12", off, average)
 
 

@@ -120,7 +120,9 @@ def _row_keys(c_id: np.ndarray, source_row: np.ndarray) -> np.ndarray:
     return key.to_numpy(zero_copy_only=False)
 
 
-SMALL_ROWS = 4096  # below this, a request's few rows: plain Python beats calling a kernel
+# Below this, a request's few rows: plain Python (a dictionary, a loop) beats calling a
+# kernel or factorizing; the scoring modules share it.
+SMALL_ROWS = 4096
 
 
 def _tidy_text(values, upper: bool = False) -> np.ndarray:
@@ -152,13 +154,13 @@ def build_features(clean: pd.DataFrame) -> pd.DataFrame:
 def feature_columns(clean: Columns) -> dict[str, np.ndarray]:
     """`build_features` as NumPy columns (FEATURE_TABLE_COLUMNS, in order), from a frame or a
     dict of clean columns."""
-    age = _floats(clean["c_age"])
+    age = floats(clean["c_age"])
     implausible = (age == AGE_PLACEHOLDER) | ~(
         (age >= PLAUSIBLE_AGE[0]) & (age <= PLAUSIBLE_AGE[1])
     )
 
     def number(column: str) -> np.ndarray:
-        return _floats(clean[column])
+        return floats(clean[column])
 
     def present(column: str) -> np.ndarray:
         return (~np.isnan(number(column))).astype("float64")
@@ -186,7 +188,7 @@ def feature_columns(clean: Columns) -> dict[str, np.ndarray]:
     return {c: columns[c] for c in FEATURE_TABLE_COLUMNS}
 
 
-def _floats(values) -> np.ndarray:
+def floats(values) -> np.ndarray:
     """A numeric column as float64, blanks (None, pandas' NA) as NaN."""
     if isinstance(values, pd.Series):
         return values.to_numpy(dtype="float64", na_value=np.nan)

@@ -21,6 +21,8 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from xgboost import XGBClassifier
 
+from affluent_assets.lib.features import SMALL_ROWS, floats
+
 Columns = Mapping[str, Any]  # a feature frame, or a dict of its columns (lib/features)
 
 
@@ -44,7 +46,7 @@ def prepared_matrix(pipeline: Pipeline, features: Columns, dtype="float32") -> n
         elif (imputer := _lone_imputer(transformer)) is not None:
             _impute(imputer, features, columns, target)
         else:
-            part = pd.DataFrame({c: _floats(features[c]) for c in columns})
+            part = pd.DataFrame({c: floats(features[c]) for c in columns})
             target[:] = transformer.transform(part)
     return out
 
@@ -60,19 +62,10 @@ def _width(preprocess) -> int:
     return _WIDTHS[preprocess]
 
 
-SMALL_ROWS = 4096  # below this, distinct levels are found with a dictionary
-
-
 def row_count(features: Columns) -> int:
     if isinstance(features, pd.DataFrame):
         return len(features)
     return len(next(iter(features.values()))) if features else 0
-
-
-def _floats(values) -> np.ndarray:
-    if isinstance(values, pd.Series):
-        return values.to_numpy(dtype="float64", na_value=np.nan)
-    return np.asarray(values, dtype="float64")
 
 
 def _lone_imputer(transformer) -> SimpleImputer | None:
@@ -87,7 +80,7 @@ def _impute(imputer: SimpleImputer, features: Columns, columns: list, target) ->
     statistic (an all-blank training column keeps 0, as `keep_empty_features` makes sklearn do)."""
     fill = np.nan_to_num(imputer.statistics_, nan=0.0).astype(target.dtype)
     for j, column in enumerate(columns):  # one column's copy at a time
-        values = _floats(features[column]).astype(target.dtype, copy=False)
+        values = floats(features[column]).astype(target.dtype, copy=False)
         target[:, j] = np.where(np.isnan(values), fill[j], values)
 
 

@@ -27,6 +27,7 @@ from affluent_assets.lib.contract import (
     REQUIRED_COLUMNS,
 )
 from affluent_assets.lib.extract_checks import CONTROL_CHARACTERS
+from affluent_assets.lib.features import SMALL_ROWS
 from affluent_assets.lib.validation import validate_frame
 
 NUMERIC = [c for c, kind in RAW_COLUMNS.items() if kind != "text"]
@@ -108,9 +109,6 @@ def _numbers_pass(numbers: np.ndarray) -> bool:
 def _distinct(values: np.ndarray):
     """The distinct values of a text column: a file's chunk holds a few levels in many rows."""
     return set(values.tolist()) if len(values) <= SMALL_ROWS else pd.unique(values)
-
-
-SMALL_ROWS = 4096
 
 
 def _text_passes(values: np.ndarray) -> bool:

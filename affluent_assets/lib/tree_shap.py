@@ -176,7 +176,8 @@ class _Flattened:
 
     @classmethod
     def of(cls, trees: list[_Tree], features: int) -> _Flattened:
-        units = [(unit, first) for tree, first in zip(trees, _first_nodes(trees), strict=True)
+        firsts = _first_nodes(trees)
+        units = [(unit, first) for tree, first in zip(trees, firsts, strict=True)
                  for unit in _units(tree)]  # fmt: skip
         depth = max([len(unit.features) for unit, _ in units] + [1])
         width = max([len(c) for unit, _ in units for c in unit.conditions] + [1])
@@ -205,7 +206,7 @@ class _Flattened:
             node_threshold=np.concatenate([t.threshold for t in trees]).astype("float32"),
             node_default_left=np.concatenate([t.default_left for t in trees]).astype(bool),
             internal=np.concatenate(
-                [t.internal + first for t, first in zip(trees, _first_nodes(trees), strict=True)]
+                [t.internal + first for t, first in zip(trees, firsts, strict=True)]
             ).astype("int64"),
             bits=bits,
             split=split,
