@@ -21,6 +21,7 @@ from affluent_assets.lib.contract import (
     RAW_COLUMNS,
 )
 from affluent_assets.lib.features import floats
+from affluent_assets.lib.levels import factorized
 from affluent_assets.lib.validation import MAX_ROWS_NAMED, shown_value
 
 DUPLICATE_ROWS = "duplicate_rows"
@@ -70,7 +71,7 @@ class QualityFindings:
 
     def add_rows(self, frame: pd.DataFrame) -> None:
         """Keep the rows' hashes (indexed by their positions in the file) to find repeats."""
-        hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+        hashes = _row_hashes(frame)
         self._row_hashes.append(pd.Series(hashes, index=frame.index, copy=False))
         self._settled = False
 
@@ -117,6 +118,25 @@ class QualityFindings:
         return self._repeats()
 
 
+def _row_hashes(frame: pd.DataFrame) -> np.ndarray:
+    """A 64-bit hash of each row's values: equal rows hash equal. A text column is hashed by
+    its levels (factorized once for the chunk, lib/levels), a blank as pandas hashes one."""
+    hashes = np.zeros(len(frame), dtype="uint64")
+    for name in frame.columns:
+        values = frame[name].to_numpy()
+        if values.dtype == object:
+            codes, levels = factorized(values)
+            column = np.append(pd.util.hash_array(levels), _BLANK_HASH)[codes]
+        else:
+            column = pd.util.hash_array(values)
+        hashes = hashes * _MIX ^ column  # unsigned: wraps around, as a hash should
+    return hashes
+
+
+_MIX = np.uint64(0x100000001B3)  # FNV's 64-bit prime: mixes the columns in their order
+_BLANK_HASH = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
 def quality_findings(raw: pd.DataFrame) -> QualityFindings:
     """Unknown category levels, out-of-range ages and bands, extra columns: warned, not rejected."""
     findings = QualityFindings()
@@ -157,10 +177,11 @@ def _outside(numbers: np.ndarray, low, high) -> np.ndarray:
 def _unknown_levels(values: pd.Series, levels) -> np.ndarray:
     """Filled in with a level the contract does not list. A chunk holds a few distinct
     levels in many rows, so they are looked at first, and rows only when one is unknown."""
-    distinct = pd.unique(values.to_numpy())
-    if all(level in levels or pd.isna(level) for level in distinct):
+    codes, distinct = factorized(values)  # blanks are no level: code -1
+    unknown = np.array([level not in levels for level in distinct.tolist()] + [False])
+    if not unknown.any():
         return np.zeros(len(values), dtype=bool)
-    return (values.notna() & ~values.isin(list(levels))).to_numpy()
+    return unknown[codes]
 
 
 def _documented_rules(findings: QualityFindings, raw: pd.DataFrame) -> None:

@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import chi2
 
+from affluent_assets.lib.levels import factorized
+
 DRIFT_FEATURES = [
     "num_prd",
     "casatd_cnt",
@@ -57,8 +59,12 @@ class _Bins:
 
     def count(self, values: pd.Series) -> Counter:
         if self.edges is None:
-            labels = values.astype(object).where(values.notna(), "blank")
-            return Counter(labels.value_counts().to_dict())
+            codes, levels = factorized(values)  # known for a chunk's features (lib/levels)
+            counts = np.bincount(codes + 1, minlength=len(levels) + 1).tolist()
+            found = Counter({"blank": counts[0]} if counts[0] else {})
+            for level, count in zip(levels.tolist(), counts[1:], strict=True):
+                found[level] += count
+            return found
         numbers = values.to_numpy(dtype="float64", na_value=np.nan)
         present = ~np.isnan(numbers)
         binned = np.bincount(

@@ -21,6 +21,7 @@ from affluent_assets.lib.contract import (
     RAW_COLUMNS,
     TEXT_COLUMNS,
 )
+from affluent_assets.lib.levels import factorized, remember
 
 
 def snake_case(column: str) -> str:
@@ -130,9 +131,11 @@ def _tidy_text(values, upper: bool = False) -> np.ndarray:
     Arrow's string kernels: pandas' object-string methods cost a second per million rows. A
     file's chunk holds a few levels in many rows: each distinct value is tidied once."""
     if len(values) > SMALL_ROWS:
-        codes, levels = pd.factorize(np.asarray(values, dtype=object))  # blanks: code -1
-        tidy = np.append(_tidy_text(levels, upper), None)
-        return tidy[codes]
+        codes, levels = factorized(values)  # blanks: code -1
+        # Tidying can make levels equal (" A" and "A"): the tidy column's own codes.
+        tidy_codes, tidy_levels = pd.factorize(_tidy_text(levels, upper))
+        tidy = np.append(tidy_levels.astype(object), None)[np.append(tidy_codes, -1)[codes]]
+        return _read_only(remember(tidy, np.append(tidy_codes, -1)[codes], tidy_levels))
     try:
         text = pa.array(values, type=pa.string(), from_pandas=True)
     except (pa.ArrowTypeError, pa.ArrowInvalid):  # numbers or other non-text values
@@ -198,9 +201,20 @@ def floats(values) -> np.ndarray:
 def _levels(values) -> np.ndarray:
     """A text column as an object array, blanks (NaN, pandas' NA) as None; a copy."""
     array = np.array(values, dtype=object)
-    blank = pd.isna(array)
-    if blank.any():
+    if len(array) <= SMALL_ROWS:
+        blank = pd.isna(array)
+        if blank.any():
+            array[blank] = None
+        return array
+    codes, levels = factorized(values)  # a cleaned column's codes are known already
+    if (blank := codes < 0).any():
         array[blank] = None
+    return _read_only(remember(array, codes, levels))
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    """Its codes are remembered (lib/levels): it must not change under them."""
+    array.flags.writeable = False
     return array
 
 

@@ -22,6 +22,7 @@ from sklearn.pipeline import Pipeline
 from xgboost import XGBClassifier
 
 from affluent_assets.lib.features import SMALL_ROWS, floats
+from affluent_assets.lib.levels import factorized
 
 Columns = Mapping[str, Any]  # a feature frame, or a dict of its columns (lib/features)
 
@@ -121,8 +122,8 @@ def _distinct_rows(arrays: list[np.ndarray]) -> tuple[list[tuple], np.ndarray]:
         return list(index), np.asarray(inverse, dtype="int64")
     combined = np.zeros(rows, dtype="int64")
     for values in arrays:
-        codes, levels = pd.factorize(values, use_na_sentinel=False)
-        combined = combined * (len(levels) + 1) + codes
+        codes, levels = factorized(values)  # known for a chunk's features (lib/levels)
+        combined = combined * (len(levels) + 1) + np.where(codes < 0, len(levels), codes)
     _, first, inverse = np.unique(combined, return_index=True, return_inverse=True)
     keys = [tuple(_key(values[i]) for values in arrays) for i in first.tolist()]
     return keys, inverse.reshape(-1)

@@ -28,6 +28,7 @@ from affluent_assets.lib.contract import (
 )
 from affluent_assets.lib.extract_checks import CONTROL_CHARACTERS
 from affluent_assets.lib.features import SMALL_ROWS
+from affluent_assets.lib.levels import factorized
 from affluent_assets.lib.validation import validate_frame
 
 NUMERIC = [c for c, kind in RAW_COLUMNS.items() if kind != "text"]
@@ -108,7 +109,7 @@ def _numbers_pass(numbers: np.ndarray) -> bool:
 
 def _distinct(values: np.ndarray):
     """The distinct values of a text column: a file's chunk holds a few levels in many rows."""
-    return set(values.tolist()) if len(values) <= SMALL_ROWS else pd.unique(values)
+    return set(values.tolist()) if len(values) <= SMALL_ROWS else factorized(values)[1]
 
 
 def _text_passes(values: np.ndarray) -> bool:
