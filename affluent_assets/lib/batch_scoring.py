@@ -267,8 +267,9 @@ class _StagedWriter:
     At most one chunk waits to be written, so memory stays at about two chunks."""
 
     def __init__(self, scores_file: Path, kept_file: Path):
-        self.scores = pq.ParquetWriter(scores_file, SCORES_SCHEMA)
-        self.kept = pq.ParquetWriter(kept_file, KEPT_SCHEMA)
+        self.scores = pq.ParquetWriter(scores_file, SCORES_SCHEMA, **batch_tables.SCORES_WRITING)
+        # Read back once, whole, by explain_candidates: no statistics to skip row groups by.
+        self.kept = pq.ParquetWriter(kept_file, KEPT_SCHEMA, write_statistics=False)
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="staged-writer")
         self.pending: Future | None = None
 

@@ -9,8 +9,11 @@ from datetime import datetime
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from affluent_assets.lib.features import CATEGORICAL_FEATURES, MODEL_FEATURES
+from affluent_assets.lib.contract import NEGATIVE, POSITIVE
+from affluent_assets.lib.features import CATEGORICAL_FEATURES, MODEL_FEATURES, arrow_row_keys
+from affluent_assets.lib.levels import factorized
 from affluent_assets.lib.registry import RegisteredModel
 from affluent_assets.lib.scoring import REASON_COUNT
 
@@ -42,6 +45,15 @@ SCORES_SCHEMA = pa.schema(
         *_MODEL_FIELDS,
     ]
 )
+# How the scores' Parquet file (the lake's, renamed into place) is written. A dictionary
+# only where values repeat (a unique key would be tried and dropped), and min/max statistics
+# only where a query can skip row groups by them: keys and C_IDs are spread over every row
+# group, and their statistics cost a third of the writing.
+_SPREAD = ("customer_key", "c_id", "source_row", "affluent_probability")  # nearly unique
+SCORES_WRITING = {
+    "use_dictionary": [name for name in SCORES_SCHEMA.names if name not in _SPREAD],
+    "write_statistics": [name for name in SCORES_SCHEMA.names if name not in _SPREAD[:2]],
+}
 CANDIDATES_SCHEMA = pa.schema(
     [
         *_BATCH_FIELDS,
@@ -127,19 +139,30 @@ def _batch_columns(rows: int, identity: BatchIdentity, digest: str) -> dict:
 
 
 def scores_table(clean, scores, digest, identity, model) -> pa.Table:
+    """A chunk's scores. Its text is made in Arrow from what the strings were made from (the
+    key from C_ID and row, the segments from their codes): converting a Python string per row
+    cost more than the rest of the table."""
     rows = len(clean)
+    c_id, source_row = clean["c_id"].to_numpy(), clean["source_row"].to_numpy()
+    affluent = scores["predicted_segment"].to_numpy() == POSITIVE
     columns = {
         **_batch_columns(rows, identity, digest),
-        "customer_key": pa.array(scores["customer_key"].to_numpy(), _TEXT),
-        "c_id": pa.array(clean["c_id"].to_numpy(), pa.int64()),
-        "source_row": pa.array(clean["source_row"].to_numpy(), pa.int64()),
-        "c_seg": pa.array(clean["c_seg"].to_numpy(dtype=object), _TEXT, from_pandas=True),
+        "customer_key": arrow_row_keys(c_id, source_row),
+        "c_id": pa.array(c_id, pa.int64()),
+        "source_row": pa.array(source_row, pa.int64()),
+        "c_seg": _text_of_codes(*factorized(clean["c_seg"])),
         "affluent_probability": pa.array(scores["affluent_probability"].to_numpy()),
         "score_decile": pa.array(scores["score_decile"].to_numpy(), pa.int64()),
-        "predicted_segment": pa.array(scores["predicted_segment"].to_numpy(), _TEXT),
+        "predicted_segment": pc.if_else(pa.array(affluent), POSITIVE, NEGATIVE),
         **_model_columns(rows, identity, model),
     }
     return pa.Table.from_pydict(columns, schema=SCORES_SCHEMA)
+
+
+def _text_of_codes(codes: np.ndarray, levels: np.ndarray) -> pa.Array:
+    """Text from factorized codes (lib/levels; -1 is a blank)."""
+    indices = pa.array(codes, pa.int32(), mask=codes < 0)
+    return pa.DictionaryArray.from_arrays(indices, pa.array(levels, _TEXT)).cast(_TEXT)
 
 
 def kept_table(features, clean, scores, keep: np.ndarray) -> pa.Table:

@@ -115,10 +115,14 @@ def _row_keys(c_id: np.ndarray, source_row: np.ndarray) -> np.ndarray:
     if len(c_id) <= SMALL_ROWS:  # a request: Arrow's kernels cost more to call than to run
         keys = [f"{a}-{b}" for a, b in zip(c_id.tolist(), source_row.tolist(), strict=True)]
         return np.asarray(keys, dtype=object)
-    key = pc.binary_join_element_wise(
+    return arrow_row_keys(c_id, source_row).to_numpy(zero_copy_only=False)
+
+
+def arrow_row_keys(c_id: np.ndarray, source_row: np.ndarray) -> pa.Array:
+    """`<C_ID>-<data row>` per row, as Arrow text (what a stored table is written from)."""
+    return pc.binary_join_element_wise(
         pc.cast(pa.array(c_id), pa.string()), pc.cast(pa.array(source_row), pa.string()), "-"
     )
-    return key.to_numpy(zero_copy_only=False)
 
 
 # Below this, a request's few rows: plain Python (a dictionary, a loop) beats calling a
