@@ -39,6 +39,7 @@ from affluent_assets.lib.extract_csv import TypedReadFailed
 from affluent_assets.lib.extract_io import DEFAULT_CHUNK_ROWS, Extract
 from affluent_assets.lib.schemas import raw_extract_schema
 from affluent_assets.lib.scorer import REASON_COLUMNS, Stopwatch, explain_rows, score_rows
+from affluent_assets.lib.scoring import TopReasons, top_reasons
 from affluent_assets.lib.validation import MAX_ROWS_NAMED, ContractViolation, describe_failures
 
 Progress = Callable[[str, int], None]  # (phase, rows done in that phase)
@@ -326,22 +327,14 @@ def explain_candidates(
     repeats = batch.quality.repeated_rows() + 1
     with clock.stage("control_group"):
         held_back, own = _whole_list(batch.kept_file, identity.batch_key, control, scorer)
-    offset = 0
-    with pq.ParquetWriter(out, CANDIDATES_SCHEMA) as writer:
-        # Smaller batches than scoring: contributions hold a float per feature and row.
-        batch_rows = min(chunk_rows, EXPLAIN_ROWS)
-        for record_batch in pq.ParquetFile(batch.kept_file).iter_batches(batch_size=batch_rows):
-            kept = record_batch.to_pandas()
-            # The draw is in the kept file's row order, which this loop reads in.
-            held = held_back[offset : offset + len(kept)]
-            offset += len(kept)
-            if len(repeats):
-                fresh = ~kept["source_row"].isin(repeats).to_numpy()
-                kept, held = kept[fresh].reset_index(drop=True), held[fresh]
-                if kept.empty:
-                    continue
+    # Smaller batches than scoring: contributions hold a float per feature and row.
+    batches = _fresh_batches(batch.kept_file, min(chunk_rows, EXPLAIN_ROWS), held_back, repeats)
+    with pq.ParquetWriter(out, CANDIDATES_SCHEMA, **batch_tables.CANDIDATES_WRITING) as writer:
+        for kept, held, numbers in _reasons_ahead(scorer, batches, clock):
             # The one scorer's explanation (lib/scorer.py), as an API answer gets it.
-            explained = explain_rows(scorer, kept, kept["affluent_probability"], clock)
+            explained = explain_rows(
+                scorer, kept, kept["affluent_probability"], clock, reasons=numbers
+            )
             reasons = explained[REASON_COLUMNS]
             with clock.stage("expected_precision"):
                 expected = pd.concat(
@@ -360,6 +353,47 @@ def explain_candidates(
             if progress is not None:
                 progress("explain", done)
     return done
+
+
+def _fresh_batches(
+    kept_file: Path, rows: int, held_back: np.ndarray, repeats: np.ndarray
+) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+    """The kept candidates in batches of `rows`, each with its control draw (`held_back`, in
+    the kept file's row order, which this reads in), without rows that repeat an earlier row
+    (`repeats`: their data row numbers)."""
+    offset = 0
+    for record_batch in pq.ParquetFile(kept_file).iter_batches(batch_size=rows):
+        kept = record_batch.to_pandas()
+        held = held_back[offset : offset + len(kept)]
+        offset += len(kept)
+        if len(repeats):
+            fresh = ~kept["source_row"].isin(repeats).to_numpy()
+            kept, held = kept[fresh].reset_index(drop=True), held[fresh]
+        if not kept.empty:
+            yield kept, held
+
+
+def _reasons_ahead(
+    scorer: ScoringModel, batches: Iterator[tuple[pd.DataFrame, np.ndarray]], clock: Stopwatch
+) -> Iterator[tuple[pd.DataFrame, np.ndarray, TopReasons]]:
+    """Each batch with the numbers of its reasons (lib/scoring.top_reasons), worked out on a
+    thread one batch ahead: the SHAP kernel releases the GIL, so the next batch's values are
+    computed while this one's texts and table are written on one core."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reasons-ahead") as pool:
+        ahead = None
+        for kept, held in batches:
+            numbers = pool.submit(top_reasons, scorer.model, kept)
+            if ahead is not None:
+                yield _settled(ahead, clock)
+            ahead = (kept, held, numbers)
+        if ahead is not None:
+            yield _settled(ahead, clock)
+
+
+def _settled(ahead: tuple, clock: Stopwatch) -> tuple[pd.DataFrame, np.ndarray, TopReasons]:
+    kept, held, numbers = ahead
+    with clock.stage("reasons"):  # the wait for the thread
+        return kept, held, numbers.result()
 
 
 def _whole_list(

@@ -67,6 +67,16 @@ CANDIDATES_SCHEMA = pa.schema(
         *_MODEL_FIELDS,
     ]
 )
+# The candidates' file: its reasons and keys hardly repeat (see SCORES_WRITING).
+_UNIQUE_CANDIDATE_COLUMNS = (*_SPREAD, *(f"reason_{i + 1}" for i in range(REASON_COUNT)))
+CANDIDATES_WRITING = {
+    "use_dictionary": [n for n in CANDIDATES_SCHEMA.names if n not in _UNIQUE_CANDIDATE_COLUMNS],
+    "write_statistics": [
+        n
+        for n in CANDIDATES_SCHEMA.names
+        if n not in _UNIQUE_CANDIDATE_COLUMNS[:2] and not n.startswith("reason_")
+    ],
+}
 # A batch's estimates at the threshold and capacity cuts (lib/estimates.list_estimates).
 ESTIMATES_SCHEMA = pa.schema(
     [

@@ -25,7 +25,13 @@ from affluent_assets.lib.contract import POSITIVE
 from affluent_assets.lib.evaluation import LIST_MIN_CALLED, HoldoutCurve
 from affluent_assets.lib.features import clean_columns, feature_columns
 from affluent_assets.lib.prepared import Columns, prepared_matrix
-from affluent_assets.lib.scoring import REASON_COUNT, feature_scores, reason_columns
+from affluent_assets.lib.scoring import (
+    REASON_COUNT,
+    TopReasons,
+    feature_scores,
+    reason_texts,
+    top_reasons,
+)
 
 REASON_COLUMNS = [f"reason_{i + 1}" for i in range(REASON_COUNT)]
 # What a scored row says, in this order, wherever it is served.
@@ -162,11 +168,13 @@ def explain_rows(
     probability: pd.Series,
     clock: Stopwatch | None = None,
     matrix: np.ndarray | None = None,
+    reasons: TopReasons | None = None,
 ) -> pd.DataFrame:
     """For rows already scored: the expected precision and recall of calling everyone scored at
     or above each (the champion's holdout curve) and the three reasons behind each score
-    (`matrix`: the rows' prepared matrix, float64, if built already)."""
-    explained = explain_columns(scorer, features, probability, clock, matrix)
+    (`matrix`: the rows' prepared matrix, float64, if built already; `reasons`: their numbers,
+    if worked out already, lib/scoring.top_reasons)."""
+    explained = explain_columns(scorer, features, probability, clock, matrix, reasons)
     index = probability.index if isinstance(probability, pd.Series) else None
     return pd.DataFrame(explained, index=index)
 
@@ -177,14 +185,17 @@ def explain_columns(
     probability,
     clock: Stopwatch | None = None,
     matrix: np.ndarray | None = None,
+    reasons: TopReasons | None = None,
 ) -> dict[str, np.ndarray | list]:
     """`explain_rows` as columns."""
     clock = clock if clock is not None else Stopwatch()
     with clock.stage("expected_precision"):
         expected = expected_figures(scorer.curve, probability)
     with clock.stage("reasons"):
-        reasons = reason_columns(scorer.model, features, matrix=matrix)
-    return expected | reasons
+        if reasons is None:
+            reasons = top_reasons(scorer.model, features, matrix=matrix)
+        texts = reason_texts(reasons, features)
+    return expected | texts
 
 
 def expected_figures(curve: HoldoutCurve | None, probability) -> dict[str, np.ndarray]:

@@ -4,6 +4,7 @@ reasons per customer, and the segment profile marketing reads."""
 from __future__ import annotations
 
 import weakref
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -12,7 +13,12 @@ from sklearn.linear_model import LogisticRegression
 from xgboost import XGBClassifier
 
 from affluent_assets.lib.contract import NEGATIVE, POSITIVE, RAW_COLUMNS
-from affluent_assets.lib.features import CATEGORICAL_FEATURES, MODEL_FEATURES, snake_case
+from affluent_assets.lib.features import (
+    CATEGORICAL_FEATURES,
+    MODEL_FEATURES,
+    SMALL_ROWS,
+    snake_case,
+)
 from affluent_assets.lib.prepared import Columns, prepared_matrix, row_count
 from affluent_assets.lib.training import CalibratedModel, assign_decile
 
@@ -203,37 +209,100 @@ def reason_columns(
     matrix: np.ndarray | None = None,
 ) -> dict[str, list]:
     """`reason_codes` as lists, from a feature frame or a dict of its columns."""
+    return reason_texts(top_reasons(model, features, count, matrix), features, count)
+
+
+@dataclass(frozen=True)
+class TopReasons:
+    """Each row's `count` largest contributions: `feature` holds indexes into MODEL_FEATURES
+    (-1 where the model has fewer features), `push` the contributions (NaN there)."""
+
+    feature: np.ndarray  # rows x count, int
+    push: np.ndarray  # rows x count, float64
+
+
+def top_reasons(
+    model: CalibratedModel,
+    features: Columns,
+    count: int = REASON_COUNT,
+    matrix: np.ndarray | None = None,
+) -> TopReasons:
+    """The numbers behind the reasons, without their texts: the costly part (the SHAP values),
+    which a batch works out on a thread while it scores (lib/batch_scoring)."""
     rows = row_count(features)
+    feature = np.full((rows, count), -1, dtype="int64")
+    push = np.full((rows, count), np.nan)
     if rows == 0:
-        return {f"reason_{i + 1}": [] for i in range(count)}
+        return TopReasons(feature, push)
     columns, values, _ = contribution_columns(model, features, matrix, base=False)
     top = np.argsort(-values, axis=1, kind="stable")[:, :count]
-    chosen = np.take_along_axis(values, top, axis=1)
-    labels = [DISPLAY_NAMES.get(name, name) for name in columns]
-    reasons = {}
-    for rank in range(top.shape[1]):
-        chosen_here = top[:, rank]
+    feature[:, : top.shape[1]] = np.asarray([MODEL_FEATURES.index(c) for c in columns])[top]
+    push[:, : top.shape[1]] = np.take_along_axis(values, top, axis=1)
+    return TopReasons(feature, push)
+
+
+def reason_texts(
+    reasons: TopReasons, features: Columns, count: int = REASON_COUNT
+) -> dict[str, list]:
+    """`reason_1`..: per row, its feature's contract name and value and the push, e.g.
+    `NUM_PRD = 4 (+0.81)`; None where the push is not above zero."""
+    rows = len(reasons.feature)
+    texts: dict[str, list] = {}
+    for rank in range(count):
+        chosen, push = reasons.feature[:, rank], reasons.push[:, rank]
+        pushes = _push_texts(push)  # None where the push is not above zero: no reason
         # Each row's value of its chosen feature as text, feature by feature: formatting is
         # the work, and a column's values are formatted alike.
-        texts = np.empty(rows, dtype=object)
-        for j in np.unique(chosen_here).tolist():
-            where = np.flatnonzero(chosen_here == j)
-            texts[where] = [f"{labels[j]} = {text}" for text in _texts(features[columns[j]], where)]
-        reasons[f"reason_{rank + 1}"] = [
-            f"{text} ({push:+.2f})" if push > 0 else None
-            for text, push in zip(texts.tolist(), chosen[:, rank].tolist(), strict=True)
-        ]
-    for rank in range(top.shape[1], count):  # fewer features than reasons asked for
-        reasons[f"reason_{rank + 1}"] = [None] * rows
-    return reasons
+        values = np.full(rows, None, dtype=object)
+        for j in np.unique(chosen[chosen >= 0]).tolist():
+            where = np.flatnonzero((chosen == j) & (push > 0))
+            name = MODEL_FEATURES[j]
+            label = DISPLAY_NAMES.get(name, name)
+            shown = zip(_texts(features[name], where), pushes[where].tolist(), strict=True)
+            values[where] = [f"{label} = {text} ({up})" for text, up in shown]
+        texts[f"reason_{rank + 1}"] = values.tolist()
+    return texts
+
+
+MAX_CENTS = 100_000  # pushes are log-odds: a few units; a larger one is formatted one by one
+
+
+def _push_texts(push: np.ndarray) -> np.ndarray:
+    """`f"{push:+.2f}"` of each push above zero, None elsewhere: each distinct cent formatted
+    once. Python rounds a float's exact value; `push * 100` rounds the same way except within
+    a hair of a half cent, so the few pushes there are formatted by Python itself."""
+    above = push > 0
+    scaled = np.where(above, push, 0.0) * 100
+    cents = np.rint(scaled)
+    out = np.full(len(push), None, dtype=object)
+    if not above.any():
+        return out
+    if cents.max() > MAX_CENTS:
+        out[above] = [f"{p:+.2f}" for p in push[above].tolist()]
+        return out
+    cents = cents.astype("int64")
+    table = np.array([f"+{c // 100}.{c % 100:02d}" for c in range(cents.max() + 1)], dtype=object)
+    out[above] = table[cents[above]]
+    near = above & (np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6)
+    out[near] = [f"{p:+.2f}" for p in push[near].tolist()]
+    return out
 
 
 def _texts(column, rows: np.ndarray) -> list[str]:
     """`_readable` of the column's values at `rows`; numbers without asking each one's type."""
     values = np.asarray(column)[rows]
-    if values.dtype.kind == "f":
-        return [_number_text(value) for value in values.tolist()]
-    return [_readable(value) for value in values.tolist()]
+    if values.dtype.kind != "f":
+        return [_readable(value) for value in values.tolist()]
+    negative_zero = (values == 0) & np.signbit(values)  # equal to 0 for np.unique, not in text
+    if len(values) > SMALL_ROWS and not negative_zero.any():
+        # Counts and codes repeat (NUM_PRD has a few values in a million rows): each distinct
+        # number is formatted once. Balances hardly repeat, and are formatted row by row.
+        distinct, inverse = np.unique(values, return_inverse=True)
+        if len(distinct) * 2 <= len(values):
+            return np.array([_number_text(v) for v in distinct.tolist()], dtype=object)[
+                inverse.reshape(-1)
+            ].tolist()
+    return [_number_text(value) for value in values.tolist()]
 
 
 def _number_text(number: float) -> str:

@@ -1,6 +1,8 @@
 """Reading the next chunk on a thread changes neither what the landing pass sees nor where a
 reader's error surfaces."""
 
+from types import SimpleNamespace
+
 import pandas as pd
 import pytest
 
@@ -38,3 +40,28 @@ def test_stopping_early_reads_at_most_one_chunk_ahead():
     next(ahead)
     ahead.close()  # the caller stops (a missing column: every chunk would fail alike)
     assert read in ([0, 1], [0])
+
+
+class Unexplainable(Exception):
+    pass
+
+
+def test_reasons_ahead_keep_the_order_and_raise_where_a_batch_fails(monkeypatch):
+    """The numbers of the reasons are worked out one batch ahead on a thread: each batch gets
+    its own, in order, and a failure surfaces at the batch it belongs to."""
+    from affluent_assets.lib import batch_scoring
+    from affluent_assets.lib.scorer import Stopwatch
+
+    def numbers(model, kept):
+        if int(kept["i"].iloc[0]) == 3:
+            raise Unexplainable("batch 3")
+        return f"numbers of {int(kept['i'].iloc[0])}"
+
+    monkeypatch.setattr(batch_scoring, "top_reasons", numbers)
+    batches = ((pd.DataFrame({"i": [i]}), i) for i in range(5))
+    seen = []
+    with pytest.raises(Unexplainable, match="batch 3"):
+        scorer = SimpleNamespace(model=None)
+        for kept, held, found in batch_scoring._reasons_ahead(scorer, batches, Stopwatch()):
+            seen.append((int(kept["i"].iloc[0]), held, found))
+    assert seen == [(i, i, f"numbers of {i}") for i in range(3)]

@@ -13,6 +13,7 @@ from affluent_assets.lib.features import MODEL_FEATURES
 from affluent_assets.lib.scoring import (
     DISPLAY_NAMES,
     REASON_COUNT,
+    _push_texts,
     age_band,
     feature_contributions,
     profile_segments,
@@ -234,3 +235,21 @@ def test_profile_segments(demo_model):
     assert present.loc[("affluent", "mthtd"), "value"] == pytest.approx(
         affluent["mthtd"].notna().mean()
     )
+
+
+def test_push_texts_are_pythons_own_format():
+    """The pushes' texts come from a table of cents; Python rounds a float's exact value, so
+    pushes at or near a half cent, tiny ones and huge ones must read as Python writes them."""
+    rng = np.random.default_rng(7)
+    ties = np.arange(1, 20_000) / 1000 + 0.0005  # x.xx5: half a cent, in binary just off it
+    pushes = np.concatenate(
+        [
+            rng.normal(0, 1, 50_000),
+            ties,
+            [0.125, 0.005, 1.005, 2.675, 1e-12, 0.004999999, 0.0, -0.25, np.nan, 2_000.125],
+        ]
+    )
+    expected = [f"{p:+.2f}" if p > 0 else None for p in pushes.tolist()]
+    assert _push_texts(pushes).tolist() == expected
+    huge = np.array([0.5, 5e6])  # beyond the table: each one formatted by Python
+    assert _push_texts(huge).tolist() == ["+0.50", "+5000000.00"]
