@@ -264,27 +264,24 @@ def reason_texts(
     return texts
 
 
-MAX_CENTS = 100_000  # pushes are log-odds: a few units; a larger one is formatted one by one
-
-
 def _push_texts(push: np.ndarray) -> np.ndarray:
-    """`f"{push:+.2f}"` of each push above zero, None elsewhere: each distinct cent formatted
-    once. Python rounds a float's exact value; `push * 100` rounds the same way except within
-    a hair of a half cent, so the few pushes there are formatted by Python itself."""
+    """`f"{push:+.2f}"` of each push above zero, None elsewhere; on many rows each distinct
+    cent is formatted once. Python rounds a float's exact value, and `push * 100` rounds the
+    same way except within a hair of a half cent: the few pushes there (and any that is not
+    finite) are formatted by Python itself."""
     above = push > 0
-    scaled = np.where(above, push, 0.0) * 100
-    cents = np.rint(scaled)
     out = np.full(len(push), None, dtype=object)
-    if not above.any():
-        return out
-    if cents.max() > MAX_CENTS:
+    if len(push) <= SMALL_ROWS:  # a request's rows: the table would cost more than the rows
         out[above] = [f"{p:+.2f}" for p in push[above].tolist()]
         return out
-    cents = cents.astype("int64")
-    table = np.array([f"+{c // 100}.{c % 100:02d}" for c in range(cents.max() + 1)], dtype=object)
-    out[above] = table[cents[above]]
-    near = above & (np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6)
-    out[near] = [f"{p:+.2f}" for p in push[near].tolist()]
+    shown = push[above]
+    scaled = shown * 100
+    itself = ~np.isfinite(scaled) | (np.abs(scaled - np.floor(scaled) - 0.5) < 1e-6)
+    cents, inverse = np.unique(np.rint(np.where(itself, 0.0, scaled)), return_inverse=True)
+    table = [f"+{c // 100}.{c % 100:02d}" for c in cents.astype("int64").tolist()]
+    texts = np.array(table, dtype=object)[inverse.reshape(-1)]
+    texts[itself] = [f"{p:+.2f}" for p in shown[itself].tolist()]
+    out[above] = texts
     return out
 
 

@@ -251,5 +251,6 @@ def test_push_texts_are_pythons_own_format():
     )
     expected = [f"{p:+.2f}" if p > 0 else None for p in pushes.tolist()]
     assert _push_texts(pushes).tolist() == expected
-    huge = np.array([0.5, 5e6])  # beyond the table: each one formatted by Python
-    assert _push_texts(huge).tolist() == ["+0.50", "+5000000.00"]
+    odd = np.array([0.5, 5e6, np.inf, 2.675] * 2_000)  # many rows: the table's path
+    assert _push_texts(odd).tolist()[:4] == ["+0.50", "+5000000.00", "+inf", "+2.67"]
+    assert _push_texts(odd[:4]).tolist() == ["+0.50", "+5000000.00", "+inf", "+2.67"]

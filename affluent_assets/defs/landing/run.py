@@ -251,13 +251,15 @@ def publish_candidates(
     candidates = batch_scoring.explain_candidates(
         scored, run.identity, run.scorer, staged, run.chunk_rows, run.progress
     )
-    run.publish(staged, lake.CANDIDATES)
-    lake.keep_in_history(run.lake_dir, run.key, run.context.run_id)
-    scores_file = lake.batch_file(run.lake_dir, lake.SCORES, run.key)
-    estimated = batch_scoring.estimate_batch(
-        scores_file, run.identity, run.scorer, run.staging / "estimates"
-    )
-    run.publish(run.staging / "estimates", lake.ESTIMATES)
+    with run.clock.stage("publish"):
+        run.publish(staged, lake.CANDIDATES)
+        lake.keep_in_history(run.lake_dir, run.key, run.context.run_id)
+    with run.clock.stage("estimates"):
+        scores_file = lake.batch_file(run.lake_dir, lake.SCORES, run.key)
+        estimated = batch_scoring.estimate_batch(
+            scores_file, run.identity, run.scorer, run.staging / "estimates"
+        )
+        run.publish(run.staging / "estimates", lake.ESTIMATES)
     yield estimate_check_result(estimated)
     yield dg.MaterializeResult(
         asset_key="batch_candidates",
