@@ -11,7 +11,6 @@ to the candidates it kept. Both are plain functions a notebook can call.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,10 +22,9 @@ import pyarrow.parquet as pq
 from affluent_assets.lib import batch_tables, quick_check
 from affluent_assets.lib.batch_tables import (
     CANDIDATES_SCHEMA,
-    KEPT_SCHEMA,
-    SCORES_SCHEMA,
     BatchIdentity,
 )
+from affluent_assets.lib.batch_threads import StagedWriter, read_ahead, reasons_ahead
 from affluent_assets.lib.champion import ScoringModel
 from affluent_assets.lib.contract import POSITIVE
 from affluent_assets.lib.control_group import CAMPAIGN, CONTROL, ControlPolicy, assign_groups
@@ -39,7 +37,6 @@ from affluent_assets.lib.extract_csv import TypedReadFailed
 from affluent_assets.lib.extract_io import DEFAULT_CHUNK_ROWS, Extract
 from affluent_assets.lib.schemas import raw_extract_schema
 from affluent_assets.lib.scorer import REASON_COLUMNS, Stopwatch, explain_rows, score_rows
-from affluent_assets.lib.scoring import TopReasons, top_reasons
 from affluent_assets.lib.validation import MAX_ROWS_NAMED, ContractViolation, describe_failures
 
 Progress = Callable[[str, int], None]  # (phase, rows done in that phase)
@@ -174,7 +171,7 @@ def _scoring_pass(extract: Extract, typed: bool, job: _ScoringJob) -> ScoredBatc
     scores_file = job.staging / "scores.parquet"
     kept_file = job.staging / "candidates_features.parquet"
     rows = predicted = kept = 0
-    with _StagedWriter(scores_file, kept_file) as staged:
+    with StagedWriter(scores_file, kept_file) as staged:
         chunks = read_ahead(extract.chunks(job.chunk_rows, typed=typed))
         while True:
             with clock.stage("read"):
@@ -250,56 +247,6 @@ def _score_chunk(
         return table, candidates, affluent
 
 
-def read_ahead(chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-    """The chunks of `chunks`, the next one read on a thread while the caller scores this one
-    (Arrow's CSV parsing and Parquet decoding release the GIL): one chunk more in memory. A
-    reader's error is raised where the caller asks for that chunk, as without the thread."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead") as pool:
-        pending = pool.submit(next, chunks, None)
-        while (chunk := pending.result()) is not None:
-            pending = pool.submit(next, chunks, None)
-            yield chunk
-            del chunk  # not held while the caller waits for the next one
-
-
-class _StagedWriter:
-    """Appends each chunk's scores and kept candidates to their staged files on a background
-    thread (Parquet encoding releases the GIL), so writing one chunk overlaps scoring the next.
-    At most one chunk waits to be written, so memory stays at about two chunks."""
-
-    def __init__(self, scores_file: Path, kept_file: Path):
-        self.scores = pq.ParquetWriter(scores_file, SCORES_SCHEMA, **batch_tables.SCORES_WRITING)
-        # Read back once, whole, by explain_candidates: no statistics to skip row groups by.
-        self.kept = pq.ParquetWriter(kept_file, KEPT_SCHEMA, write_statistics=False)
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="staged-writer")
-        self.pending: Future | None = None
-
-    def append(self, scores: pa.Table, kept: pa.Table | None) -> None:
-        self.wait()
-        self.pending = self.pool.submit(self._write, scores, kept)
-
-    def _write(self, scores: pa.Table, kept: pa.Table | None) -> None:
-        self.scores.write_table(scores)
-        if kept is not None:
-            self.kept.write_table(kept)
-
-    def wait(self) -> None:
-        if self.pending is not None:
-            pending, self.pending = self.pending, None
-            pending.result()  # a failed write fails the pass
-
-    def __enter__(self) -> _StagedWriter:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        try:
-            self.wait()
-        finally:
-            self.pool.shutdown(wait=True)
-            self.scores.close()
-            self.kept.close()
-
-
 def _is_candidate(clean: pd.DataFrame, scores: pd.DataFrame) -> np.ndarray:
     """Predicted AFFLUENT and not already labelled AFFLUENT (a file may carry no label)."""
     labelled_affluent = clean["c_seg"].to_numpy(dtype=object) == POSITIVE
@@ -330,7 +277,7 @@ def explain_candidates(
     # Smaller batches than scoring: contributions hold a float per feature and row.
     batches = _fresh_batches(batch.kept_file, min(chunk_rows, EXPLAIN_ROWS), held_back, repeats)
     with pq.ParquetWriter(out, CANDIDATES_SCHEMA, **batch_tables.CANDIDATES_WRITING) as writer:
-        for kept, held, numbers in _reasons_ahead(scorer, batches, clock):
+        for kept, held, numbers in reasons_ahead(scorer, batches, clock):
             # The one scorer's explanation (lib/scorer.py), as an API answer gets it.
             explained = explain_rows(
                 scorer, kept, kept["affluent_probability"], clock, reasons=numbers
@@ -371,29 +318,6 @@ def _fresh_batches(
             kept, held = kept[fresh].reset_index(drop=True), held[fresh]
         if not kept.empty:
             yield kept, held
-
-
-def _reasons_ahead(
-    scorer: ScoringModel, batches: Iterator[tuple[pd.DataFrame, np.ndarray]], clock: Stopwatch
-) -> Iterator[tuple[pd.DataFrame, np.ndarray, TopReasons]]:
-    """Each batch with the numbers of its reasons (lib/scoring.top_reasons), worked out on a
-    thread one batch ahead: the SHAP kernel releases the GIL, so the next batch's values are
-    computed while this one's texts and table are written on one core."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reasons-ahead") as pool:
-        ahead = None
-        for kept, held in batches:
-            numbers = pool.submit(top_reasons, scorer.model, kept)
-            if ahead is not None:
-                yield _settled(ahead, clock)
-            ahead = (kept, held, numbers)
-        if ahead is not None:
-            yield _settled(ahead, clock)
-
-
-def _settled(ahead: tuple, clock: Stopwatch) -> tuple[pd.DataFrame, np.ndarray, TopReasons]:
-    kept, held, numbers = ahead
-    with clock.stage("reasons"):  # the wait for the thread
-        return kept, held, numbers.result()
 
 
 def _whole_list(

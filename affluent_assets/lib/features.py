@@ -137,9 +137,14 @@ def _tidy_text(values, upper: bool = False) -> np.ndarray:
     if len(values) > SMALL_ROWS:
         codes, levels = factorized(values)  # blanks: code -1
         # Tidying can make levels equal (" A" and "A"): the tidy column's own codes.
-        tidy_codes, tidy_levels = pd.factorize(_tidy_text(levels, upper))
+        tidy_codes, tidy_levels = pd.factorize(_tidy_values(levels, upper))
         tidy = np.append(tidy_levels.astype(object), None)[np.append(tidy_codes, -1)[codes]]
         return _read_only(remember(tidy, np.append(tidy_codes, -1)[codes], tidy_levels))
+    return _tidy_values(values, upper)
+
+
+def _tidy_values(values, upper: bool) -> np.ndarray:
+    """`_tidy_text` value by value, in Arrow (a column's levels, however many, or a few rows)."""
     try:
         text = pa.array(values, type=pa.string(), from_pandas=True)
     except (pa.ArrowTypeError, pa.ArrowInvalid):  # numbers or other non-text values

@@ -41,6 +41,7 @@ def remember(array: np.ndarray, codes: np.ndarray, levels: np.ndarray) -> np.nda
     """Say that `array` (object, one dimension) factorizes to `codes` and `levels`; returns it.
     While its memory lives, `factorized` answers from here."""
     owner, key = _owner(array), _key(array)
+    codes.flags.writeable = levels.flags.writeable = False  # shared by every caller
     _KNOWN[key] = (weakref.ref(owner, lambda _: _KNOWN.pop(key, None)), codes, levels)
     return array
 

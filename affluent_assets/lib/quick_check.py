@@ -118,7 +118,7 @@ def _text_passes(values: np.ndarray) -> bool:
 
 def _label_passes(values: np.ndarray) -> bool:
     for value in _distinct(values):
-        if value is None or (isinstance(value, float) and value != value):
+        if value is None or (not isinstance(value, str) and pd.isna(value)):  # a blank
             continue
         if value not in LABEL_LEVELS or CONTROL_CHARACTERS.search(value):
             return False

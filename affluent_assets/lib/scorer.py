@@ -25,13 +25,8 @@ from affluent_assets.lib.contract import POSITIVE
 from affluent_assets.lib.evaluation import LIST_MIN_CALLED, HoldoutCurve
 from affluent_assets.lib.features import clean_columns, feature_columns
 from affluent_assets.lib.prepared import Columns, prepared_matrix
-from affluent_assets.lib.scoring import (
-    REASON_COUNT,
-    TopReasons,
-    feature_scores,
-    reason_texts,
-    top_reasons,
-)
+from affluent_assets.lib.reasons import TopReasons, reason_texts, top_reasons
+from affluent_assets.lib.scoring import REASON_COUNT, feature_scores
 
 REASON_COLUMNS = [f"reason_{i + 1}" for i in range(REASON_COUNT)]
 # What a scored row says, in this order, wherever it is served.
@@ -173,7 +168,7 @@ def explain_rows(
     """For rows already scored: the expected precision and recall of calling everyone scored at
     or above each (the champion's holdout curve) and the three reasons behind each score
     (`matrix`: the rows' prepared matrix, float64, if built already; `reasons`: their numbers,
-    if worked out already, lib/scoring.top_reasons)."""
+    if worked out already, lib/reasons.top_reasons)."""
     explained = explain_columns(scorer, features, probability, clock, matrix, reasons)
     index = probability.index if isinstance(probability, pd.Series) else None
     return pd.DataFrame(explained, index=index)

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from affluent_assets.lib.batch_scoring import read_ahead
+from affluent_assets.lib.batch_threads import read_ahead
 
 
 class Unreadable(Exception):
@@ -49,7 +49,7 @@ class Unexplainable(Exception):
 def test_reasons_ahead_keep_the_order_and_raise_where_a_batch_fails(monkeypatch):
     """The numbers of the reasons are worked out one batch ahead on a thread: each batch gets
     its own, in order, and a failure surfaces at the batch it belongs to."""
-    from affluent_assets.lib import batch_scoring
+    from affluent_assets.lib import batch_threads
     from affluent_assets.lib.scorer import Stopwatch
 
     def numbers(model, kept):
@@ -57,11 +57,11 @@ def test_reasons_ahead_keep_the_order_and_raise_where_a_batch_fails(monkeypatch)
             raise Unexplainable("batch 3")
         return f"numbers of {int(kept['i'].iloc[0])}"
 
-    monkeypatch.setattr(batch_scoring, "top_reasons", numbers)
+    monkeypatch.setattr(batch_threads, "top_reasons", numbers)
     batches = ((pd.DataFrame({"i": [i]}), i) for i in range(5))
     seen = []
     with pytest.raises(Unexplainable, match="batch 3"):
         scorer = SimpleNamespace(model=None)
-        for kept, held, found in batch_scoring._reasons_ahead(scorer, batches, Stopwatch()):
+        for kept, held, found in batch_threads.reasons_ahead(scorer, batches, Stopwatch()):
             seen.append((int(kept["i"].iloc[0]), held, found))
     assert seen == [(i, i, f"numbers of {i}") for i in range(3)]

@@ -92,3 +92,12 @@ def test_repeats_are_found_across_chunks_of_many_rows():
     expected = keyed.duplicated(keep="first").to_numpy()
     assert findings.counts["duplicate_rows"] == expected.sum() > 0
     np.testing.assert_array_equal(findings.repeated_rows(), np.flatnonzero(expected))
+
+
+def test_a_column_with_more_distinct_levels_than_a_request_has_rows_is_tidied():
+    """Its levels are tidied in one go, whatever their number (they were once tidied by the
+    same many-rows path, which called itself for ever)."""
+    values = np.array([f" level {i} " for i in range(SMALL_ROWS + 500)] * 2, dtype=object)
+    tidy = _tidy_text(values, upper=True)
+    assert tidy.tolist() == [v.strip().upper() for v in values.tolist()]
+    assert len(factorized(tidy)[1]) == SMALL_ROWS + 500

@@ -50,3 +50,12 @@ def test_good_rows_take_the_quick_path_with_pandera_s_types():
 
 def test_a_missing_column_leaves_it_to_pandera():
     assert quick_check.passes(BASE.drop(columns=["C_AGE"])) is None
+
+
+@pytest.mark.parametrize("rows", [3, 5_000])  # a request's few rows, and a file's chunk
+def test_a_label_left_as_pandas_na_is_a_blank_label_at_any_size(rows):
+    frame = pd.concat([BASE] * (rows // len(BASE) + 1), ignore_index=True).head(rows)
+    frame = frame.astype(object)
+    frame.loc[1, "C_seg"] = pd.NA
+    assert pandera_verdict(frame) is not None  # a blank label is allowed
+    assert quick_check.passes(frame.copy()) is not None

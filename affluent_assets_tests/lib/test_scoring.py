@@ -10,15 +10,14 @@ import pandas as pd
 import pytest
 
 from affluent_assets.lib.features import MODEL_FEATURES
+from affluent_assets.lib.reasons import _push_texts, reason_codes
 from affluent_assets.lib.scoring import (
     DISPLAY_NAMES,
     REASON_COUNT,
-    _push_texts,
     age_band,
     feature_contributions,
     profile_segments,
     rank_candidates,
-    reason_codes,
     score_features,
 )
 from affluent_assets.lib.training import (

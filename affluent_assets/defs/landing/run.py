@@ -251,7 +251,7 @@ def publish_candidates(
     candidates = batch_scoring.explain_candidates(
         scored, run.identity, run.scorer, staged, run.chunk_rows, run.progress
     )
-    with run.clock.stage("publish"):
+    with run.clock.stage("publish_candidates"):
         run.publish(staged, lake.CANDIDATES)
         lake.keep_in_history(run.lake_dir, run.key, run.context.run_id)
     with run.clock.stage("estimates"):

@@ -25,14 +25,10 @@ from affluent_assets.lib.evaluation import (
     threshold_for_capacity,
 )
 from affluent_assets.lib.evaluation import operating_points as evaluation_operating_points
+from affluent_assets.lib.reasons import reason_codes
 from affluent_assets.lib.schemas import scored_customers_schema
 from affluent_assets.lib.scorer import score_prepared
-from affluent_assets.lib.scoring import (
-    prefer_out_of_fold,
-    profile_segments,
-    rank_candidates,
-    reason_codes,
-)
+from affluent_assets.lib.scoring import prefer_out_of_fold, profile_segments, rank_candidates
 
 CANDIDATE_ID_COLUMNS = [
     "candidate_rank",
