@@ -55,7 +55,8 @@ def top_reasons(
     matrix: np.ndarray | None = None,
 ) -> TopReasons:
     """The numbers behind the reasons, without their texts: the costly part (the SHAP values),
-    which a batch works out on a thread while it scores (lib/batch_scoring)."""
+    which a landed batch works out for its next batch of candidates on a thread while it writes
+    this one's texts (lib/batch_threads.reasons_ahead)."""
     rows = row_count(features)
     feature = np.full((rows, count), -1, dtype="int64")
     push = np.full((rows, count), np.nan)
