@@ -8,10 +8,12 @@ For path-dependent tree SHAP the value of a coalition S is a sum over leaves of
 `leaf value x product over the leaf's path features j of (o_j if j in S else z_j)`, where
 `o_j` is 1 when the row satisfies every split on feature j along the path and `z_j` is the
 share of training cover that followed those splits. Shapley values are linear in the game, and
-for one leaf's product game they depend on the row only through the bits `o_j` of at most
-`depth` features: so each leaf gets a small table (one row per bit pattern) computed once, and
-scoring a row is a comparison per split node, then a bit pattern and a lookup per leaf, in one
-compiled kernel. Tests hold the result equal to `pred_contribs` (float32 rounding apart).
+a leaf's values depend on the row only through which way it goes at the leaf's path nodes. So
+the leaves under a node, taken together, depend on the row only through its directions at that
+node's ancestors and at the split nodes below it: a few bits. Each such group of leaves gets
+one table (a row per pattern of those bits) computed once, and scoring a row is a comparison
+per split node, then a bit pattern and a lookup per group, in one compiled kernel. Tests hold
+the result equal to `pred_contribs` (float32 rounding apart).
 """
 
 from __future__ import annotations
@@ -46,7 +48,6 @@ class _Leaf:
     # For each distinct feature, the path's conditions on it: (node, goes_left) pairs.
     conditions: tuple[tuple[tuple[int, bool], ...], ...]
     columns: tuple[np.ndarray, ...]  # per path feature: SHAP contribution by bit pattern
-    last: tuple[int, bool] | None  # the path's last step (None: a tree that is one leaf)
 
 
 @dataclass(frozen=True)
@@ -55,20 +56,21 @@ class _Tree:
     threshold: np.ndarray  # float32, as the booster compares
     default_left: np.ndarray
     internal: np.ndarray  # the nodes that split
-    leaves: tuple[_Leaf, ...]
+    left: np.ndarray  # children by node, -1 for a leaf
+    right: np.ndarray
+    leaves: dict[int, _Leaf]  # by node
 
 
 class TreeExplainer:
     """Exact tree SHAP values of a fitted booster (binary logistic, numeric splits).
 
-    Every leaf of every tree is flattened into arrays once (its path conditions, the features
-    they test, its table), and one compiled kernel (numba, no Python per row or leaf) walks
-    them for each row: a row costs a comparison per split node and a table lookup per leaf,
-    so one row takes well under a millisecond and millions take seconds. Sibling leaves are
-    walked as one (`_Unit`), about half as many, and only split nodes are compared. Rows are
-    independent, so large inputs are split over the cores; each row's sums are added in the
-    same order (tree by tree, unit by unit) whatever the split, so a row gets the same values
-    alone or in a batch of millions."""
+    Every tree's leaves are gathered into groups (`_Group`: the leaves under one node), each
+    group's values tabulated once by the row's directions at its few nodes, and one compiled
+    kernel (numba, no Python per row or group) walks them for each row: a row costs a
+    comparison per split node and a table lookup per group, so one row takes well under a
+    millisecond and millions take seconds. Rows are independent, so large inputs are split
+    over the cores; each row's sums are added in the same order (tree by tree, group by group)
+    whatever the split, so a row gets the same values alone or in a batch of millions."""
 
     def __init__(self, booster: xgb.Booster):
         model = json.loads(booster.save_raw("json"))
@@ -108,99 +110,112 @@ def _row_ranges(rows: int) -> list[slice]:
     return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
+# A group's table has a row per pattern of its bits and a column per feature it credits:
+# 10 bits keep it within 80 KB (a depth-6 tree makes eight groups, a depth-4 tree two).
+GROUP_BITS = 10
+MAX_PATH_NODES = 16  # a leaf's path is a group's bits at least: deeper trees are refused
+
+
 @dataclass(frozen=True)
-class _Unit:
-    """What the kernel walks: one leaf, or two sibling leaves merged. Siblings test the same
-    features under the same conditions but the last, their parent's split, so their bits differ
-    only in that split's feature: one table indexed by the shared bits plus the parent's
-    direction holds both leaves' values added, and a row pays for one leaf instead of two."""
+class _Group:
+    """What the kernel walks: the leaves under one node. Their values depend on the row only
+    through its direction at each of `nodes` (the node's ancestors and the split nodes under
+    it), so `table[p, k]` holds the leaves' SHAP values added for feature `features[k]`, where
+    bit i of the pattern p says the row goes left at `nodes[i]`."""
 
+    nodes: np.ndarray
     features: np.ndarray
-    conditions: tuple[tuple[tuple[int, bool], ...], ...]  # per bit, as in _Leaf
-    table: np.ndarray  # (bit patterns, features): with `split`, twice the patterns of `bits`
-    split: int  # the parent node whose direction is the extra bit; -1 for a lone leaf
+    table: np.ndarray  # (2 ** len(nodes), len(features))
 
 
-def _units(tree: _Tree) -> list[_Unit]:
-    """The tree's leaves, sibling leaves merged, in the leaves' order."""
-    children: dict[int, list[_Leaf]] = {}
-    for leaf in tree.leaves:
-        if leaf.last is not None:
-            children.setdefault(leaf.last[0], []).append(leaf)
-    units = []
-    for leaf in tree.leaves:
-        siblings = children.get(leaf.last[0], []) if leaf.last is not None else []
-        if len(siblings) != 2:
-            table = np.column_stack(leaf.columns) if leaf.columns else np.zeros((1, 0))
-            units.append(_Unit(leaf.features, leaf.conditions, table, -1))
-        elif leaf is siblings[0]:
-            left, right = sorted(siblings, key=lambda s: not s.last[1])
-            units.append(_siblings(left, right))
-    return units
+def _groups(tree: _Tree) -> list[_Group]:
+    """The tree's leaves in groups, each the leaves under the highest node whose ancestors and
+    split nodes below fit in GROUP_BITS, left to right."""
+    groups: list[_Group] = []
+    stack: list[tuple[int, list[int]]] = [(0, [])]
+    while stack:
+        node, ancestors = stack.pop()
+        below = _split_nodes_under(tree, node)
+        if tree.left[node] == -1 or len(ancestors) + len(below) <= GROUP_BITS:
+            groups.append(_group(tree, [*ancestors, *below], _leaves_under(tree, node)))
+            continue
+        stack.append((int(tree.right[node]), [*ancestors, node]))
+        stack.append((int(tree.left[node]), [*ancestors, node]))
+    return groups
 
 
-def _siblings(left: _Leaf, right: _Leaf) -> _Unit:
-    node = left.last[0]
-    # The parent's feature: its bit holds for the left leaf when the earlier conditions on
-    # it hold (A) and the row goes left, for the right leaf when A holds and it goes right.
-    k = next(i for i, c in enumerate(left.conditions) if c[-1] == (node, True))
-    conditions = (*left.conditions[:k], left.conditions[k][:-1], *left.conditions[k + 1 :])
-    ours, theirs = np.column_stack(left.columns), np.column_stack(right.columns)
-    patterns = np.arange(len(ours))  # bit k here is A
-    cleared = patterns & ~(1 << k)
-    goes_right = ours[cleared] + theirs[patterns]
-    goes_left = ours[patterns] + theirs[cleared]
-    return _Unit(left.features, conditions, np.concatenate([goes_right, goes_left]), node)
+def _split_nodes_under(tree: _Tree, node: int) -> list[int]:
+    """`node` and the split nodes below it (none if it is a leaf), depth first."""
+    if tree.left[node] == -1:
+        return []
+    return [
+        node,
+        *_split_nodes_under(tree, int(tree.left[node])),
+        *_split_nodes_under(tree, int(tree.right[node])),
+    ]
+
+
+def _leaves_under(tree: _Tree, node: int) -> list[_Leaf]:
+    if tree.left[node] == -1:
+        return [tree.leaves[node]]
+    return _leaves_under(tree, int(tree.left[node])) + _leaves_under(tree, int(tree.right[node]))
+
+
+def _group(tree: _Tree, nodes: list[int], leaves: list[_Leaf]) -> _Group:
+    """The leaves' values added, for every pattern of the row's directions at `nodes`."""
+    bit = {node: i for i, node in enumerate(nodes)}
+    features = list(dict.fromkeys(int(j) for leaf in leaves for j in leaf.features))
+    column = {j: k for k, j in enumerate(features)}
+    patterns = np.arange(1 << len(nodes))
+    table = np.zeros((len(patterns), len(features)), dtype="float64")
+    for leaf in leaves:
+        own = np.zeros(len(patterns), dtype="int64")  # the leaf's bits: o_j per path feature
+        for k, conditions in enumerate(leaf.conditions):
+            holds = np.ones(len(patterns), dtype=bool)
+            for node, goes_left in conditions:
+                holds &= ((patterns >> bit[node]) & 1).astype(bool) == goes_left
+            own |= holds.astype("int64") << k
+        for k, j in enumerate(leaf.features):
+            table[:, column[int(j)]] += leaf.columns[k][own]
+    return _Group(np.asarray(nodes, dtype="int64"), np.asarray(features, dtype="int64"), table)
 
 
 @dataclass(frozen=True)
 class _Flattened:
-    """All trees' split nodes and leaves (lone or merged: `_Unit`) as flat arrays for the
-    kernel. Unit u tests `bits[u]` distinct features; bit k holds when every condition
-    `(cond_node, cond_left)[u, k, :]` holds (node -1 ends the list), and bit `bits[u]` when
-    the row goes left at node `split[u]` (if not -1); its SHAP values for bit pattern p are
-    `table[offsets[u] + p * depth + k]`, credited to feature `leaf_feature[u, k]`."""
+    """All trees' split nodes and leaf groups (`_Group`) as flat arrays for the kernel. Group
+    g reads the row's directions at `group_node[g, :bits[g]]` (global node numbers) and adds
+    `table[offsets[g] + p * width[g] + k]` to feature `group_feature[g, k]` for k < width[g]."""
 
     node_feature: np.ndarray
     node_threshold: np.ndarray
     node_default_left: np.ndarray
     internal: np.ndarray  # the nodes that split (a leaf's direction is never asked)
     bits: np.ndarray
-    split: np.ndarray
-    cond_node: np.ndarray
-    cond_left: np.ndarray
-    leaf_feature: np.ndarray
+    group_node: np.ndarray
+    width: np.ndarray
+    group_feature: np.ndarray
     offsets: np.ndarray
     table: np.ndarray
-    depth: int
 
     @classmethod
     def of(cls, trees: list[_Tree], features: int) -> _Flattened:
         firsts = _first_nodes(trees)
-        units = [(unit, first) for tree, first in zip(trees, firsts, strict=True)
-                 for unit in _units(tree)]  # fmt: skip
-        depth = max([len(unit.features) for unit, _ in units] + [1])
-        width = max([len(c) for unit, _ in units for c in unit.conditions] + [1])
-        cond_node = np.full((len(units), depth, width), -1, dtype="int64")
-        cond_left = np.zeros((len(units), depth, width), dtype=bool)
-        leaf_feature = np.zeros((len(units), depth), dtype="int64")
-        bits = np.zeros(len(units), dtype="int64")
-        split = np.full(len(units), -1, dtype="int64")
-        offsets = np.zeros(len(units), dtype="int64")
-        tables, size = [], 0
-        for index, (unit, first) in enumerate(units):
-            bits[index] = len(unit.features)
-            if unit.split >= 0:
-                split[index] = first + unit.split
-            leaf_feature[index, : len(unit.features)] = unit.features
-            for k, conditions in enumerate(unit.conditions):
-                for c, (node, goes_left) in enumerate(conditions):
-                    cond_node[index, k, c] = first + node
-                    cond_left[index, k, c] = goes_left
-            padded = np.zeros((len(unit.table), depth))
-            padded[:, : unit.table.shape[1]] = unit.table
-            offsets[index], size = size, size + padded.size
-            tables.append(padded.ravel())
+        groups = [(group, first) for tree, first in zip(trees, firsts, strict=True)
+                  for group in _groups(tree)]  # fmt: skip
+        most_bits = max([len(group.nodes) for group, _ in groups] + [1])
+        widest = max([len(group.features) for group, _ in groups] + [1])
+        group_node = np.full((len(groups), most_bits), -1, dtype="int64")
+        group_feature = np.zeros((len(groups), widest), dtype="int64")
+        bits = np.zeros(len(groups), dtype="int64")
+        width = np.zeros(len(groups), dtype="int64")
+        offsets = np.zeros(len(groups), dtype="int64")
+        size = 0
+        for index, (group, first) in enumerate(groups):
+            bits[index], width[index] = len(group.nodes), len(group.features)
+            group_node[index, : len(group.nodes)] = group.nodes + first
+            group_feature[index, : len(group.features)] = group.features
+            offsets[index], size = size, size + group.table.size
+        tables = [group.table.ravel() for group, _ in groups]
         return cls(
             node_feature=np.concatenate([t.split_feature for t in trees]).astype("int64"),
             node_threshold=np.concatenate([t.threshold for t in trees]).astype("float32"),
@@ -209,21 +224,19 @@ class _Flattened:
                 [t.internal + first for t, first in zip(trees, firsts, strict=True)]
             ).astype("int64"),
             bits=bits,
-            split=split,
-            cond_node=cond_node,
-            cond_left=cond_left,
-            leaf_feature=leaf_feature,
+            group_node=group_node,
+            width=width,
+            group_feature=group_feature,
             offsets=offsets,
             table=np.concatenate(tables) if tables else np.zeros(0),
-            depth=depth,
         )
 
     def explain(self, matrix: np.ndarray, phi: np.ndarray) -> None:
         """Add each row's SHAP values into `phi` (rows x features, float64)."""
         _explain_rows(
             matrix, self.node_feature, self.node_threshold, self.node_default_left,
-            self.internal, self.bits, self.split, self.cond_node, self.cond_left,
-            self.leaf_feature, self.offsets, self.table, self.depth, phi,
+            self.internal, self.bits, self.group_node, self.width, self.group_feature,
+            self.offsets, self.table, phi,
         )  # fmt: skip
 
 
@@ -233,17 +246,16 @@ def _first_nodes(trees: list[_Tree]) -> list[int]:
     return [int(x) for x in np.cumsum([0, *sizes[:-1]])]
 
 
-BLOCK_ROWS = 256  # rows walked together: each leaf's arrays are read once per block
+BLOCK_ROWS = 256  # rows walked together: each group's table is read once per block
 
 
 @numba.njit(cache=True, nogil=True)
 def _explain_rows(
-    matrix, node_feature, node_threshold, node_default_left, internal, bits, split, cond_node,
-    cond_left, leaf_feature, offsets, table, depth, phi,
+    matrix, node_feature, node_threshold, node_default_left, internal, bits, group_node, width,
+    group_feature, offsets, table, phi,
 ):  # fmt: skip
     nodes, rows, block = len(node_feature), matrix.shape[0], BLOCK_ROWS
-    goes_left = np.empty((nodes, block), dtype=np.bool_)
-    satisfied = np.empty(block, dtype=np.bool_)
+    goes_left = np.empty((nodes, block), dtype=np.uint8)
     pattern = np.empty(block, dtype=np.int64)
     local = np.zeros((phi.shape[1], block), dtype=np.float64)  # feature-major: rows contiguous
     values = np.empty((matrix.shape[1], block), dtype=matrix.dtype)  # the block, feature-major
@@ -255,38 +267,24 @@ def _explain_rows(
         # Which way each row goes at every split node (missing: the node's default).
         for node in internal:
             feature, threshold = node_feature[node], node_threshold[node]
+            default = 1 if node_default_left[node] else 0
             for r in range(n):
                 value = values[feature, r]
-                goes_left[node, r] = (
-                    node_default_left[node] if np.isnan(value) else value < threshold
-                )
+                goes_left[node, r] = default if np.isnan(value) else (1 if value < threshold else 0)
         local[:, :n] = 0.0
-        # Leaf by leaf, tree by tree: each row's sums are added in this order, whatever the
+        # Group by group, tree by tree: each row's sums are added in this order, whatever the
         # block, so a row's values never depend on the rows scored beside it.
-        for leaf in range(len(bits)):
+        for group in range(len(bits)):
             pattern[:n] = 0
-            for k in range(bits[leaf]):
-                satisfied[:n] = True
-                for c in range(cond_node.shape[2]):
-                    node = cond_node[leaf, k, c]
-                    if node < 0:
-                        break
-                    wanted = cond_left[leaf, k, c]
-                    for r in range(n):
-                        satisfied[r] &= goes_left[node, r] == wanted
+            for i in range(bits[group]):
+                node = group_node[group, i]
                 for r in range(n):
-                    if satisfied[r]:
-                        pattern[r] |= 1 << k
-            node = split[leaf]
-            if node >= 0:  # merged siblings: which of the two the row takes
+                    pattern[r] |= np.int64(goes_left[node, r]) << i
+            start, w = offsets[group], width[group]
+            for k in range(w):
+                feature = group_feature[group, k]
                 for r in range(n):
-                    if goes_left[node, r]:
-                        pattern[r] |= 1 << bits[leaf]
-            start = offsets[leaf]
-            for k in range(bits[leaf]):
-                feature = leaf_feature[leaf, k]
-                for r in range(n):
-                    local[feature, r] += table[start + pattern[r] * depth + k]
+                    local[feature, r] += table[start + pattern[r] * w + k]
         for feature in range(phi.shape[1]):
             for r in range(n):
                 phi[first + r, feature] += local[feature, r]
@@ -301,18 +299,20 @@ def _parse_tree(tree: dict) -> _Tree:
     cover = np.asarray(tree["sum_hessian"], dtype="float64")
     if any(int(t) != 0 for t in tree.get("split_type", [])):
         raise ValueError("categorical splits are not supported by this explainer")
-    leaves = []
+    leaves = {}
     # Depth-first walk: each leaf with its path of (node, goes_left) steps.
     stack: list[tuple[int, list[tuple[int, bool]]]] = [(0, [])]
     while stack:
         node, path = stack.pop()
+        if len(path) > MAX_PATH_NODES:  # a leaf's own path is a group's bits at least
+            raise ValueError(f"trees deeper than {MAX_PATH_NODES} are not supported")
         if left[node] == -1:
-            leaves.append(_leaf(path, float(condition[node]), feature, cover, left, right))
+            leaves[node] = _leaf(path, float(condition[node]), feature, cover, left, right)
             continue
         stack.append((int(right[node]), [*path, (node, False)]))
         stack.append((int(left[node]), [*path, (node, True)]))
     internal = np.flatnonzero(left != -1)
-    return _Tree(feature, condition, default_left, internal, tuple(leaves))
+    return _Tree(feature, condition, default_left, internal, left, right, leaves)
 
 
 def _leaf(path, value: float, feature, cover, left, right) -> _Leaf:
@@ -327,8 +327,7 @@ def _leaf(path, value: float, feature, cover, left, right) -> _Leaf:
     z = np.asarray([zero[j] for j in distinct], dtype="float64")
     table = _table(value, z)
     columns = tuple(np.ascontiguousarray(table[:, k]) for k in range(len(z)))
-    last = path[-1] if path else None
-    return _Leaf(features, tuple(tuple(c) for c in distinct.values()), columns, last)
+    return _Leaf(features, tuple(tuple(c) for c in distinct.values()), columns)
 
 
 def _table(value: float, z: np.ndarray) -> np.ndarray:

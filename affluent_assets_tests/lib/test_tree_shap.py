@@ -5,7 +5,7 @@ import pytest
 import xgboost as xgb
 
 from affluent_assets.lib.prepared import prepared_matrix
-from affluent_assets.lib.tree_shap import TreeExplainer
+from affluent_assets.lib.tree_shap import GROUP_BITS, MAX_PATH_NODES, TreeExplainer, _groups
 
 
 def own_contributions(booster: xgb.Booster, matrix: np.ndarray) -> np.ndarray:
@@ -40,15 +40,32 @@ def test_equals_pred_contribs_with_blanks_and_repeated_features(depth):
     np.testing.assert_allclose(base, expected[:, -1], atol=2e-5)
 
 
-def test_sibling_leaves_are_walked_as_one():
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(500, 3)).astype("float32")
-    y = (X[:, 0] > 0).astype(int)
+@pytest.mark.parametrize(("depth", "groups_per_tree"), [(2, 1), (4, 2), (6, 8)])
+def test_leaves_are_walked_in_groups_of_a_few_bits(depth, groups_per_tree):
+    rng = np.random.default_rng(depth)
+    X = rng.normal(size=(20000, 8)).astype("float32")
+    y = (X[:, 0] + X[:, 1] * X[:, 2] + rng.normal(size=20000) > 0).astype(int)
     booster = xgb.train(
-        {"max_depth": 2, "objective": "binary:logistic"}, xgb.DMatrix(X, label=y), 5
+        {"max_depth": depth, "objective": "binary:logistic", "min_child_weight": 0},
+        xgb.DMatrix(X, label=y),
+        4,
     )
     explainer = TreeExplainer(booster)
-    leaves = sum(len(tree.leaves) for tree in explainer.trees)
-    # Each full depth-2 tree has two sibling pairs: half as many units as leaves.
-    assert len(explainer.flat.bits) < leaves
-    assert (explainer.flat.split >= 0).sum() > 0
+    full = [tree for tree in explainer.trees if len(tree.leaves) == 2**depth]
+    assert full  # the leaves under the highest nodes whose bits fit the tables' limit
+    assert sum(len(_groups(tree)) for tree in full) == len(full) * groups_per_tree
+    assert explainer.flat.bits.max() <= GROUP_BITS
+    assert len(explainer.flat.bits) < sum(len(tree.leaves) for tree in explainer.trees)
+
+
+def test_trees_deeper_than_the_tables_allow_are_refused():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3000, 4)).astype("float32")
+    y = (np.sin(X[:, 0] * 9) + rng.normal(size=3000) > 0).astype(int)
+    booster = xgb.train(
+        {"max_depth": MAX_PATH_NODES + 2, "objective": "binary:logistic", "min_child_weight": 0},
+        xgb.DMatrix(X, label=y),
+        1,
+    )
+    with pytest.raises(ValueError, match="deeper than"):
+        TreeExplainer(booster)
