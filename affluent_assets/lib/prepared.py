@@ -1,5 +1,6 @@
 """The fitted pipeline applied fast: the model's own fitted preprocessing turned into one float32
-matrix, then the booster's own `inplace_predict` on it.
+matrix, then the booster's own predictions on it (`inplace_predict`, or for many rows the same
+bits from lib/tree_predict.py).
 
 Scoring millions of rows through `Pipeline.predict_proba` spends most of its time one-hot
 encoding Python strings row by row. Here each fitted transformer of the pipeline still does
@@ -147,11 +148,28 @@ def is_booster(pipeline: Pipeline) -> bool:
     return isinstance(pipeline.named_steps["model"], XGBClassifier)
 
 
+COMPILED_ROWS = 100_000  # fewer rows: numba's import would cost more than the kernel saves
+
+
+def booster_probability(booster, matrix: np.ndarray) -> np.ndarray:
+    """`booster.inplace_predict(matrix)`, bit for bit; many rows through the compiled tables of
+    lib/tree_predict.py (about twice the rows per core), a request's or a small file's rows
+    through the booster itself."""
+    if len(matrix) >= COMPILED_ROWS:
+        from affluent_assets.lib.tree_predict import predictor
+
+        compiled = predictor(booster)
+        if compiled is not None:
+            return compiled.probability(matrix)
+    return booster.inplace_predict(matrix)
+
+
 def pipeline_probability(
     pipeline: Pipeline, features: Columns, matrix: np.ndarray | None = None
 ) -> np.ndarray:
     """`pipeline.predict_proba(features)[:, 1]`, computed on the prepared matrix: for XGBoost
-    the booster's own `inplace_predict`, for the other families their `predict_proba`.
+    the booster's own predictions (`booster_probability`), for the other families their
+    `predict_proba`.
     `matrix`: the float64 prepared matrix when the caller has it (reasons need it too); its
     float32 copy is the same matrix the booster would get built directly in float32."""
     if row_count(features) == 0:
@@ -161,7 +179,7 @@ def pipeline_probability(
         if matrix is None:
             matrix = prepared_matrix(pipeline, features, "float32")
         matrix = np.asarray(matrix, dtype="float32")
-        return np.asarray(estimator.get_booster().inplace_predict(matrix), dtype="float64")
+        return np.asarray(booster_probability(estimator.get_booster(), matrix), dtype="float64")
     if matrix is None:
         matrix = prepared_matrix(pipeline, features, "float64")
     return estimator.predict_proba(matrix)[:, 1].astype("float64")

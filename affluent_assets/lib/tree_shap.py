@@ -19,27 +19,13 @@ the result equal to `pred_contribs` (float32 rounding apart).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from math import factorial
 
 import numpy as np
 import xgboost as xgb
 
-
-def _writable_numba_cache() -> None:
-    """numba keeps compiled kernels beside this file, or in the user's cache; an image that
-    runs read-only or as an arbitrary user has neither, so it gets a folder in the temporary
-    directory (per user) unless NUMBA_CACHE_DIR says where."""
-    if "NUMBA_CACHE_DIR" in os.environ or os.access(os.path.dirname(__file__), os.W_OK):
-        return
-    os.environ["NUMBA_CACHE_DIR"] = os.path.join(tempfile.gettempdir(), f"numba-{os.getuid()}")
-
-
-_writable_numba_cache()
-import numba  # noqa: E402  (reads NUMBA_CACHE_DIR when imported)
+from affluent_assets.lib.kernels import numba, over_cores
 
 
 @dataclass(frozen=True)
@@ -88,26 +74,12 @@ class TreeExplainer:
         base needs a second prediction, and reasons do not use it)."""
         matrix = np.ascontiguousarray(matrix, dtype="float32")  # a row's values side by side
         phi = np.zeros((len(matrix), self.features), dtype="float64")
-        parts = _row_ranges(len(matrix))
-        if len(parts) == 1:
-            self.flat.explain(matrix, phi)
-        else:  # the kernel releases the GIL: one thread per core, disjoint rows
-            with ThreadPoolExecutor(len(parts), thread_name_prefix="tree-shap") as pool:
-                list(pool.map(lambda r: self.flat.explain(matrix[r], phi[r]), parts))
+        over_cores(lambda rows: self.flat.explain(matrix[rows], phi[rows]), len(matrix))
         if not base:
             return phi, None
         margin = self.booster.inplace_predict(matrix, predict_type="margin")
         base = np.asarray(margin, dtype="float64") - phi.sum(axis=1)
         return phi, base
-
-
-PARALLEL_ROWS = 20_000  # below this, one thread: starting more costs more than it saves
-
-
-def _row_ranges(rows: int) -> list[slice]:
-    threads = min(os.cpu_count() or 1, max(1, rows // PARALLEL_ROWS))
-    edges = np.linspace(0, rows, threads + 1).astype("int64")
-    return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
 # A group's table has a row per pattern of its bits and a column per feature it credits:
