@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from affluent_assets.names import LANDING_FILE_TAG, QUALITY_CHECK
+from affluent_assets.names import CHAMPION_VERSION_TAG, LANDING_FILE_TAG, QUALITY_CHECK
 
 EXIT_REJECTED = 1
 EXIT_ERROR = 2
@@ -83,6 +83,22 @@ class _ProgressBars:
             bar.close()
 
 
+def _champion_version() -> str | None:
+    """The version the champion alias holds now, asked before the run as the landing sensor
+    asks it: the run then scores with that version from the local cache, without loading
+    MLflow's client (over a second). None when the registry cannot say: the run asks it
+    itself, and says why it cannot score."""
+    from affluent_assets import settings
+    from affluent_assets.defs.resources import MlflowModels
+    from affluent_assets.lib.registry import CHAMPION_ALIAS
+
+    try:  # the store as configured now, as `affluent approve` reads it
+        model = MlflowModels(tracking_uri=settings.mlflow_tracking_uri()).describe(CHAMPION_ALIAS)
+    except Exception:  # unreachable or unreadable: the run reports it
+        return None
+    return None if model is None else str(model.version)
+
+
 def score(args: argparse.Namespace) -> int:
     # Imported here so `affluent --help` answers at once.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -110,6 +126,10 @@ def score(args: argparse.Namespace) -> int:
     config = {"landing_dir": str(path.parent), "file_name": path.name}
     if args.chunk_rows:
         config["chunk_rows"] = args.chunk_rows
+    tags = {LANDING_FILE_TAG: path.name, "affluent/launched_by": "affluent score"}
+    version = _champion_version()
+    if version is not None:
+        tags[CHAMPION_VERSION_TAG] = version
     bars = _ProgressBars(sys.stderr.isatty() and not args.no_progress)
     started = time.perf_counter()
     try:
@@ -123,7 +143,7 @@ def score(args: argparse.Namespace) -> int:
             instance=instance,
             partition_key=key,
             raise_on_error=False,
-            tags={LANDING_FILE_TAG: path.name, "affluent/launched_by": "affluent score"},
+            tags=tags,
             resources={"scoring_progress": bars},
         )
     finally:

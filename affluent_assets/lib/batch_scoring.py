@@ -35,6 +35,7 @@ from affluent_assets.lib.estimates import list_estimates as estimate_list
 from affluent_assets.lib.evaluation import LIST_MIN_CALLED
 from affluent_assets.lib.extract_csv import TypedReadFailed
 from affluent_assets.lib.extract_io import DEFAULT_CHUNK_ROWS, Extract
+from affluent_assets.lib.levels import factorized
 from affluent_assets.lib.schemas import raw_extract_schema
 from affluent_assets.lib.scorer import REASON_COLUMNS, Stopwatch, explain_rows, score_rows
 from affluent_assets.lib.validation import MAX_ROWS_NAMED, ContractViolation, describe_failures
@@ -239,7 +240,7 @@ def _score_chunk(
             drift.add(features)
     with clock.stage("write"):
         keep = _is_candidate(clean, scores)
-        affluent = int((scores["predicted_segment"] == POSITIVE).sum())
+        affluent = int(scores["flagged"].sum())
         candidates = batch_tables.kept_table(features, clean, scores, keep) if keep.any() else None
         table = batch_tables.scores_table(
             clean, scores, job.digest, job.identity, job.scorer.registered
@@ -249,8 +250,9 @@ def _score_chunk(
 
 def _is_candidate(clean: pd.DataFrame, scores: pd.DataFrame) -> np.ndarray:
     """Predicted AFFLUENT and not already labelled AFFLUENT (a file may carry no label)."""
-    labelled_affluent = clean["c_seg"].to_numpy(dtype=object) == POSITIVE
-    return (scores["predicted_segment"].to_numpy() == POSITIVE) & ~labelled_affluent
+    codes, levels = factorized(clean["c_seg"])  # the label's levels, known from cleaning
+    labelled_affluent = np.isin(codes, np.flatnonzero(np.asarray(levels, dtype=object) == POSITIVE))
+    return scores["flagged"].to_numpy() & ~labelled_affluent
 
 
 def explain_candidates(

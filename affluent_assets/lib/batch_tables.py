@@ -4,6 +4,7 @@ run it came from and which model version scored it (`BatchIdentity`)."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -126,7 +127,10 @@ class BatchIdentity:
     scored_at: datetime
 
 
+@functools.lru_cache(maxsize=64)
 def _constant(value, rows: int, type_: pa.DataType) -> pa.Array:
+    """A column of one value. Arrow arrays are immutable, and a file's chunks are of one size
+    with the same batch, file and model: each column is made once per file, not per chunk."""
     return pa.repeat(pa.scalar(value, type_), rows)
 
 
@@ -154,7 +158,7 @@ def scores_table(clean, scores, digest, identity, model) -> pa.Table:
     cost more than the rest of the table."""
     rows = len(clean)
     c_id, source_row = clean["c_id"].to_numpy(), clean["source_row"].to_numpy()
-    affluent = scores["predicted_segment"].to_numpy() == POSITIVE
+    affluent = scores["flagged"].to_numpy()
     columns = {
         **_batch_columns(rows, identity, digest),
         "customer_key": arrow_row_keys(c_id, source_row),
@@ -176,18 +180,32 @@ def _text_of_codes(codes: np.ndarray, levels: np.ndarray) -> pa.Array:
 
 
 def kept_table(features, clean, scores, keep: np.ndarray) -> pa.Table:
-    """The candidates' identity, score and model inputs, for `explain_candidates`."""
+    """The candidates' identity, score and model inputs, for `explain_candidates`. Text made in
+    Arrow, as in `scores_table`: the key from C_ID and row, the levels from their codes."""
+    c_id, source_row = clean["c_id"].to_numpy()[keep], clean["source_row"].to_numpy()[keep]
     columns = {
-        "customer_key": scores["customer_key"],
-        "c_id": clean["c_id"],
-        "source_row": clean["source_row"],
-        "affluent_probability": scores["affluent_probability"],
-        "score_decile": scores["score_decile"],
-    } | {name: features[name] for name in MODEL_FEATURES}
+        "customer_key": arrow_row_keys(c_id, source_row),
+        "c_id": c_id,
+        "source_row": source_row,
+        "affluent_probability": scores["affluent_probability"].to_numpy()[keep],
+        "score_decile": scores["score_decile"].to_numpy()[keep],
+    }
+    for name in MODEL_FEATURES:
+        if name in CATEGORICAL_FEATURES:
+            codes, levels = factorized(features[name])
+            columns[name] = _text_of_codes(codes[keep], levels)
+        else:
+            columns[name] = features[name].to_numpy()[keep]
     return pa.Table.from_arrays(
-        [pa.array(columns[f.name].to_numpy()[keep], f.type, from_pandas=True) for f in KEPT_SCHEMA],
-        schema=KEPT_SCHEMA,
+        [_arrow(columns[f.name], f.type) for f in KEPT_SCHEMA], schema=KEPT_SCHEMA
     )
+
+
+def _arrow(values, type_: pa.DataType) -> pa.Array:
+    """An Arrow column of `values` (NaN as a blank, as pandas means it)."""
+    if isinstance(values, pa.Array):
+        return values
+    return pa.array(values, type_, from_pandas=True)
 
 
 def candidates_table(kept, reasons, expected, groups, content_hash, identity, model) -> pa.Table:

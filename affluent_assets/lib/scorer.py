@@ -21,7 +21,6 @@ import pandas as pd
 
 from affluent_assets.lib import telemetry
 from affluent_assets.lib.champion import ScoringModel
-from affluent_assets.lib.contract import POSITIVE
 from affluent_assets.lib.evaluation import LIST_MIN_CALLED, HoldoutCurve
 from affluent_assets.lib.features import clean_columns, feature_columns
 from affluent_assets.lib.prepared import Columns, prepared_matrix
@@ -146,7 +145,7 @@ def score_feature_columns(
         matrix = prepared_matrix(scorer.model.pipeline, features, "float64") if explain else None
         scored = feature_scores(scorer.model, features, model.threshold, model.decile_edges,
                                 matrix)  # fmt: skip
-    flagged = scored["predicted_segment"] == POSITIVE
+    flagged = scored["affluent_probability"] >= model.threshold  # the segment's own rule
     scores = {"customer_key": scored["customer_key"],
               "affluent_probability": scored["affluent_probability"], "flagged": flagged,
               "score_decile": scored["score_decile"],

@@ -40,6 +40,9 @@ def score_features(
     return pd.DataFrame(feature_scores(model, features, threshold, decile_edges, matrix))
 
 
+_SEGMENTS = np.asarray([NEGATIVE, POSITIVE], dtype=object)  # by flag: Python's own strings
+
+
 def feature_scores(
     model: CalibratedModel,
     features: Columns,
@@ -53,7 +56,7 @@ def feature_scores(
         "customer_key": np.asarray(features["customer_key"]),
         "affluent_probability": probability,
         "score_decile": assign_decile(probability, decile_edges).to_numpy(),
-        "predicted_segment": np.where(probability >= threshold, POSITIVE, NEGATIVE).astype(object),
+        "predicted_segment": _SEGMENTS[(probability >= threshold).view("int8")],
     }
 
 

@@ -11,6 +11,7 @@ import duckdb
 
 from affluent_assets.lib.demo_data import generate_customers
 from affluent_assets.lib.demo_files import write_extract
+from affluent_assets.names import CHAMPION_VERSION_TAG
 
 
 def affluent(stores, tmp_path, *args: str) -> subprocess.CompletedProcess:
@@ -51,6 +52,8 @@ def test_a_good_file_is_scored_and_the_run_is_recorded(landing_stores, tmp_path)
     instance = dg.DagsterInstance.from_config(str(tmp_path / "dagster_home"))
     runs = instance.get_runs()
     assert [r.job_name for r in runs] == ["landing_job"] and runs[0].is_success
+    # The champion's version was asked before the run, as the landing sensor asks it.
+    assert runs[0].tags[CHAMPION_VERSION_TAG] == figures["model_version"]
 
 
 def test_a_bad_file_exits_1_with_the_reason_and_is_quarantined(landing_stores, tmp_path):

@@ -92,6 +92,9 @@ class LandingBatch:
         lake.publish(staged, self.lake_dir, table, self.key)
 
 
+PROGRESS_LOG_SECONDS = 5.0
+
+
 def start_batch(
     context: dg.AssetExecutionContext,
     config,
@@ -115,9 +118,16 @@ def start_batch(
     with clock.stage("model"):
         scorer = champion()
 
+    logged = {"phase": "", "at": 0.0}
+
     def progress(phase: str, rows: int) -> None:
         scoring_progress(phase, rows)
-        context.log.debug(f"{key}: {phase}: {rows:,} rows")
+        # Each log line is an event written to the instance (about 5 ms): a line per phase
+        # and then one every PROGRESS_LOG_SECONDS, not one per chunk.
+        now = time.perf_counter()
+        if phase != logged["phase"] or now - logged["at"] >= PROGRESS_LOG_SECONDS:
+            context.log.debug(f"{key}: {phase}: {rows:,} rows")
+            logged.update(phase=phase, at=now)
 
     lake_dir = config.lake_dir or settings.lake_dir()
     return LandingBatch(
