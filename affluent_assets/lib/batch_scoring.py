@@ -172,7 +172,11 @@ def _scoring_pass(extract: Extract, typed: bool, job: _ScoringJob) -> ScoredBatc
     scores_file = job.staging / "scores.parquet"
     kept_file = job.staging / "candidates_features.parquet"
     rows = predicted = kept = 0
-    with StagedWriter(scores_file, kept_file) as staged:
+    with StagedWriter(
+        (scores_file, batch_tables.SCORES_SCHEMA, batch_tables.SCORES_WRITING),
+        # Read back once, whole, by explain_candidates: no statistics to skip row groups by.
+        (kept_file, batch_tables.KEPT_SCHEMA, {"write_statistics": False}),
+    ) as staged:
         chunks = read_ahead(extract.chunks(job.chunk_rows, typed=typed))
         while True:
             with clock.stage("read"):
@@ -278,7 +282,8 @@ def explain_candidates(
         held_back, own = _whole_list(batch.kept_file, identity.batch_key, control, scorer)
     # Smaller batches than scoring: contributions hold a float per feature and row.
     batches = _fresh_batches(batch.kept_file, min(chunk_rows, EXPLAIN_ROWS), held_back, repeats)
-    with pq.ParquetWriter(out, CANDIDATES_SCHEMA, **batch_tables.CANDIDATES_WRITING) as writer:
+    # Written on a thread, as the scores are: the next batch's texts are made meanwhile.
+    with StagedWriter((out, CANDIDATES_SCHEMA, batch_tables.CANDIDATES_WRITING)) as writer:
         for kept, held, numbers in reasons_ahead(scorer, batches, clock):
             # The one scorer's explanation (lib/scorer.py), as an API answer gets it.
             explained = explain_rows(
@@ -292,7 +297,7 @@ def explain_candidates(
                 )  # fmt: skip
                 groups = np.where(held, CONTROL, CAMPAIGN)
             with clock.stage("write"):
-                writer.write_table(
+                writer.append(
                     batch_tables.candidates_table(
                         kept, reasons, expected, groups, batch.content_hash, identity,
                         scorer.registered,

@@ -16,7 +16,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from affluent_assets.lib.batch_tables import KEPT_SCHEMA, SCORES_SCHEMA, SCORES_WRITING
 from affluent_assets.lib.champion import ScoringModel
 from affluent_assets.lib.reasons import TopReasons, top_reasons
 from affluent_assets.lib.scorer import Stopwatch
@@ -35,25 +34,27 @@ def read_ahead(chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
 
 
 class StagedWriter:
-    """Appends each chunk's scores and kept candidates to their staged files on a background
-    thread (Parquet encoding releases the GIL), so writing one chunk overlaps scoring the next.
-    At most one chunk waits to be written, so memory stays at about two chunks."""
+    """Appends tables to their Parquet files (`files`: path, schema and writer options each) on
+    a background thread (Parquet encoding releases the GIL), so writing one chunk overlaps
+    working out the next. At most one chunk waits to be written, so memory stays at about two
+    chunks."""
 
-    def __init__(self, scores_file: Path, kept_file: Path):
-        self.scores = pq.ParquetWriter(scores_file, SCORES_SCHEMA, **SCORES_WRITING)
-        # Read back once, whole, by explain_candidates: no statistics to skip row groups by.
-        self.kept = pq.ParquetWriter(kept_file, KEPT_SCHEMA, write_statistics=False)
+    def __init__(self, *files: tuple[Path, pa.Schema, dict]):
+        self.writers = [
+            pq.ParquetWriter(path, schema, **options) for path, schema, options in files
+        ]
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="staged-writer")
         self.pending: Future | None = None
 
-    def append(self, scores: pa.Table, kept: pa.Table | None) -> None:
+    def append(self, *tables: pa.Table | None) -> None:
+        """One table per file, in the files' order (None: nothing for that file this time)."""
         self.wait()
-        self.pending = self.pool.submit(self._write, scores, kept)
+        self.pending = self.pool.submit(self._write, tables)
 
-    def _write(self, scores: pa.Table, kept: pa.Table | None) -> None:
-        self.scores.write_table(scores)
-        if kept is not None:
-            self.kept.write_table(kept)
+    def _write(self, tables: tuple[pa.Table | None, ...]) -> None:
+        for writer, table in zip(self.writers, tables, strict=True):
+            if table is not None:
+                writer.write_table(table)
 
     def wait(self) -> None:
         if self.pending is not None:
@@ -68,8 +69,8 @@ class StagedWriter:
             self.wait()
         finally:
             self.pool.shutdown(wait=True)
-            self.scores.close()
-            self.kept.close()
+            for writer in self.writers:
+                writer.close()
 
 
 def reasons_ahead(

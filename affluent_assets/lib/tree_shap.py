@@ -305,16 +305,30 @@ def _leaf(path, value: float, feature, cover, left, right) -> _Leaf:
 def _table(value: float, z: np.ndarray) -> np.ndarray:
     """SHAP value of each path feature for every bit pattern of `o` (bit k = feature k's o):
     value * (o_i - z_i) * sum over S of |S|!(m-|S|-1)!/m! * prod_S o_j * prod_rest z_j.
-    The sum over S is the weighted coefficients of prod over j != i of (z_j + o_j t)."""
+    The sum over S is the weighted coefficients of prod over j != i of (z_j + o_j t).
+    Compiled: a booster has thousands of leaves, each a table of at most 2**depth rows."""
     m = len(z)
-    o = ((np.arange(1 << m)[:, None] >> np.arange(m)) & 1).astype("float64")
     weights = np.asarray([factorial(s) * factorial(m - s - 1) / factorial(m) for s in range(m)])
-    table = np.empty((1 << m, m), dtype="float64")
-    for i in range(m):
-        poly = np.zeros((1 << m, m), dtype="float64")  # coefficient of t^s, per pattern
-        poly[:, 0] = 1.0
-        for k in (k for k in range(m) if k != i):
-            poly[:, 1:] = poly[:, 1:] * z[k] + poly[:, :-1] * o[:, k : k + 1]
-            poly[:, 0] *= z[k]
-        table[:, i] = value * (o[:, i] - z[i]) * (poly @ weights)
+    return _table_kernel(float(value), np.ascontiguousarray(z, dtype="float64"), weights)
+
+
+@numba.njit(cache=True, nogil=True)
+def _table_kernel(value, z, weights):
+    m = len(z)
+    table = np.empty((1 << m, m), dtype=np.float64)
+    poly = np.empty(max(m, 1), dtype=np.float64)  # coefficient of t^s
+    for pattern in range(1 << m):
+        for i in range(m):
+            poly[:] = 0.0
+            poly[0] = 1.0
+            for k in range(m):
+                if k != i:  # times (z_k + o_k t), highest power first: each reads the old value
+                    o = (pattern >> k) & 1
+                    for power in range(m - 1, 0, -1):
+                        poly[power] = poly[power] * z[k] + poly[power - 1] * o
+                    poly[0] *= z[k]
+            total = 0.0
+            for power in range(m):
+                total += poly[power] * weights[power]
+            table[pattern, i] = value * (((pattern >> i) & 1) - z[i]) * total
     return table
