@@ -24,7 +24,7 @@ from affluent_assets.lib.batch_tables import (
     CANDIDATES_SCHEMA,
     BatchIdentity,
 )
-from affluent_assets.lib.batch_threads import StagedWriter, read_ahead, reasons_ahead
+from affluent_assets.lib.batch_threads import StagedWriter, meanwhile, read_ahead, reasons_ahead
 from affluent_assets.lib.champion import ScoringModel
 from affluent_assets.lib.contract import POSITIVE
 from affluent_assets.lib.control_group import CAMPAIGN, CONTROL, ControlPolicy, assign_groups
@@ -37,6 +37,7 @@ from affluent_assets.lib.extract_csv import TypedReadFailed
 from affluent_assets.lib.extract_io import DEFAULT_CHUNK_ROWS, Extract
 from affluent_assets.lib.levels import factorized
 from affluent_assets.lib.schemas import raw_extract_schema
+from affluent_assets.lib.scoring import warm_explainer
 from affluent_assets.lib.scorer import REASON_COLUMNS, Stopwatch, explain_rows, score_rows
 from affluent_assets.lib.validation import MAX_ROWS_NAMED, ContractViolation, describe_failures
 
@@ -278,7 +279,8 @@ def explain_candidates(
     done = 0
     # A row repeated exactly is one customer: called once, at its first row.
     repeats = batch.quality.repeated_rows() + 1
-    with clock.stage("control_group"):
+    # The explainer's tables are built meanwhile (a second or so): the first batch needs them.
+    with clock.stage("control_group"), meanwhile(lambda: warm_explainer(scorer.model)):
         held_back, own = _whole_list(batch.kept_file, identity.batch_key, control, scorer)
     # Smaller batches than scoring: contributions hold a float per feature and row.
     batches = _fresh_batches(batch.kept_file, min(chunk_rows, EXPLAIN_ROWS), held_back, repeats)

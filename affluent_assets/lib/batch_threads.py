@@ -7,8 +7,9 @@ where the caller would have met it without the thread."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +72,16 @@ class StagedWriter:
             self.pool.shutdown(wait=True)
             for writer in self.writers:
                 writer.close()
+
+
+@contextmanager
+def meanwhile(work: Callable[[], object]) -> Iterator[None]:
+    """`work()` on a thread while the caller's block runs; done (its error raised) when the
+    block ends."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="meanwhile") as pool:
+        pending = pool.submit(work)
+        yield
+        pending.result()
 
 
 def reasons_ahead(
