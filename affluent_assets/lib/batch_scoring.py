@@ -37,8 +37,8 @@ from affluent_assets.lib.extract_csv import TypedReadFailed
 from affluent_assets.lib.extract_io import DEFAULT_CHUNK_ROWS, Extract
 from affluent_assets.lib.levels import factorized
 from affluent_assets.lib.schemas import raw_extract_schema
-from affluent_assets.lib.scoring import warm_explainer
 from affluent_assets.lib.scorer import REASON_COLUMNS, Stopwatch, explain_rows, score_rows
+from affluent_assets.lib.scoring import warm_explainer
 from affluent_assets.lib.validation import MAX_ROWS_NAMED, ContractViolation, describe_failures
 
 Progress = Callable[[str, int], None]  # (phase, rows done in that phase)
