@@ -129,6 +129,9 @@ def _texts(column, rows: np.ndarray) -> list[str]:
             return np.array([_number_text(v) for v in distinct.tolist()], dtype=object)[
                 inverse.reshape(-1)
             ].tolist()
+        from affluent_assets.lib.number_texts import number_texts  # numba: many rows only
+
+        return number_texts(values, _number_text)
     return [_number_text(value) for value in values.tolist()]
 
 
