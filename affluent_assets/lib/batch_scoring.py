@@ -11,6 +11,7 @@ to the candidates it kept. Both are plain functions a notebook can call.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from affluent_assets.lib.batch_tables import (
     CANDIDATES_SCHEMA,
     BatchIdentity,
 )
-from affluent_assets.lib.batch_threads import StagedWriter, meanwhile, read_ahead, reasons_ahead
+from affluent_assets.lib.batch_threads import StagedWriter, read_ahead, reasons_ahead
 from affluent_assets.lib.champion import ScoringModel
 from affluent_assets.lib.contract import POSITIVE
 from affluent_assets.lib.control_group import CAMPAIGN, CONTROL, ControlPolicy, assign_groups
@@ -38,7 +39,6 @@ from affluent_assets.lib.extract_io import DEFAULT_CHUNK_ROWS, Extract
 from affluent_assets.lib.levels import factorized
 from affluent_assets.lib.schemas import raw_extract_schema
 from affluent_assets.lib.scorer import REASON_COLUMNS, Stopwatch, explain_rows, score_rows
-from affluent_assets.lib.scoring import warm_explainer
 from affluent_assets.lib.validation import MAX_ROWS_NAMED, ContractViolation, describe_failures
 
 Progress = Callable[[str, int], None]  # (phase, rows done in that phase)
@@ -279,14 +279,19 @@ def explain_candidates(
     done = 0
     # A row repeated exactly is one customer: called once, at its first row.
     repeats = batch.quality.repeated_rows() + 1
-    # The explainer's tables are built meanwhile (a second or so): the first batch needs them.
-    with clock.stage("control_group"), meanwhile(lambda: warm_explainer(scorer.model)):
-        held_back, own = _whole_list(batch.kept_file, identity.batch_key, control, scorer)
     # Smaller batches than scoring: contributions hold a float per feature and row.
-    batches = _fresh_batches(batch.kept_file, min(chunk_rows, EXPLAIN_ROWS), held_back, repeats)
-    # Written on a thread, as the scores are: the next batch's texts are made meanwhile.
-    with StagedWriter((out, CANDIDATES_SCHEMA, batch_tables.CANDIDATES_WRITING)) as writer:
-        for kept, held, numbers in reasons_ahead(scorer, batches, clock):
+    batches = _fresh_batches(batch.kept_file, min(chunk_rows, EXPLAIN_ROWS), repeats)
+    # What needs the whole list is worked out on a thread while the first batches' reasons are
+    # (their numbers do not need it; their texts and table wait for it). Written on a thread,
+    # as the scores are: the next batch's texts are made meanwhile.
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="whole-list") as pool,
+        StagedWriter((out, CANDIDATES_SCHEMA, batch_tables.CANDIDATES_WRITING)) as writer,
+    ):
+        whole = pool.submit(_whole_list, batch.kept_file, identity.batch_key, control, scorer)
+        for kept, positions, numbers in reasons_ahead(scorer, batches, clock):
+            with clock.stage("control_group"):  # the wait for the thread
+                held_back, own = whole.result()
             # The one scorer's explanation (lib/scorer.py), as an API answer gets it.
             explained = explain_rows(
                 scorer, kept, kept["affluent_probability"], clock, reasons=numbers
@@ -297,7 +302,7 @@ def explain_candidates(
                     [explained[["expected_precision", "expected_recall"]],
                      own.at(kept["affluent_probability"])], axis=1,
                 )  # fmt: skip
-                groups = np.where(held, CONTROL, CAMPAIGN)
+                groups = np.where(held_back[positions], CONTROL, CAMPAIGN)
             with clock.stage("write"):
                 writer.append(
                     batch_tables.candidates_table(
@@ -308,25 +313,26 @@ def explain_candidates(
             done += len(kept)
             if progress is not None:
                 progress("explain", done)
+        whole.result()  # a list of none fresh still has its whole-list errors raised
     return done
 
 
 def _fresh_batches(
-    kept_file: Path, rows: int, held_back: np.ndarray, repeats: np.ndarray
+    kept_file: Path, rows: int, repeats: np.ndarray
 ) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
-    """The kept candidates in batches of `rows`, each with its control draw (`held_back`, in
-    the kept file's row order, which this reads in), without rows that repeat an earlier row
-    (`repeats`: their data row numbers)."""
+    """The kept candidates in batches of `rows`, each with its rows' positions in the kept
+    file (where their control draw is), without rows that repeat an earlier row (`repeats`:
+    their data row numbers)."""
     offset = 0
     for record_batch in pq.ParquetFile(kept_file).iter_batches(batch_size=rows):
         kept = record_batch.to_pandas()
-        held = held_back[offset : offset + len(kept)]
+        positions = np.arange(offset, offset + len(kept))
         offset += len(kept)
         if len(repeats):
             fresh = ~kept["source_row"].isin(repeats).to_numpy()
-            kept, held = kept[fresh].reset_index(drop=True), held[fresh]
+            kept, positions = kept[fresh].reset_index(drop=True), positions[fresh]
         if not kept.empty:
-            yield kept, held
+            yield kept, positions
 
 
 def _whole_list(

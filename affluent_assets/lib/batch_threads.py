@@ -7,9 +7,8 @@ where the caller would have met it without the thread."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -74,34 +73,25 @@ class StagedWriter:
                 writer.close()
 
 
-@contextmanager
-def meanwhile(work: Callable[[], object]) -> Iterator[None]:
-    """`work()` on a thread while the caller's block runs; done (its error raised) when the
-    block ends."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="meanwhile") as pool:
-        pending = pool.submit(work)
-        yield
-        pending.result()
-
-
 def reasons_ahead(
     scorer: ScoringModel, batches: Iterator[tuple[pd.DataFrame, np.ndarray]], clock: Stopwatch
 ) -> Iterator[tuple[pd.DataFrame, np.ndarray, TopReasons]]:
-    """Each batch with the numbers of its reasons (lib/reasons.top_reasons), worked out on a
-    thread one batch ahead: the SHAP kernel releases the GIL, so the next batch's values are
-    computed while this one's texts and table are written on one core."""
+    """Each batch (candidates, and what the caller keeps beside them) with the numbers of its
+    reasons (lib/reasons.top_reasons), worked out on a thread one batch ahead: the SHAP kernel
+    releases the GIL, so the next batch's values are computed while this one's texts and
+    table are written on one core."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reasons-ahead") as pool:
         ahead = None
-        for kept, held in batches:
+        for kept, beside in batches:
             numbers = pool.submit(top_reasons, scorer.model, kept)
             if ahead is not None:
                 yield _settled(ahead, clock)
-            ahead = (kept, held, numbers)
+            ahead = (kept, beside, numbers)
         if ahead is not None:
             yield _settled(ahead, clock)
 
 
 def _settled(ahead: tuple, clock: Stopwatch) -> tuple[pd.DataFrame, np.ndarray, TopReasons]:
-    kept, held, numbers = ahead
+    kept, beside, numbers = ahead
     with clock.stage("reasons"):  # the wait for the thread
-        return kept, held, numbers.result()
+        return kept, beside, numbers.result()
