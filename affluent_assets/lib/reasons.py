@@ -63,7 +63,12 @@ def top_reasons(
     if rows == 0:
         return TopReasons(feature, push)
     columns, values, _ = contribution_columns(model, features, matrix, base=False)
-    top = np.argsort(-values, axis=1, kind="stable")[:, :count]
+    if rows <= SMALL_ROWS:  # a request's rows: sorting each is cheap, numba's import is not
+        top = np.argsort(-values, axis=1, kind="stable")[:, :count]
+    else:  # a list's batch: the SHAP thread's longest step after the kernel was this sort
+        from affluent_assets.lib.kernels import largest_columns
+
+        top = largest_columns(values, count)
     feature[:, : top.shape[1]] = np.asarray([MODEL_FEATURES.index(c) for c in columns])[top]
     push[:, : top.shape[1]] = np.take_along_axis(values, top, axis=1)
     return TopReasons(feature, push)
