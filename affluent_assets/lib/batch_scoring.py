@@ -173,11 +173,7 @@ def _scoring_pass(extract: Extract, typed: bool, job: _ScoringJob) -> ScoredBatc
     scores_file = job.staging / "scores.parquet"
     kept_file = job.staging / "candidates_features.parquet"
     rows = predicted = kept = 0
-    with StagedWriter(
-        (scores_file, batch_tables.SCORES_SCHEMA, batch_tables.SCORES_WRITING),
-        # Read back once, whole, by explain_candidates: no statistics to skip row groups by.
-        (kept_file, batch_tables.KEPT_SCHEMA, {"write_statistics": False}),
-    ) as staged:
+    with _staged_writer(scores_file, kept_file) as staged:
         chunks = read_ahead(extract.chunks(job.chunk_rows, typed=typed))
         while True:
             with clock.stage("read"):
@@ -224,6 +220,15 @@ def _scoring_pass(extract: Extract, typed: bool, job: _ScoringJob) -> ScoredBatc
         drift=drift.report() if drift is not None and drift.rows else None,
         typed_read=typed,
         stopwatch=clock,
+    )
+
+
+def _staged_writer(scores_file: Path, kept_file: Path) -> StagedWriter:
+    """The pass's two files: the scores, and the candidates' model inputs (read back once,
+    whole, by explain_candidates: no statistics to skip row groups by)."""
+    return StagedWriter(
+        (scores_file, batch_tables.SCORES_SCHEMA, batch_tables.SCORES_WRITING),
+        (kept_file, batch_tables.KEPT_SCHEMA, {"write_statistics": False}),
     )
 
 
