@@ -347,12 +347,15 @@ def _whole_list(
     the kept file's row order; the draw is stratified over the list's deciles) and the list's
     own precision curve. Two columns of the candidates only, so memory stays small for any
     file."""
-    listed = pq.read_table(kept_file, columns=["customer_key", "affluent_probability"])
-    keys = listed.column("customer_key").to_numpy(zero_copy_only=False)
-    probability = listed.column("affluent_probability").to_numpy()
-    drawn = assign_groups(keys, probability, control or ControlPolicy.from_settings(), batch_key)
-    own = ListCurve.from_scores(probability, scorer.curve, min_called=LIST_MIN_CALLED)
-    return drawn == CONTROL, own
+    probability = pq.read_table(kept_file, columns=["affluent_probability"]).column(0).to_numpy()
+    keys = pq.read_table(kept_file, columns=["customer_key"]).column(0)
+    keys = keys.to_numpy(zero_copy_only=False)
+    held = assign_groups(keys, probability, control or ControlPolicy.from_settings(), batch_key)
+    # Millions of key strings (about 80 bytes each) are let go before the curve's arrays are
+    # made: at the start of a list of 3M candidates they were most of the process's peak.
+    del keys
+    held = held == CONTROL
+    return held, ListCurve.from_scores(probability, scorer.curve, min_called=LIST_MIN_CALLED)
 
 
 def estimate_batch(
