@@ -127,7 +127,7 @@ class BatchIdentity:
     scored_at: datetime
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=32)  # a file's columns at two sizes, scores and list: a few MB
 def _constant(value, rows: int, type_: pa.DataType) -> pa.Array:
     """A column of one value. Arrow arrays are immutable, and a file's chunks are of one size
     with the same batch, file and model: each column is made once per file, not per chunk."""
