@@ -7,15 +7,28 @@ monitoring whether that process is still alive, so a run whose process died (the
 answers that question from the process id the run recorded when it started, so run monitoring
 fails such a run within a poll interval of the daemon coming back, and run retries start it
 again. (On Kubernetes, dagster-k8s' K8sRunLauncher answers it from the pod.)
+
+It also keeps a spare run worker (spare_worker.py): a process that has imported Dagster and the
+code location already and waits for a run. A run is handed to it, and the next spare is started
+at once; only when there is no live spare does a run start the usual way, through the code
+server. `spare_worker: false` in dagster.yaml turns this off.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
-from dagster import DagsterEventType, DagsterRun, DefaultRunLauncher
-from dagster._core.launcher.base import CheckRunHealthResult, WorkerStatus
+from dagster import DagsterEventType, DagsterRun, DefaultRunLauncher, Field
+from dagster._core.launcher.base import CheckRunHealthResult, LaunchRunContext, WorkerStatus
+
+# The tag on a run handed to a spare worker: its termination is a signal to its process, not a
+# request to the code server.
+SPARE_WORKER_TAG = "affluent/run_worker"
 
 # A process may start a little after the event naming it is stored; a process that started
 # later than this after the event is another process that reused the id.
@@ -23,13 +36,60 @@ _START_SLACK_SECONDS = 5.0
 
 
 class LocalRunLauncher(DefaultRunLauncher):
-    """DefaultRunLauncher whose run workers' health run monitoring can check (same machine)."""
+    """DefaultRunLauncher whose run workers' health run monitoring can check (same machine),
+    and whose runs start on a spare worker that has loaded the code already."""
+
+    def __init__(self, inst_data=None, spare_worker: bool = True):
+        super().__init__(inst_data=inst_data)
+        self._spare_worker = spare_worker
+        self.spares = SpareWorkers()
+
+    @classmethod
+    def config_type(cls):
+        return {
+            "spare_worker": Field(
+                bool,
+                is_required=False,
+                default_value=True,
+                description="Keep one run worker started ahead, with the code loaded.",
+            )
+        }
+
+    @classmethod
+    def from_config_value(cls, inst_data, config_value):
+        return cls(inst_data=inst_data, spare_worker=config_value.get("spare_worker", True))
+
+    def launch_run(self, context: LaunchRunContext) -> None:
+        run = context.dagster_run
+        if self._spare_worker and self.spares.hand_over(self._instance, run):
+            self._instance.add_run_tags(run.run_id, {SPARE_WORKER_TAG: "spare"})
+            self._run_ids.add(run.run_id)
+            return
+        super().launch_run(context)
+
+    def terminate(self, run_id: str) -> bool:
+        """A spare worker's run is interrupted as the code server would interrupt its own run
+        process: SIGINT, which Dagster turns into the run's cancellation."""
+        run = self._instance.get_run_by_id(run_id)
+        if run is None or run.is_finished or SPARE_WORKER_TAG not in run.tags:
+            return super().terminate(run_id)
+        self._instance.report_run_canceling(run)
+        started = self._worker_start(run)
+        if started is None or not worker_alive(*started):
+            return False
+        os.kill(started[0], signal.SIGINT)
+        return True
+
+    def dispose(self) -> None:
+        self.spares.close()
+        super().dispose()
 
     @property
     def supports_check_run_worker_health(self) -> bool:
         return True
 
     def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
+        self.spares.reap()  # a finished spare's run worker is gone, not a zombie
         started = self._worker_start(run)
         if started is None:  # the run has not recorded its process yet: nothing to judge
             return CheckRunHealthResult(WorkerStatus.RUNNING, "run worker not recorded yet")
@@ -53,6 +113,63 @@ class LocalRunLauncher(DefaultRunLauncher):
             if data is not None and data.metadata.get("pid") is not None:
                 return int(data.metadata["pid"].value), record.event_log_entry.timestamp
         return None
+
+
+class SpareWorkers:
+    """At most one spare run worker per code location (its Python and its code pointer), and the
+    workers handed runs, kept until they end so they are reaped."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._idle: dict[tuple[str, str], subprocess.Popen] = {}
+        self._running: list[subprocess.Popen] = []
+
+    def hand_over(self, instance, run: DagsterRun) -> bool:
+        """Give `run` to the spare for its code location, if one is alive, and start the next
+        spare; False when the run must start the usual way."""
+        from dagster._grpc.types import ExecuteRunArgs
+        from dagster._serdes import serialize_value
+
+        origin = run.job_code_origin
+        if origin is None:
+            return False
+        repository = origin.repository_origin
+        key = (repository.executable_path, serialize_value(repository.code_pointer))
+        with self._lock:
+            self.reap()
+            spare = self._idle.pop(key, None)
+            self._idle[key] = _start_spare(*key)
+            if spare is None or spare.poll() is not None:
+                return False
+            args = ExecuteRunArgs(
+                job_origin=origin, run_id=run.run_id, instance_ref=instance.get_ref()
+            )
+            try:
+                spare.stdin.write(serialize_value(args) + "\n")
+                spare.stdin.close()
+            except OSError:  # the spare ended before it was given a run
+                return False
+            self._running.append(spare)
+            return True
+
+    def reap(self) -> None:
+        self._running = [p for p in self._running if p.poll() is None]
+
+    def close(self) -> None:
+        with self._lock:
+            for spare in self._idle.values():
+                spare.kill()
+                spare.wait()
+            self._idle.clear()
+
+
+def _start_spare(executable: str, pointer: str) -> subprocess.Popen:
+    """A process that loads the code location now and runs the run it is later given."""
+    return subprocess.Popen(
+        [executable or sys.executable, "-m", "affluent_assets.spare_worker", pointer],
+        stdin=subprocess.PIPE,
+        text=True,
+    )
 
 
 def worker_alive(pid: int, recorded_at: float) -> bool:

@@ -50,3 +50,9 @@ def test_a_run_worker_is_alive_only_while_its_own_process_runs():
     assert not worker_alive(finished.pid, now)
     # A live process that started after the run recorded its pid reused that pid: not the worker.
     assert not worker_alive(os.getpid(), process_start_time(os.getpid()) - 60)
+
+
+def test_instance_keeps_a_spare_run_worker(tmp_path):
+    shutil.copy(SETTINGS, tmp_path / "dagster.yaml")
+    launcher = dg.DagsterInstance.from_config(str(tmp_path)).run_launcher
+    assert launcher.inst_data.config_dict == {"spare_worker": True}

@@ -78,13 +78,54 @@ def scored_rows(warehouse: Path, batch_key: str) -> int:
 
 def land_and_wait(staged: Path, landing: Path, warehouse: Path, rows: int, timeout: float):
     target = landing / staged.name
-    start = time.monotonic()
+    start, landed_at = time.monotonic(), time.time()
     os.replace(staged, target)
     while time.monotonic() - start < timeout:
         if scored_rows(warehouse, staged.name) == rows:
-            return time.monotonic() - start
-        time.sleep(0.25)
+            return time.monotonic() - start, landed_at
+        time.sleep(0.1)
     raise TimeoutError(f"{staged.name} not scored within {timeout:.0f} s")
+
+
+# Where a file's seconds went, from what Dagster stored: the sensor tick that requested the
+# file's run, then the run's first event of each type (the first materialization is the
+# scores': the clock stops when they are readable).
+PHASES = (
+    ("waiting for a tick: landed -> tick started", "tick"),
+    ("sensor: tick started -> run requested", "requested"),
+    ("queue: requested -> dequeued", "RUN_DEQUEUED"),
+    ("run process: dequeued -> run started", "RUN_START"),
+    ("run start: run started -> step started", "STEP_START"),
+    ("scoring: step started -> scores published", "ASSET_MATERIALIZATION"),
+)
+
+
+def run_phases(instance, file_name: str, landed_at: float, seconds: float) -> dict[str, float]:
+    """The file's latency split by its sensor tick and its run's stored events (wall clock)."""
+    import dagster as dg
+
+    from affluent_assets.names import LANDING_FILE_TAG
+
+    runs = instance.get_runs(dg.RunsFilter(tags={LANDING_FILE_TAG: file_name}), limit=1)
+    if not runs:
+        return {}
+    run = runs[0]
+    marks = {"requested": instance.get_run_record_by_id(run.run_id).create_timestamp.timestamp()}
+    if run.tags.get("dagster/tick"):
+        marks["tick"] = instance.schedule_storage.get_tick(int(run.tags["dagster/tick"])).timestamp
+    for entry in instance.all_logs(run.run_id):
+        if entry.dagster_event is not None:
+            kind = dg.DagsterEventType(entry.dagster_event.event_type_value).name
+            marks.setdefault(kind, entry.timestamp)
+    phases, previous = {}, landed_at
+    for name, mark in PHASES:
+        if mark in marks:
+            phases[name] = round(marks[mark] - previous, 2)
+            previous = marks[mark]
+    phases["seen: published -> seen by the benchmark's reader"] = round(
+        landed_at + seconds - previous, 2
+    )
+    return phases
 
 
 def machine() -> dict:
@@ -147,13 +188,14 @@ def main(argv: list[str] | None = None) -> int:
         )
     try:
         time.sleep(10)  # let the daemon and code server start; not part of any measurement
-        warmup = land_and_wait(staged[0], landing, warehouse, args.rows, args.timeout)
+        warmup, _ = land_and_wait(staged[0], landing, warehouse, args.rows, args.timeout)
         print(f"warm-up file: {warmup:.1f} s")
-        latencies = []
+        latencies, landings = [], []
         for path in staged[1:]:
             time.sleep(2)
-            seconds = land_and_wait(path, landing, warehouse, args.rows, args.timeout)
+            seconds, landed_at = land_and_wait(path, landing, warehouse, args.rows, args.timeout)
             latencies.append(round(seconds, 2))
+            landings.append((path.name, landed_at, seconds))
             print(f"{path.name}: {seconds:.1f} s")
     finally:
         if server.poll() is None:
@@ -168,6 +210,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from affluent_assets.defs.landing.sensors import TICK_SECONDS
 
+    os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
+    with dagster.DagsterInstance.get() as instance:
+        phases = [run_phases(instance, *landed) for landed in landings]
+    medians = {
+        name: round(statistics.median(p[name] for p in phases if name in p), 2)
+        for name in dict.fromkeys(n for p in phases for n in p)
+    }
+
     result = {
         "measured": "landing file moved into the folder -> all its rows readable in batch_scores",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -178,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         "p50_seconds": round(statistics.median(latencies), 2),
         "max_seconds": max(latencies),
         "warmup_seconds": round(warmup, 2),
+        "phases_p50_seconds": medians,
+        "phases_seconds": phases,
         "sensor_interval_seconds": TICK_SECONDS,
         "dagster": dagster.__version__,
         "machine": machine(),
