@@ -73,6 +73,13 @@ def monitoring_tick_seconds() -> int:
     return int(os.environ.get("AFFLUENT_MONITORING_TICK_SECONDS") or 30)
 
 
+def landing_watch_seconds() -> float:
+    """How long a landing sensor tick with no file ready keeps watching the folder
+    (AFFLUENT_LANDING_WATCH_SECONDS, 4 s: Dagster's daemon starts a tick every 5 s at most;
+    0 looks once per tick)."""
+    return float(os.environ.get("AFFLUENT_LANDING_WATCH_SECONDS") or 4)
+
+
 def landing_group_files() -> int:
     """How many small files that land together one landing run scores (1: a run per file).
     Each run is a process that spends seconds starting; two groups use two cores."""

@@ -87,21 +87,20 @@ def land_and_wait(staged: Path, landing: Path, warehouse: Path, rows: int, timeo
     raise TimeoutError(f"{staged.name} not scored within {timeout:.0f} s")
 
 
-# Where a file's seconds went, from what Dagster stored: the sensor tick that requested the
-# file's run, then the run's first event of each type (the first materialization is the
-# scores': the clock stops when they are readable).
+# Where a file's seconds went, from what Dagster stored: the run's creation by the sensor tick
+# (which may have started before the file landed: a tick with nothing ready watches the folder),
+# then the run's first event of each type (the first materialization is the scores': the clock
+# stops when they are readable).
 PHASES = (
-    ("waiting for a tick: landed -> tick started", "tick"),
-    ("sensor: tick started -> run requested", "requested"),
-    ("queue: requested -> dequeued", "RUN_DEQUEUED"),
-    ("run process: dequeued -> run started", "RUN_START"),
+    ("sensor: landed -> run requested", "requested"),
+    ("start: requested -> run started (queue, launch, run worker)", "RUN_START"),
     ("run start: run started -> step started", "STEP_START"),
     ("scoring: step started -> scores published", "ASSET_MATERIALIZATION"),
 )
 
 
 def run_phases(instance, file_name: str, landed_at: float, seconds: float) -> dict[str, float]:
-    """The file's latency split by its sensor tick and its run's stored events (wall clock)."""
+    """The file's latency split by its run's creation and stored events (wall clock)."""
     import dagster as dg
 
     from affluent_assets.names import LANDING_FILE_TAG
@@ -111,8 +110,6 @@ def run_phases(instance, file_name: str, landed_at: float, seconds: float) -> di
         return {}
     run = runs[0]
     marks = {"requested": instance.get_run_record_by_id(run.run_id).create_timestamp.timestamp()}
-    if run.tags.get("dagster/tick"):
-        marks["tick"] = instance.schedule_storage.get_tick(int(run.tags["dagster/tick"])).timestamp
     for entry in instance.all_logs(run.run_id):
         if entry.dagster_event is not None:
             kind = dg.DagsterEventType(entry.dagster_event.event_type_value).name
@@ -208,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import dagster
 
+    from affluent_assets import settings
     from affluent_assets.defs.landing.sensors import TICK_SECONDS
 
     os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
@@ -231,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         "phases_p50_seconds": medians,
         "phases_seconds": phases,
         "sensor_interval_seconds": TICK_SECONDS,
+        "sensor_watch_seconds": settings.landing_watch_seconds(),
         "dagster": dagster.__version__,
         "machine": machine(),
     }

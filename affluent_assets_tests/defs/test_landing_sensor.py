@@ -7,6 +7,8 @@ import builtins
 import io
 import os
 import pathlib
+import threading
+import time
 from dataclasses import replace
 
 import dagster as dg
@@ -18,6 +20,8 @@ from dagster._core.storage.tags import (
 )
 from dagster._core.utils import make_new_run_id
 
+from affluent_assets import settings
+from affluent_assets.defs.landing import sensors
 from affluent_assets.defs.landing.assets import landed_batches
 from affluent_assets.defs.landing.sensors import build_landing_sensor
 from affluent_assets.lib.landing import LandingCursor, batch_key_for
@@ -29,9 +33,11 @@ class Ticker:
 
     def __init__(self, folder, models):
         # Each tick happens just after the newest write: the files were dropped a moment ago.
+        # It looks once (watching is tested on its own, with the real clock).
         self.sensor = build_landing_sensor(
-            name="test_landing_sensor", landing_dir=str(folder), clock=lambda: just_after(folder)
-        )
+            name="test_landing_sensor", landing_dir=str(folder),
+            clock=lambda: just_after(folder), watch_seconds=0,
+        )  # fmt: skip
         self.models = models
         self.cursor = None
         self.instance = dg.DagsterInstance.ephemeral()
@@ -275,6 +281,7 @@ def test_the_definitions_sensor_is_on_by_default():
     sensor = defs.resolve_sensor_def("landing_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert sensor.minimum_interval_seconds <= 5
+    assert settings.landing_watch_seconds() == 4  # most of the daemon's 5 s between ticks
     assert sensor.job_name == "landing_job"
     job = defs.resolve_job_def("affluent_job")
     keys = {key.to_user_string() for key in job.asset_layer.executable_asset_keys}
@@ -312,7 +319,7 @@ def test_a_file_moved_in_whole_is_requested_at_first_sight(tmp_path, model_store
     ticker = Ticker(folder, model_store)
     ticker.sensor = build_landing_sensor(
         name="test_landing_sensor", landing_dir=str(folder),
-        clock=lambda: (1_700_000_100 + 1) * 10**9,
+        clock=lambda: (1_700_000_100 + 1) * 10**9, watch_seconds=0,
     )  # fmt: skip
     assert run_keys(ticker.tick()) == ["moved.csv:7:1700000000000000000"]
     assert run_keys(ticker.tick()) == ["fresh.csv:7:1700000100000000000"]
@@ -320,3 +327,60 @@ def test_a_file_moved_in_whole_is_requested_at_first_sight(tmp_path, model_store
     empty.write_bytes(b"")
     os.utime(empty, ns=(1_700_000_000 * 10**9,) * 2)
     assert not ticker.tick().run_requests  # an empty file waits however old it is
+
+
+def _watching_ticker(folder, models, watch_seconds: float) -> Ticker:
+    ticker = Ticker(folder, models)
+    ticker.sensor = build_landing_sensor(
+        name="test_landing_sensor", landing_dir=str(folder), watch_seconds=watch_seconds
+    )
+    return ticker
+
+
+def test_a_file_landing_during_a_tick_is_requested_by_that_tick(tmp_path, model_store):
+    """Dagster starts a tick every 5 s at most: a tick with nothing ready watches the folder,
+    so a file moved in whole while it watches is requested at once, not 5 s later."""
+    folder, staging = tmp_path / "landing", tmp_path / "staging"
+    folder.mkdir()
+    staging.mkdir()
+    staged = write(staging, "etb.csv")  # written long ago: ready at first sight
+    mover = threading.Timer(0.5, os.replace, (staged, folder / "etb.csv"))
+    mover.start()
+    try:
+        result = _watching_ticker(folder, model_store, watch_seconds=30).tick()
+    finally:
+        mover.join()
+    assert run_keys(result) == ["etb.csv:7:1700000000000000000"]
+
+
+def test_a_file_still_written_during_a_tick_waits_until_it_is_quiet(tmp_path, model_store):
+    """Within the watch, a file is ready once not written to for TICK_SECONDS (its mtime):
+    a file appended to every 0.3 s for 2.5 s is requested with its final size."""
+    folder = tmp_path / "landing"
+    folder.mkdir()
+    path = folder / "etb.csv"
+    path.write_bytes(b"C_ID\n")
+
+    def append():
+        for row in range(8):
+            time.sleep(0.3)
+            with path.open("ab") as out:
+                out.write(f"{row}\n".encode())
+
+    writer = threading.Thread(target=append)
+    writer.start()
+    try:
+        result = _watching_ticker(folder, model_store, watch_seconds=30).tick()
+    finally:
+        writer.join()
+    (key,) = run_keys(result)
+    assert key.startswith(f"etb.csv:{path.stat().st_size}:")
+
+
+def test_a_tick_with_nothing_ready_watches_for_its_window_then_skips(tmp_path, model_store):
+    folder = tmp_path / "landing"
+    folder.mkdir()
+    started = time.monotonic()
+    result = _watching_ticker(folder, model_store, watch_seconds=1.5).tick()
+    assert not result.run_requests and result.skip_reason
+    assert time.monotonic() - started >= 1.5 - sensors.POLL_SECONDS
