@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import threading
 from pathlib import Path
 
 from dagster import DagsterEventType, DagsterRun, DefaultRunLauncher, Field
 from dagster._core.launcher.base import CheckRunHealthResult, LaunchRunContext, WorkerStatus
+
+from affluent_assets.spare_worker import SpareWorkers
 
 # The tag on a run handed to a spare worker: its termination is a signal to its process, not a
 # request to the code server.
@@ -113,63 +112,6 @@ class LocalRunLauncher(DefaultRunLauncher):
             if data is not None and data.metadata.get("pid") is not None:
                 return int(data.metadata["pid"].value), record.event_log_entry.timestamp
         return None
-
-
-class SpareWorkers:
-    """At most one spare run worker per code location (its Python and its code pointer), and the
-    workers handed runs, kept until they end so they are reaped."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._idle: dict[tuple[str, str], subprocess.Popen] = {}
-        self._running: list[subprocess.Popen] = []
-
-    def hand_over(self, instance, run: DagsterRun) -> bool:
-        """Give `run` to the spare for its code location, if one is alive, and start the next
-        spare; False when the run must start the usual way."""
-        from dagster._grpc.types import ExecuteRunArgs
-        from dagster._serdes import serialize_value
-
-        origin = run.job_code_origin
-        if origin is None:
-            return False
-        repository = origin.repository_origin
-        key = (repository.executable_path, serialize_value(repository.code_pointer))
-        with self._lock:
-            self.reap()
-            spare = self._idle.pop(key, None)
-            self._idle[key] = _start_spare(*key)
-            if spare is None or spare.poll() is not None:
-                return False
-            args = ExecuteRunArgs(
-                job_origin=origin, run_id=run.run_id, instance_ref=instance.get_ref()
-            )
-            try:
-                spare.stdin.write(serialize_value(args) + "\n")
-                spare.stdin.close()
-            except OSError:  # the spare ended before it was given a run
-                return False
-            self._running.append(spare)
-            return True
-
-    def reap(self) -> None:
-        self._running = [p for p in self._running if p.poll() is None]
-
-    def close(self) -> None:
-        with self._lock:
-            for spare in self._idle.values():
-                spare.kill()
-                spare.wait()
-            self._idle.clear()
-
-
-def _start_spare(executable: str, pointer: str) -> subprocess.Popen:
-    """A process that loads the code location now and runs the run it is later given."""
-    return subprocess.Popen(
-        [executable or sys.executable, "-m", "affluent_assets.spare_worker", pointer],
-        stdin=subprocess.PIPE,
-        text=True,
-    )
 
 
 def worker_alive(pid: int, recorded_at: float) -> bool:

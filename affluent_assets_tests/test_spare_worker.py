@@ -166,3 +166,15 @@ def test_without_a_spare_a_launch_goes_to_the_code_server(stores, tmp_path):
     with pytest.raises(dg.DagsterInvariantViolationError, match="requires a workspace"):
         off.launch_run(LaunchRunContext(dagster_run=run, workspace=None))
     assert SPARE_WORKER_TAG not in instance.get_run_by_id(run.run_id).tags
+
+
+def test_a_burst_never_has_more_than_one_spare_loading(stores, tmp_path):
+    """A run given to a spare still loading the code does not start another spare: on two
+    cores, a burst would otherwise load the code three times at once."""
+    instance, code = stores
+    spares = instance.run_launcher.spares
+    runs = [_run(instance, code, tmp_path / f"{i}.txt") for i in range(3)]
+    assert not spares.hand_over(instance, runs[0])  # starts the first spare
+    assert spares.hand_over(instance, runs[1])  # given to it while it loads: no new spare
+    assert not spares.hand_over(instance, runs[2])  # so this one starts the usual way
+    assert _wait(instance, runs[1].run_id, _finished).status == dg.DagsterRunStatus.SUCCESS
