@@ -25,9 +25,9 @@ from dagster._core.launcher.base import CheckRunHealthResult, LaunchRunContext, 
 
 from affluent_assets.spare_worker import SpareWorkers
 
-# The tag on a run handed to a spare worker: its termination is a signal to its process, not a
-# request to the code server.
-SPARE_WORKER_TAG = "affluent/run_worker"
+# Which process runs a run: "spare" (terminated by a signal to its process) or "code server"
+# (the process the code server starts, terminated by asking the code server).
+RUN_WORKER_TAG = "affluent/run_worker"
 
 # A process may start a little after the event naming it is stored; a process that started
 # later than this after the event is another process that reused the id.
@@ -60,17 +60,24 @@ class LocalRunLauncher(DefaultRunLauncher):
 
     def launch_run(self, context: LaunchRunContext) -> None:
         run = context.dagster_run
-        if self._spare_worker and self.spares.hand_over(self._instance, run):
-            self._instance.add_run_tags(run.run_id, {SPARE_WORKER_TAG: "spare"})
-            self._run_ids.add(run.run_id)
-            return
+        spare = self.spares.take(run) if self._spare_worker else None
+        # Tagged before it starts, as Dagster's launcher tags a run with its code server: the
+        # tag says how the run is terminated.
+        self._instance.add_run_tags(
+            run.run_id, {RUN_WORKER_TAG: "spare" if spare else "code server"}
+        )
+        if spare is not None:
+            if self.spares.give(spare, self._instance, run):
+                self._run_ids.add(run.run_id)
+                return
+            self._instance.add_run_tags(run.run_id, {RUN_WORKER_TAG: "code server"})
         super().launch_run(context)
 
     def terminate(self, run_id: str) -> bool:
         """A spare worker's run is interrupted as the code server would interrupt its own run
         process: SIGINT, which Dagster turns into the run's cancellation."""
         run = self._instance.get_run_by_id(run_id)
-        if run is None or run.is_finished or SPARE_WORKER_TAG not in run.tags:
+        if run is None or run.is_finished or run.tags.get(RUN_WORKER_TAG) != "spare":
             return super().terminate(run_id)
         self._instance.report_run_canceling(run)
         started = self._worker_start(run)
@@ -115,20 +122,29 @@ class LocalRunLauncher(DefaultRunLauncher):
 
 
 def worker_alive(pid: int, recorded_at: float) -> bool:
-    """Whether process `pid` exists and is the one recorded at `recorded_at` (not a later
-    process that reused the id)."""
+    """Whether process `pid` exists, is the one recorded at `recorded_at` (not a later
+    process that reused the id) and has not ended (a zombie not yet waited for)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         pass  # exists, owned by another user
-    started = process_start_time(pid)
-    return started is None or started <= recorded_at + _START_SLACK_SECONDS
+    stat = _process_stat(pid)
+    if stat is None:
+        return True  # no /proc to read: it exists, which is all that can be told
+    state, started = stat
+    return state != "Z" and started <= recorded_at + _START_SLACK_SECONDS
 
 
 def process_start_time(pid: int) -> float | None:
     """Unix time the process started (Linux /proc); None where that cannot be read."""
+    stat = _process_stat(pid)
+    return None if stat is None else stat[1]
+
+
+def _process_stat(pid: int) -> tuple[str, float] | None:
+    """The process's state letter and start time (Unix) from Linux /proc."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
         boot = next(
@@ -138,9 +154,9 @@ def process_start_time(pid: int) -> float | None:
         )
     except (OSError, StopIteration, ValueError):
         return None
-    # Field 22 (starttime, clock ticks after boot) counted after the command name's ")".
-    ticks = int(stat.rsplit(")", 1)[1].split()[19])
-    return boot + ticks / os.sysconf("SC_CLK_TCK")
+    # After the command name's ")": field 3 (state), ..., field 22 (starttime, clock ticks).
+    fields = stat.rsplit(")", 1)[1].split()
+    return fields[0], boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
 
 
 def current_instance():

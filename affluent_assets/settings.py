@@ -76,8 +76,8 @@ def monitoring_tick_seconds() -> int:
 def landing_watch_seconds() -> float:
     """How long a landing sensor tick with no file ready keeps watching the folder
     (AFFLUENT_LANDING_WATCH_SECONDS, 4 s: Dagster's daemon starts a tick every 5 s at most;
-    0 looks once per tick)."""
-    return float(os.environ.get("AFFLUENT_LANDING_WATCH_SECONDS") or 4)
+    0 looks once per tick). At most 30 s, well within the daemon's 60 s wait for a tick."""
+    return min(30.0, float(os.environ.get("AFFLUENT_LANDING_WATCH_SECONDS") or 4))
 
 
 def landing_group_files() -> int:

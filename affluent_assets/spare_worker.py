@@ -20,10 +20,12 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import signal
 import subprocess
 import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,6 +41,7 @@ class Spare:
 
     process: subprocess.Popen
     loaded_fd: int
+    _loaded: bool = False
 
     @classmethod
     def start(cls, executable: str, pointer: str) -> Spare:
@@ -58,8 +61,13 @@ class Spare:
         return cls(process, read_fd)
 
     def loaded(self) -> bool:
-        readable, _, _ = select.select([self.loaded_fd], [], [], 0)
-        return bool(readable)
+        """Whether it has loaded the code (a spare that failed to, or died, never says so)."""
+        if not self._loaded:
+            poller = select.poll()  # not select.select: a launcher's fds may pass 1024
+            poller.register(self.loaded_fd, select.POLLIN)
+            if poller.poll(0):
+                self._loaded = os.read(self.loaded_fd, 1) == b"1"
+        return self._loaded
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -71,6 +79,7 @@ class Spare:
             self.process.stdin.write(serialized_args + "\n")
             self.process.stdin.close()
         except OSError:
+            self.process.wait()
             return False
         return True
 
@@ -89,34 +98,53 @@ class SpareWorkers:
         self._idle: dict[tuple[str, str], Spare] = {}
         self._running: list[subprocess.Popen] = []
 
-    def hand_over(self, instance: DagsterInstance, run: DagsterRun) -> bool:
-        """Give `run` to the spare for its code location if one is alive; False when the run
-        must start the usual way. The next spare is started unless the one given the run was
-        still loading: a burst of runs then has at most two processes loading the code at once
-        (that spare and the usual way's), not one more on two cores."""
-        from dagster._grpc.types import ExecuteRunArgs
+    def take(self, run: DagsterRun) -> Spare | None:
+        """The live spare for `run`'s code location (None: the run starts the usual way). The
+        next spare is started unless the one taken was still loading: a burst of runs then has
+        at most two processes loading the code at once (that spare and the usual way's), not
+        one more on two cores."""
         from dagster._serdes import serialize_value
 
-        origin = run.job_code_origin
-        if origin is None:
-            return False
-        repository = origin.repository_origin
+        if run.job_code_origin is None:
+            return None
+        repository = run.job_code_origin.repository_origin
         key = (repository.executable_path, serialize_value(repository.code_pointer))
-        args = ExecuteRunArgs(job_origin=origin, run_id=run.run_id, instance_ref=instance.get_ref())
         with self._lock:
-            self.reap()
+            self._reap()
             spare = self._idle.pop(key, None)
             if spare is not None and not spare.alive():
                 spare.stop()
                 spare = None
             if spare is None or spare.loaded():
-                self._idle[key] = Spare.start(*key)
-            if spare is None or not spare.hand(serialize_value(args)):
-                return False
+                with contextlib.suppress(OSError):  # no process to be had: the usual way
+                    self._idle[key] = Spare.start(*key)
+            return spare
+
+    def give(self, spare: Spare, instance: DagsterInstance, run: DagsterRun) -> bool:
+        """Hand `run` to `spare` (taken for it); False when it ended before it took the run."""
+        from dagster._grpc.types import ExecuteRunArgs
+        from dagster._serdes import serialize_value
+
+        args = ExecuteRunArgs(
+            job_origin=run.job_code_origin, run_id=run.run_id, instance_ref=instance.get_ref()
+        )
+        if not spare.hand(serialize_value(args)):
+            return False
+        with self._lock:
             self._running.append(spare.process)
-            return True
+        return True
+
+    def idle(self) -> list[Spare]:
+        with self._lock:
+            return list(self._idle.values())
 
     def reap(self) -> None:
+        """Wait for the processes handed runs that have ended, so none is left a zombie (whose
+        pid would still look alive)."""
+        with self._lock:
+            self._reap()
+
+    def _reap(self) -> None:
         self._running = [p for p in self._running if p.poll() is None]
 
     def close(self) -> None:
@@ -126,19 +154,32 @@ class SpareWorkers:
             self._idle.clear()
 
 
+def _is_code(path: Path) -> bool:
+    """Not a compiled cache written at run time inside a package (bytecode, numba's index)."""
+    return (
+        path.is_file()
+        and "__pycache__" not in path.parts
+        and not path.name.endswith((".pyc", ".nbi", ".nbc"))
+    )
+
+
 def user_code_files() -> list[str]:
-    """The source files of the modules loaded so far that are neither Python's nor an
-    installed package's: the code location's own."""
+    """Every file of the packages (and single-file modules) loaded so far that are neither
+    Python's nor installed: the code location's own, with the SQL or templates they read when
+    imported."""
     installed = {Path(p).resolve() for p in {sys.prefix, sys.base_prefix, sys.exec_prefix}}
-    files = []
-    for module in list(sys.modules.values()):
-        name = getattr(module, "__file__", None)
-        if not name or not name.endswith(".py"):
+    roots = set()
+    for name, module in list(sys.modules.items()):
+        top = sys.modules.get(name.split(".")[0], module)
+        path = getattr(top, "__file__", None) or getattr(module, "__file__", None)
+        if not path or not path.endswith(".py"):
             continue
-        path = Path(name).resolve()
-        if not any(path.is_relative_to(root) for root in installed):
-            files.append(str(path))
-    return files
+        path = Path(path).resolve()
+        if any(path.is_relative_to(root) for root in installed):
+            continue
+        roots.add(path.parent if path.name == "__init__.py" else path)
+    files = (p for root in roots for p in ([root] if root.is_file() else root.rglob("*")))
+    return [str(path) for path in files if _is_code(path)]
 
 
 def changed_files(files: list[str], since_ns: int) -> list[str]:
@@ -161,30 +202,64 @@ def _execute_run(serialized_args: str) -> None:
     api_cli.main(["execute_run", serialized_args], prog_name="dagster api")
 
 
-def main(argv: list[str]) -> int:
-    """argv: the code pointer (serialized) and the pipe to write one byte to once loaded."""
-    started_ns = time.time_ns()
-    from dagster._cli.api import api_cli  # noqa: F401  (Dagster's run-worker code, loaded now)
-    from dagster._core.code_pointer import CodePointer
-    from dagster._serdes import deserialize_value
+def _execute_run_afresh(serialized_args: str) -> None:
+    """The same in a new program in this process (same pid): code loaded from the files now."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # an ignored SIGINT would survive exec
+    os.execv(
+        sys.executable,
+        [sys.executable, "-m", "dagster", "api", "execute_run", serialized_args],
+    )
 
-    deserialize_value(argv[0], CodePointer).load_target()
-    loaded = user_code_files()
-    with contextlib.suppress(BrokenPipeError):  # given its run while it loaded: nobody asks
-        os.write(int(argv[1]), b"1")
+
+def _load(pointer: str) -> list[str] | None:
+    """Load Dagster's run-worker code and the code location; the files to watch for change,
+    or None when the code location does not load (its traceback goes to standard error)."""
+    try:
+        from dagster._cli.api import api_cli  # noqa: F401  (Dagster's run-worker code)
+        from dagster._core.code_pointer import CodePointer
+        from dagster._serdes import deserialize_value
+
+        deserialize_value(pointer, CodePointer).load_target()
+        return user_code_files()
+    except Exception:
+        traceback.print_exc()
+        return None
+
+
+def main(argv: list[str]) -> int:
+    """argv: the code pointer (serialized) and the pipe to write one byte to once loaded.
+
+    Until it has a run, a spare ignores SIGINT: Ctrl-C in a terminal reaches the whole process
+    group, and a spare without a run ends by itself when its launcher does (end of input)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    started_ns = time.time_ns()
+    loaded = _load(argv[0])
+    if loaded is not None:
+        with contextlib.suppress(BrokenPipeError):  # given its run while it loaded: nobody asks
+            os.write(int(argv[1]), b"1")
     os.close(int(argv[1]))
     line = sys.stdin.readline().strip()
     if not line:
         return 0  # the launcher stopped before it had a run for this spare
-    changed = changed_files(loaded, started_ns)
-    if changed:
+    if loaded is None:
+        # A fresh worker loads the code again and, if it still fails, records why in the run.
         print(
-            f"spare run worker {os.getpid()}: {len(changed)} source file(s) changed since it "
-            f"loaded them ({changed[0]}); running the run in a fresh process",
+            f"spare run worker {os.getpid()}: the code location did not load; running the "
+            "run in a fresh process",
             file=sys.stderr,
             flush=True,
         )
-        os.execv(sys.executable, [sys.executable, "-m", "dagster", "api", "execute_run", line])
+        _execute_run_afresh(line)
+    changed = changed_files(loaded, started_ns)
+    if changed:
+        print(
+            f"spare run worker {os.getpid()}: {len(changed)} file(s) of the code changed since "
+            f"it loaded them ({changed[0]}); running the run in a fresh process",
+            file=sys.stderr,
+            flush=True,
+        )
+        _execute_run_afresh(line)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     _execute_run(line)
     return 0
 

@@ -50,9 +50,18 @@ def test_a_run_worker_is_alive_only_while_its_own_process_runs():
     assert not worker_alive(finished.pid, now)
     # A live process that started after the run recorded its pid reused that pid: not the worker.
     assert not worker_alive(os.getpid(), process_start_time(os.getpid()) - 60)
+    # A process that has ended but was not waited for yet (a zombie) is not alive either.
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    while Path(f"/proc/{ended.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        time.sleep(0.05)
+    assert not worker_alive(ended.pid, now)
+    ended.wait()
 
 
 def test_instance_keeps_a_spare_run_worker(tmp_path):
     shutil.copy(SETTINGS, tmp_path / "dagster.yaml")
     launcher = dg.DagsterInstance.from_config(str(tmp_path)).run_launcher
     assert launcher.inst_data.config_dict == {"spare_worker": True}
+    assert launcher._spare_worker
+    sensors = dg.DagsterInstance.from_config(str(tmp_path)).get_settings("sensors")
+    assert sensors["use_threads"]  # the landing sensor's watch holds up no other sensor

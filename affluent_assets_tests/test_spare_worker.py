@@ -13,7 +13,7 @@ import pytest
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 from dagster._core.launcher.base import LaunchRunContext, WorkerStatus
 
-from affluent_assets.instance import SPARE_WORKER_TAG, LocalRunLauncher
+from affluent_assets.instance import RUN_WORKER_TAG, LocalRunLauncher
 
 LAUNCHER = {"module": "affluent_assets.instance", "class": "LocalRunLauncher"}
 
@@ -89,6 +89,15 @@ def _launch(instance, run: dg.DagsterRun) -> None:
     instance.run_launcher.launch_run(LaunchRunContext(dagster_run=run, workspace=None))
 
 
+def _start_spare(launcher, run) -> None:
+    """Start the spare for the code location and wait until it has loaded the code."""
+    assert launcher.spares.take(run) is None  # none yet: this starts one
+    deadline = time.monotonic() + 60
+    while not all(spare.loaded() for spare in launcher.spares.idle()):
+        assert time.monotonic() < deadline, "the spare did not load the code"
+        time.sleep(0.1)
+
+
 def _finished(run) -> bool:
     return run.is_finished
 
@@ -102,34 +111,34 @@ def test_the_first_run_starts_the_usual_way_and_the_next_on_the_spare(stores, tm
     launcher = instance.run_launcher
     assert isinstance(launcher, LocalRunLauncher)
     first = _run(instance, code, tmp_path / "first.txt")
-    assert not launcher.spares.hand_over(instance, first)  # no spare yet: one is started
+    assert not launcher.spares.take(first)  # no spare yet: one is started
     second = _run(instance, code, tmp_path / "second.txt")
     _launch(instance, second)
     run = _wait(instance, second.run_id, _finished)
     assert run.status == dg.DagsterRunStatus.SUCCESS
-    assert run.tags[SPARE_WORKER_TAG] == "spare"
+    assert run.tags[RUN_WORKER_TAG] == "spare"
     value, pid = (tmp_path / "second.txt").read_text().split()
     assert value == "1" and int(pid) != os.getpid()
     assert launcher._worker_start(run)[0] == int(pid)  # run monitoring sees the worker
 
 
-def test_a_spare_started_before_a_code_change_runs_the_new_code(stores, tmp_path):
+def test_a_spare_started_before_a_code_change_runs_the_new_code(stores, tmp_path, capfd):
     instance, code = stores
     launcher = instance.run_launcher
-    launcher.spares.hand_over(instance, _run(instance, code, tmp_path / "unused.txt"))
-    time.sleep(3)  # the spare has begun loading the code as it was
+    _start_spare(launcher, _run(instance, code, tmp_path / "unused.txt"))
     _write_code(code, 2)
     changed = _run(instance, code, tmp_path / "changed.txt")
     _launch(instance, changed)
     run = _wait(instance, changed.run_id, _finished)
     assert run.status == dg.DagsterRunStatus.SUCCESS
     assert (tmp_path / "changed.txt").read_text().split()[0] == "2"
+    assert "spare_code.py); running the run in a fresh process" in capfd.readouterr().err
 
 
 def test_a_run_on_a_spare_is_terminated_by_its_process(stores, tmp_path):
     instance, code = stores
     launcher = instance.run_launcher
-    launcher.spares.hand_over(instance, _run(instance, code, tmp_path / "unused.txt"))
+    _start_spare(launcher, _run(instance, code, tmp_path / "unused.txt"))
     slow = _run(instance, code, tmp_path / "slow.txt", sleep=120)
     _launch(instance, slow)
     _wait(instance, slow.run_id, lambda run: run.status == dg.DagsterRunStatus.STARTED)
@@ -143,7 +152,7 @@ def test_a_run_on_a_spare_is_terminated_by_its_process(stores, tmp_path):
 def test_a_spare_run_whose_process_died_is_reported_gone(stores, tmp_path):
     instance, code = stores
     launcher = instance.run_launcher
-    launcher.spares.hand_over(instance, _run(instance, code, tmp_path / "unused.txt"))
+    _start_spare(launcher, _run(instance, code, tmp_path / "unused.txt"))
     slow = _run(instance, code, tmp_path / "slow.txt", sleep=120)
     _launch(instance, slow)
     run = _wait(instance, slow.run_id, _worker_recorded(instance))
@@ -165,7 +174,7 @@ def test_without_a_spare_a_launch_goes_to_the_code_server(stores, tmp_path):
     # No code server in this context: the usual launch is the one that was tried.
     with pytest.raises(dg.DagsterInvariantViolationError, match="requires a workspace"):
         off.launch_run(LaunchRunContext(dagster_run=run, workspace=None))
-    assert SPARE_WORKER_TAG not in instance.get_run_by_id(run.run_id).tags
+    assert instance.get_run_by_id(run.run_id).tags[RUN_WORKER_TAG] == "code server"
 
 
 def test_a_burst_never_has_more_than_one_spare_loading(stores, tmp_path):
@@ -174,7 +183,24 @@ def test_a_burst_never_has_more_than_one_spare_loading(stores, tmp_path):
     instance, code = stores
     spares = instance.run_launcher.spares
     runs = [_run(instance, code, tmp_path / f"{i}.txt") for i in range(3)]
-    assert not spares.hand_over(instance, runs[0])  # starts the first spare
-    assert spares.hand_over(instance, runs[1])  # given to it while it loads: no new spare
-    assert not spares.hand_over(instance, runs[2])  # so this one starts the usual way
+    assert spares.take(runs[0]) is None  # starts the first spare
+    loading = spares.take(runs[1])
+    assert loading is not None and not loading.loaded()
+    assert spares.idle() == []  # no second spare while that one loads
+    assert spares.give(loading, instance, runs[1])
+    assert spares.take(runs[2]) is None  # so this one starts the usual way
     assert _wait(instance, runs[1].run_id, _finished).status == dg.DagsterRunStatus.SUCCESS
+
+
+def test_a_code_location_that_does_not_load_fails_its_run_not_hangs_it(stores, tmp_path):
+    """A spare that cannot load the code hands its run to a fresh run worker, which records
+    why the run failed, instead of leaving it STARTING until run monitoring's timeout."""
+    instance, code = stores
+    launcher = instance.run_launcher
+    runs = [_run(instance, code, tmp_path / f"{i}.txt") for i in range(2)]
+    (code / "spare_code.py").write_text("import dagster as dg\n\nthis is not Python\n")
+    assert launcher.spares.take(runs[0]) is None  # starts a spare on the broken code
+    _launch(instance, runs[1])
+    run = _wait(instance, runs[1].run_id, _finished)
+    assert run.status == dg.DagsterRunStatus.FAILURE
+    assert not (tmp_path / "1.txt").exists()

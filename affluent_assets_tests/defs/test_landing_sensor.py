@@ -384,3 +384,25 @@ def test_a_tick_with_nothing_ready_watches_for_its_window_then_skips(tmp_path, m
     result = _watching_ticker(folder, model_store, watch_seconds=1.5).tick()
     assert not result.run_requests and result.skip_reason
     assert time.monotonic() - started >= 1.5 - sensors.POLL_SECONDS
+
+
+def test_a_file_changed_during_a_watch_is_not_confirmed_by_the_next_tick(tmp_path, model_store):
+    """The next tick confirms a file unchanged against what a tick saw when it began: one
+    written to while the tick watched is new to the next tick, which waits again (had the last
+    look counted, it would be requested after being still for a moment only)."""
+    folder = tmp_path / "landing"
+    folder.mkdir()
+    path = folder / "etb.csv"
+    path.write_bytes(b"C_ID\n1\n")
+    writer = threading.Timer(0.3, lambda: path.write_bytes(b"C_ID\n1\n2\n"))
+    writer.start()
+    ticker = _watching_ticker(folder, model_store, watch_seconds=1.5)
+    try:
+        assert not ticker.tick().run_requests  # written 0.3 s in: not quiet for 2 s yet
+    finally:
+        writer.join()
+    ticker.sensor = build_landing_sensor(
+        name="test_landing_sensor", landing_dir=str(folder), watch_seconds=0
+    )
+    result = ticker.tick()
+    assert not result.run_requests and "settling" in result.skip_reason.skip_message

@@ -11,6 +11,7 @@ the same result that requests its run.
 import hashlib
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import dagster as dg
 from dagster._core.storage.tags import (
@@ -72,12 +73,22 @@ def watch_folder(
     since the last tick" keeps its meaning) and the time now (so a file that has stopped
     changing for TICK_SECONDS becomes ready within the watch)."""
     deadline = time.monotonic() + watch_seconds
+    first = None
     while True:
         quiet_since = clock() - TICK_SECONDS * 1_000_000_000
         plan = landing.plan_tick(cursor, landing.scan_landing(folder), quiet_since)
+        first = first or plan
         if plan.ready or time.monotonic() + POLL_SECONDS > deadline:
-            return plan
+            break
         time.sleep(POLL_SECONDS)
+    if plan is not first:
+        # The next tick confirms a file as unchanged against what this tick saw when it began,
+        # a whole tick before, not against its last look a moment before: a file that changed
+        # during the watch is seen as new by the next tick.
+        pending = plan.cursor.pending
+        kept = {n: s for n, s in pending.items() if first.cursor.pending.get(n) == s}
+        plan = replace(plan, cursor=replace(plan.cursor, pending=kept))
+    return plan
 
 
 def build_landing_sensor(
