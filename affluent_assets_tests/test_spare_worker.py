@@ -135,14 +135,19 @@ def test_a_spare_started_before_a_code_change_runs_the_new_code(stores, tmp_path
     assert "spare_code.py); running the run in a fresh process" in capfd.readouterr().err
 
 
-def test_a_run_on_a_spare_is_terminated_by_its_process(stores, tmp_path):
-    instance, code = stores
-    launcher = instance.run_launcher
-    _start_spare(launcher, _run(instance, code, tmp_path / "unused.txt"))
+def _slow_run_on_a_spare(instance, code: Path, tmp_path: Path) -> dg.DagsterRun:
+    """A run of two minutes, on a spare, once it has started and recorded its process."""
+    _start_spare(instance.run_launcher, _run(instance, code, tmp_path / "unused.txt"))
     slow = _run(instance, code, tmp_path / "slow.txt", sleep=120)
     _launch(instance, slow)
     _wait(instance, slow.run_id, lambda run: run.status == dg.DagsterRunStatus.STARTED)
-    _wait(instance, slow.run_id, _worker_recorded(instance))
+    return _wait(instance, slow.run_id, _worker_recorded(instance))
+
+
+def test_a_run_on_a_spare_is_terminated_by_its_process(stores, tmp_path):
+    instance, code = stores
+    launcher = instance.run_launcher
+    slow = _slow_run_on_a_spare(instance, code, tmp_path)
     assert launcher.terminate(slow.run_id)
     run = _wait(instance, slow.run_id, _finished, timeout=60)
     assert run.status == dg.DagsterRunStatus.CANCELED
@@ -152,10 +157,7 @@ def test_a_run_on_a_spare_is_terminated_by_its_process(stores, tmp_path):
 def test_a_spare_run_whose_process_died_is_reported_gone(stores, tmp_path):
     instance, code = stores
     launcher = instance.run_launcher
-    _start_spare(launcher, _run(instance, code, tmp_path / "unused.txt"))
-    slow = _run(instance, code, tmp_path / "slow.txt", sleep=120)
-    _launch(instance, slow)
-    run = _wait(instance, slow.run_id, _worker_recorded(instance))
+    run = _slow_run_on_a_spare(instance, code, tmp_path)
     pid, _ = launcher._worker_start(run)
     assert launcher.check_run_worker_health(run).status == WorkerStatus.RUNNING
     os.kill(pid, signal.SIGKILL)
