@@ -241,20 +241,17 @@ def main(argv: list[str]) -> int:
     line = sys.stdin.readline().strip()
     if not line:
         return 0  # the launcher stopped before it had a run for this spare
-    if loaded is None:
-        # A fresh worker loads the code again and, if it still fails, records why in the run.
-        print(
-            f"spare run worker {os.getpid()}: the code location did not load; running the "
-            "run in a fresh process",
-            file=sys.stderr,
-            flush=True,
+    # Code that did not load is loaded again by a fresh worker (which, if it still fails, records
+    # why in the run); code changed since it was loaded is loaded as it is now.
+    changed = [] if loaded is None else changed_files(loaded, started_ns)
+    if loaded is None or changed:
+        why = (
+            "the code location did not load"
+            if loaded is None
+            else f"{len(changed)} file(s) of the code changed since it loaded them ({changed[0]})"
         )
-        _execute_run_afresh(line)
-    changed = changed_files(loaded, started_ns)
-    if changed:
         print(
-            f"spare run worker {os.getpid()}: {len(changed)} file(s) of the code changed since "
-            f"it loaded them ({changed[0]}); running the run in a fresh process",
+            f"spare run worker {os.getpid()}: {why}; running the run in a fresh process",
             file=sys.stderr,
             flush=True,
         )
